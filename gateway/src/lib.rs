@@ -1,0 +1,1 @@
+//! sidestream gateway (being built).
