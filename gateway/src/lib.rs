@@ -1,1 +1,32 @@
-//! sidestream gateway (being built).
+//! sidestream's gateway: the long-lived half of the app.
+//!
+//! It holds the WebSockets Spin cannot (`/ws`: echo plus random-timed pushes), answers its own
+//! `/livez`, `/readyz` and `/metrics`, and sends every other request to the Spin component, either
+//! in-process through an embedded wasmtime host (`--component`, the local default) or to a Spin
+//! runtime beside it (`--upstream`, in Kubernetes).
+//!
+//! Run it: `make run`, or `cargo run --release -p sidestream-gateway -- --help`.
+
+pub mod backend;
+pub mod body;
+pub mod config;
+#[cfg(feature = "wasm-host")]
+pub mod host;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod shutdown;
+pub mod ws;
+
+use std::future::Future;
+
+pub use config::Config;
+pub use server::Gateway;
+
+/// Binds, serves, and drains when `shutdown` completes. Tests pass any future as the trigger;
+/// the binary passes [`shutdown::signal`].
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    Gateway::bind(config).await?.serve(shutdown).await
+}

@@ -1,0 +1,260 @@
+//! Command-line and environment configuration: one struct, validated before anything binds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use http::Uri;
+
+/// The conventional path of the release component, relative to the repository root. Used when
+/// neither `--component` nor `--upstream` is given.
+pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/release/sidestream_component.wasm";
+
+/// sidestream's gateway: WebSockets on `/ws`, health and metrics, and the front door to the Spin
+/// component (embedded, or a Spin runtime upstream).
+#[derive(Clone, Debug, Parser)]
+#[command(name = "sidestream-gateway", version, about, max_term_width = 100)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(long, env = "SIDESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Serve the component in-process from this .wasm file (embedded wasmtime host). Without it and
+    /// without --upstream, the release build's conventional path is used.
+    #[arg(long, env = "SIDESTREAM_COMPONENT", conflicts_with = "upstream")]
+    pub component: Option<PathBuf>,
+
+    /// Proxy every non-gateway path to this Spin runtime (for example http://127.0.0.1:80 in the pod).
+    #[arg(long, env = "SIDESTREAM_UPSTREAM", value_parser = parse_upstream)]
+    pub upstream: Option<Uri>,
+
+    /// How long an upstream request may take before the client gets 504.
+    #[arg(long, env = "SIDESTREAM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Shortest delay between two pushes on a connection.
+    #[arg(long, env = "SIDESTREAM_PUSH_MIN", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub push_min: Duration,
+
+    /// Longest delay between two pushes on a connection (0 together with --push-min 0: no pushes).
+    #[arg(long, env = "SIDESTREAM_PUSH_MAX", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub push_max: Duration,
+
+    /// Turn random pushes off: /ws only echoes.
+    #[arg(long, env = "SIDESTREAM_NO_PUSH")]
+    pub no_push: bool,
+
+    /// Seed for the push schedules, for reproducible runs (each connection derives its own stream).
+    #[arg(long, env = "SIDESTREAM_SEED")]
+    pub seed: Option<u64>,
+
+    /// Interval between keepalive Pings on each WebSocket.
+    #[arg(long, env = "SIDESTREAM_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Close a WebSocket after this long without any frame from the client.
+    #[arg(long, env = "SIDESTREAM_IDLE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest WebSocket message accepted, in bytes (larger: close 1009).
+    #[arg(long, env = "SIDESTREAM_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+
+    /// Most WebSockets open at once; beyond it upgrades get 503 with Retry-After.
+    #[arg(long, env = "SIDESTREAM_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Origin allowed to open WebSockets besides the request's own host (repeatable; `*` allows any).
+    #[arg(long = "allowed-origin", env = "SIDESTREAM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// On SIGTERM, how long to wait for WebSockets to close before exiting (keep it below the pod's
+    /// terminationGracePeriodSeconds).
+    #[arg(long, env = "SIDESTREAM_DRAIN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How long a client may take to send a complete request head.
+    #[arg(long, env = "SIDESTREAM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Memory cap of one component instance (embedded host), in MiB.
+    #[arg(long, env = "SIDESTREAM_COMPONENT_MEMORY_MIB", default_value_t = 64)]
+    pub component_memory_mib: u64,
+
+    /// Deadline of one component request (embedded host); past it the client gets 504.
+    #[arg(long, env = "SIDESTREAM_COMPONENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub component_timeout: Duration,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where requests for the component go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded wasmtime host, loading this file.
+    Component(PathBuf),
+    /// A Spin runtime over HTTP.
+    Upstream(Uri),
+}
+
+impl Config {
+    /// Checks what clap cannot: relations between values. Runs before any port is bound.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.push_min > self.push_max {
+            bail!(
+                "--push-min ({}) must not exceed --push-max ({})",
+                humantime::format_duration(self.push_min),
+                humantime::format_duration(self.push_max)
+            );
+        }
+        if self.max_message_size < 125 {
+            bail!("--max-message-size must be at least 125 bytes (the largest control frame)");
+        }
+        if self.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        for (flag, value) in [
+            ("--ping-interval", self.ping_interval),
+            ("--idle-timeout", self.idle_timeout),
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--upstream-timeout", self.upstream_timeout),
+            ("--component-timeout", self.component_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("{flag} must be longer than 0");
+            }
+        }
+        if self.component_memory_mib == 0 || self.component_memory_mib > 4096 {
+            bail!("--component-memory-mib must be between 1 and 4096");
+        }
+        for origin in &self.allowed_origins {
+            if origin != "*" && crate::ws::handshake::parse_origin(origin).is_none() {
+                bail!("--allowed-origin {origin:?} is not an origin like https://example.com");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether connections get random pushes at all.
+    pub fn pushes_enabled(&self) -> bool {
+        !self.no_push && !self.push_max.is_zero()
+    }
+
+    /// Which backend serves the component's paths. Fails with a one-line reason when the choice
+    /// cannot work (no component built, or a build without the embedded host).
+    pub fn backend(&self) -> anyhow::Result<Backend> {
+        if let Some(upstream) = &self.upstream {
+            return Ok(Backend::Upstream(upstream.clone()));
+        }
+        if !cfg!(feature = "wasm-host") {
+            bail!(
+                "this build has no embedded wasm host (built without the `wasm-host` feature): pass --upstream URL"
+            );
+        }
+        match &self.component {
+            Some(path) if path.is_file() => Ok(Backend::Component(path.clone())),
+            Some(path) => bail!("--component {}: no such file", path.display()),
+            None if std::path::Path::new(DEFAULT_COMPONENT).is_file() => {
+                Ok(Backend::Component(DEFAULT_COMPONENT.into()))
+            }
+            None => bail!(
+                "no component at {DEFAULT_COMPONENT}: build it with `make component` (or `cargo build -p \
+                 sidestream-component --target wasm32-wasip2 --release`), or pass --component PATH or --upstream URL"
+            ),
+        }
+    }
+}
+
+/// Accepts `http://host[:port]` with nothing after the authority but an optional `/`.
+fn parse_upstream(value: &str) -> anyhow::Result<Uri> {
+    let uri: Uri = value.parse().with_context(|| format!("{value:?} is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("only http:// upstreams are supported (the Spin runtime sits in the same pod)");
+    }
+    if uri.authority().is_none() {
+        bail!("the upstream URL needs a host");
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        bail!("the upstream URL must not have a path or query");
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Config> {
+        let config =
+            Config::try_parse_from(std::iter::once("sidestream-gateway").chain(args.iter().copied()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.push_min, Duration::from_millis(500));
+        assert_eq!(c.push_max, Duration::from_secs(3));
+        assert_eq!(c.ping_interval, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.max_message_size, 65536);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.drain_timeout, Duration::from_secs(25));
+        assert!(c.pushes_enabled());
+    }
+
+    #[test]
+    fn pushes_turn_off_two_ways() {
+        assert!(!parse(&["--no-push"]).unwrap().pushes_enabled());
+        assert!(!parse(&["--push-min", "0", "--push-max", "0"]).unwrap().pushes_enabled());
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_a_reason() {
+        let err = parse(&["--push-min", "5s", "--push-max", "1s"]).unwrap_err().to_string();
+        assert!(err.contains("--push-min"), "{err}");
+        assert!(parse(&["--listen", "nope"]).is_err());
+        assert!(parse(&["--push-min", "soon"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--idle-timeout", "0"]).is_err());
+        assert!(parse(&["--upstream", "ftp://x"]).is_err());
+        assert!(parse(&["--upstream", "http://x/path"]).is_err());
+        assert!(parse(&["--allowed-origin", "not an origin"]).is_err());
+        assert!(parse(&["--component", "a.wasm", "--upstream", "http://127.0.0.1:1"]).is_err());
+        assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn upstream_and_origins_parse() {
+        let c = parse(&[
+            "--upstream",
+            "http://127.0.0.1:3000",
+            "--allowed-origin",
+            "https://example.com",
+            "--allowed-origin",
+            "*",
+        ])
+        .unwrap();
+        assert_eq!(c.backend().unwrap(), Backend::Upstream("http://127.0.0.1:3000".parse().unwrap()));
+        assert_eq!(c.allowed_origins, ["https://example.com", "*"]);
+    }
+
+    #[test]
+    fn missing_component_says_how_to_build_it() {
+        let c = parse(&["--component", "/nonexistent/x.wasm"]).unwrap();
+        assert!(c.backend().unwrap_err().to_string().contains("no such file"));
+    }
+}

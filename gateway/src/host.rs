@@ -1,0 +1,261 @@
+//! The embedded wasmtime host: serves the component in-process, one fresh instance per request.
+//!
+//! Shaped after wasmtime's `serve` command and the `wasmtime-wasi-http` crate example: the Engine,
+//! Linker and pre-instantiated component are built once; each request gets its own Store with a
+//! memory cap and a deadline. The guest has no filesystem, no environment, and no network.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{Semaphore, oneshot};
+use tracing::{info, warn};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::body::{self, Body, BoxError};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Epoch tick: how often a running guest is interrupted to check its deadline and let other tasks
+/// run. A guest stuck in a loop therefore holds a worker thread for at most one tick at a time.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Instances alive at once. The pooling allocator reserves this many slots up front; requests
+/// beyond it wait for a slot instead of failing.
+const MAX_INSTANCES: u32 = 256;
+
+/// Per-request state inside the Store.
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    hooks: NoOutbound,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// The component is a page server: it gets no outbound HTTP.
+struct NoOutbound;
+
+impl WasiHttpHooks for NoOutbound {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// The guest ran past its deadline.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// The loaded component, ready to serve.
+pub struct Host {
+    path: PathBuf,
+    pre: ProxyPre<State>,
+    memory_bytes: usize,
+    timeout: Duration,
+    slots: Arc<Semaphore>,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Host {
+    /// Compiles and links the component once. Fails with the reason when it does not load.
+    pub fn load(path: &Path, config: &Config) -> anyhow::Result<Self> {
+        let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
+        let engine = engine(memory_bytes)?;
+        let component = Component::from_file(&engine, path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading component {}", path.display()))?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a wasi:http component", path.display()))?;
+
+        let ticker = Arc::new(AtomicBool::new(true));
+        let running = ticker.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while running.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                ticking.increment_epoch();
+            }
+        })?;
+
+        Ok(Host {
+            path: path.to_owned(),
+            pre,
+            memory_bytes,
+            timeout: config.component_timeout,
+            slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            ticker,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs the component on one request. A guest that traps, exceeds its memory or never answers
+    /// costs this request a 500 (504 past the deadline) and one log line; nothing else is affected.
+    pub async fn serve(&self, req: Request<Incoming>, metrics: &Metrics) -> Response<Body> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        match self.call(req).await {
+            Ok(response) => response,
+            Err(error) => {
+                metrics.component_errors.inc();
+                let deadline = error.chain().any(|e| e.is::<DeadlineExceeded>());
+                warn!(%method, %uri, error = format!("{error:#}"), "component request failed");
+                if deadline {
+                    body::text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "gateway timeout: the component ran past its deadline",
+                    )
+                } else {
+                    body::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the component failed")
+                }
+            }
+        }
+    }
+
+    async fn call(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
+        let slot = self.slots.clone().acquire_owned().await?;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .instances(16)
+            .trap_on_grow_failure(true)
+            .build();
+        let wasi = WasiCtx::builder()
+            .inherit_stderr()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state =
+            State { wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), limits, hooks: NoOutbound };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        let ticks = (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        let mut elapsed = 0u64;
+        let deadline_hit = Arc::new(AtomicBool::new(false));
+        let hit = deadline_hit.clone();
+        store.epoch_deadline_callback(move |_| {
+            elapsed += 1;
+            if elapsed < ticks {
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            hit.store(true, Ordering::Relaxed);
+            Ok(UpdateDeadline::Interrupt)
+        });
+        store.set_epoch_deadline(1);
+
+        let (sender, receiver) = oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        // The guest runs in its own task so it can keep streaming the body after the head is sent.
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        });
+
+        let answer = tokio::time::timeout(self.timeout, receiver).await;
+        match answer {
+            Ok(Ok(Ok(response))) => Ok(response.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+            Ok(Ok(Err(code))) => anyhow::bail!("the component answered with an error: {code:?}"),
+            // The sender was dropped without an answer: the guest returned or trapped. Its own
+            // error is the one worth reporting.
+            Ok(Err(_)) => match task.await {
+                Ok(Ok(())) => anyhow::bail!("the component returned without setting a response"),
+                Ok(Err(error)) if deadline_hit.load(Ordering::Relaxed) => {
+                    Err(anyhow::Error::from(error).context(DeadlineExceeded))
+                }
+                Ok(Err(error)) => Err(anyhow::Error::from(error).context("the component trapped")),
+                Err(join) => Err(anyhow::Error::from(join).context("the component task failed")),
+            },
+            Err(_) => {
+                task.abort();
+                Err(anyhow::Error::new(DeadlineExceeded))
+            }
+        }
+    }
+}
+
+/// An engine with epoch interruption and, when the machine allows it, the pooling allocator.
+fn engine(memory_bytes: usize) -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES * 4)
+        .total_memories(MAX_INSTANCES * 2)
+        .total_tables(MAX_INSTANCES * 4)
+        .max_memory_size(memory_bytes);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => {
+            info!(instances = MAX_INSTANCES, "wasm host: pooling allocator");
+            Ok(engine)
+        }
+        Err(error) => {
+            warn!(
+                error = format!("{error:#}"),
+                "wasm host: pooling allocator unavailable, allocating on demand"
+            );
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasm engine")
+        }
+    }
+}

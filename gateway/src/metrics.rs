@@ -1,0 +1,136 @@
+//! Prometheus metrics, encoded by `prometheus-client`.
+//!
+//! Hot-path counters (messages, bytes, pushes) are plain atomics; labelled families are only touched
+//! on rare events (handshakes, closes, HTTP requests), so their lock never sits on the echo path.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Why a WebSocket upgrade was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub reason: &'static str,
+}
+
+/// Who closed a WebSocket and with which code (`none` when the TCP stream ended without a Close).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    pub by: &'static str,
+    pub code: String,
+}
+
+/// One HTTP request: the route family (never the raw path, to keep cardinality bounded) and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: &'static str,
+    pub status: String,
+}
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub connections_active: Gauge,
+    pub connections_total: Counter,
+    pub messages_received: Counter,
+    pub messages_echoed: Counter,
+    pub pushes_sent: Counter,
+    pub pushes_dropped: Counter,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    pub idle_timeouts: Counter,
+    pub handshake_rejections: Family<RejectLabels, Counter>,
+    pub closes: Family<CloseLabels, Counter>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub component_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sidestream");
+        let m = Metrics {
+            connections_active: Gauge::default(),
+            connections_total: Counter::default(),
+            messages_received: Counter::default(),
+            messages_echoed: Counter::default(),
+            pushes_sent: Counter::default(),
+            pushes_dropped: Counter::default(),
+            bytes_received: Counter::default(),
+            bytes_sent: Counter::default(),
+            idle_timeouts: Counter::default(),
+            handshake_rejections: Family::default(),
+            closes: Family::default(),
+            http_requests: Family::default(),
+            component_errors: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
+        registry.register("ws_connections", "WebSockets accepted", m.connections_total.clone());
+        registry.register(
+            "ws_messages_received",
+            "Text and Binary messages received",
+            m.messages_received.clone(),
+        );
+        registry.register("ws_messages_echoed", "Messages echoed back", m.messages_echoed.clone());
+        registry.register("ws_pushes_sent", "Random-timed pushes queued for sending", m.pushes_sent.clone());
+        registry.register(
+            "ws_pushes_dropped",
+            "Pushes dropped because the client was not reading",
+            m.pushes_dropped.clone(),
+        );
+        registry.register(
+            "ws_received_bytes",
+            "Payload bytes of messages received",
+            m.bytes_received.clone(),
+        );
+        registry.register("ws_sent_bytes", "Payload bytes of echoes and pushes sent", m.bytes_sent.clone());
+        registry.register("ws_idle_timeouts", "WebSockets closed for silence", m.idle_timeouts.clone());
+        registry.register(
+            "ws_handshake_rejections",
+            "WebSocket upgrades refused, by reason",
+            m.handshake_rejections.clone(),
+        );
+        registry.register("ws_closes", "WebSockets closed, by initiator and close code", m.closes.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "component_errors",
+            "Component requests that failed (trap, limit, deadline, upstream error)",
+            m.component_errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn reject(&self, reason: &'static str) {
+        self.handshake_rejections.get_or_create(&RejectLabels { reason }).inc();
+    }
+
+    pub fn closed(&self, by: &'static str, code: Option<u16>) {
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        self.closes.get_or_create(&CloseLabels { by, code }).inc();
+    }
+
+    pub fn http(&self, route: &'static str, status: u16) {
+        self.http_requests.get_or_create(&HttpLabels { route, status: status.to_string() }).inc();
+    }
+}

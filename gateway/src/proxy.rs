@@ -1,0 +1,176 @@
+//! `--upstream`: the component's paths proxied to the Spin runtime beside the gateway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::body::{self, Body, BoxError};
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// A keep-alive client for one upstream, and its health.
+pub struct Proxy {
+    upstream: Uri,
+    client: Client<HttpConnector, Incoming>,
+    timeout: Duration,
+    healthy: Arc<AtomicBool>,
+    checker: JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.checker.abort();
+    }
+}
+
+impl Proxy {
+    /// Must be called inside the runtime: it starts the background health check.
+    pub fn new(upstream: Uri, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let healthy = Arc::new(AtomicBool::new(false));
+        let checker = tokio::spawn(check_health(upstream.clone(), healthy.clone()));
+        Proxy { upstream, client, timeout, healthy, checker }
+    }
+
+    pub fn upstream(&self) -> &Uri {
+        &self.upstream
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub async fn serve(&self, req: Request<Incoming>, peer: SocketAddr, metrics: &Metrics) -> Response<Body> {
+        let req = match self.forward_request(req, peer) {
+            Ok(req) => req,
+            Err(reason) => return body::text(StatusCode::BAD_REQUEST, reason),
+        };
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(response)) => {
+                let (mut parts, incoming) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, incoming.map_err(BoxError::from).boxed_unsync())
+            }
+            Ok(Err(error)) => {
+                metrics.component_errors.inc();
+                warn!(upstream = %self.upstream, %error, "upstream request failed");
+                body::text(StatusCode::BAD_GATEWAY, "bad gateway: the upstream did not answer")
+            }
+            Err(_) => {
+                metrics.component_errors.inc();
+                warn!(upstream = %self.upstream, timeout = ?self.timeout, "upstream request timed out");
+                body::text(StatusCode::GATEWAY_TIMEOUT, "gateway timeout: the upstream was too slow")
+            }
+        }
+    }
+
+    /// Rewrites the request for the upstream: same method, path, query, body and end-to-end
+    /// headers; hop-by-hop headers removed; `X-Forwarded-*` added.
+    fn forward_request(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Request<Incoming>, &'static str> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut uri = Uri::builder().path_and_query(path);
+        if let Some(scheme) = self.upstream.scheme() {
+            uri = uri.scheme(scheme.clone());
+        }
+        if let Some(authority) = self.upstream.authority() {
+            uri = uri.authority(authority.clone());
+        }
+        parts.uri = uri.build().map_err(|_| "bad request target")?;
+
+        let host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::UPGRADE);
+        let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        let headers = &mut parts.headers;
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(&forwarded_for).map_err(|_| "bad X-Forwarded-For")?,
+        );
+        if !headers.contains_key("x-forwarded-proto") {
+            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        }
+        if let Some(host) = host {
+            if !headers.contains_key("x-forwarded-host") {
+                headers.insert("x-forwarded-host", host.clone());
+            }
+            headers.insert(header::HOST, host);
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Polls the upstream's `/health` and records whether it answered 2xx.
+async fn check_health(upstream: Uri, healthy: Arc<AtomicBool>) {
+    let client: Client<HttpConnector, Empty<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let health = format!("{}{}", upstream.to_string().trim_end_matches('/'), routes::COMPONENT_HEALTH);
+    let Ok(uri) = health.parse::<Uri>() else { return };
+    let mut interval = tokio::time::interval(HEALTH_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let ok = matches!(
+            tokio::time::timeout(HEALTH_INTERVAL, client.get(uri.clone())).await,
+            Ok(Ok(response)) if response.status().is_success()
+        );
+        if healthy.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                info!(%upstream, "upstream is healthy");
+            } else {
+                warn!(%upstream, "upstream health check failing");
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One WebSocket connection: one task, one `select!` loop.
+//!
+//! The loop reads frames (echoing data), fires random-timed pushes, sends keepalive pings, watches
+//! for silence, and closes with 1001 when the gateway drains. All outbound traffic goes through the
+//! [`Outbox`], which is where backpressure is decided: echoes are never dropped, so when the outbox
+//! is full the loop stops reading from the client; pushes that do not fit are dropped and counted.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Poll, ready};
+use std::time::SystemTime;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::push::Schedule;
+use super::{OUTBOX_BUDGET, Settings};
+use crate::metrics::Metrics;
+
+/// What a connection task is given.
+#[derive(Debug)]
+pub struct Context {
+    pub id: u64,
+    pub pushes: bool,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the gateway starts draining: close with 1001.
+    pub drain: CancellationToken,
+    /// Cancelled when the drain timeout has passed: drop the connection now.
+    pub abort: CancellationToken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Echo,
+    Push,
+    Control,
+}
+
+/// Outbound frames waiting for the socket, with their byte total.
+struct Outbox {
+    queue: VecDeque<(Message, Kind)>,
+    bytes: usize,
+    /// Frames were handed to the writer since the last flush.
+    unflushed: bool,
+}
+
+impl Outbox {
+    fn has_room(&self) -> bool {
+        self.bytes < OUTBOX_BUDGET
+    }
+
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.unflushed
+    }
+
+    fn push(&mut self, message: Message, kind: Kind) {
+        self.bytes += message.len();
+        self.queue.push_back((message, kind));
+    }
+
+    /// Hands queued frames to the writer as it accepts them, then flushes, so a burst becomes one
+    /// write. Cancel-safe: a frame leaves the queue only in the same poll that the writer takes it.
+    async fn flush<S>(
+        &mut self,
+        sink: &mut SplitSink<WebSocketStream<S>, Message>,
+        metrics: &Metrics,
+    ) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        poll_fn(|cx| {
+            while !self.queue.is_empty() {
+                ready!(sink.poll_ready_unpin(cx))?;
+                let Some((message, kind)) = self.queue.pop_front() else { break };
+                let len = message.len();
+                self.bytes -= len;
+                sink.start_send_unpin(message)?;
+                self.unflushed = true;
+                match kind {
+                    Kind::Echo => metrics.messages_echoed.inc(),
+                    Kind::Push => metrics.pushes_sent.inc(),
+                    Kind::Control => continue,
+                };
+                metrics.bytes_sent.inc_by(len as u64);
+            }
+            if self.unflushed {
+                ready!(sink.poll_flush_unpin(cx))?;
+                self.unflushed = false;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+/// Who closed the connection, and how.
+#[derive(Clone, Copy, Debug)]
+struct Closed {
+    by: &'static str,
+    code: Option<u16>,
+}
+
+/// Runs one WebSocket until it closes. Never panics on anything the client sends.
+pub async fn serve<S>(ws: WebSocketStream<S>, cx: Context)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Context { id, pushes, settings, metrics, drain, abort } = cx;
+    let (mut sink, mut stream) = ws.split();
+    let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, unflushed: false };
+    let mut schedule =
+        settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
+
+    let start = Instant::now();
+    let mut next_push = start + schedule.as_mut().map_or(settings.idle_timeout, Schedule::next_delay);
+    let push_timer = sleep_until(next_push);
+    tokio::pin!(push_timer);
+    let mut ping = tokio::time::interval_at(start + settings.ping_interval, settings.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The idle timer only moves when it fires: resetting a timer per frame would cost more than
+    // comparing one timestamp.
+    let mut last_heard = start;
+    let idle_timer = sleep_until(start + settings.idle_timeout);
+    tokio::pin!(idle_timer);
+    let close_timer = sleep_until(start);
+    tokio::pin!(close_timer);
+
+    let mut closed: Option<Closed> = None;
+    let mut closing = false;
+    let mut reading = true;
+
+    loop {
+        tokio::select! {
+            biased;
+            () = abort.cancelled() => break,
+            () = drain.cancelled(), if !closing => {
+                start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
+                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+            }
+            result = outbox.flush(&mut sink, &metrics), if outbox.has_work() => {
+                if let Err(e) = result {
+                    log_error(id, "write", &e);
+                    break;
+                }
+            }
+            frame = stream.next(), if reading && outbox.has_room() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(message)) => match message {
+                        Message::Text(_) | Message::Binary(_) => {
+                            metrics.messages_received.inc();
+                            metrics.bytes_received.inc_by(message.len() as u64);
+                            // After our Close, the protocol forbids sending data: drop late echoes.
+                            if !closing {
+                                outbox.push(message, Kind::Echo);
+                            }
+                        }
+                        Message::Close(frame) => {
+                            if closed.is_none() {
+                                closed = Some(Closed { by: "client", code: frame.map(|f| u16::from(f.code)) });
+                            }
+                            if !closing {
+                                closing = true;
+                                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                            }
+                            // The reply Close is queued by tungstenite; the next read flushes it.
+                            outbox.unflushed = true;
+                        }
+                        // Pongs to our pings are queued by tungstenite; a pong just proves liveness.
+                        Message::Ping(_) => outbox.unflushed = true,
+                        Message::Pong(_) | Message::Frame(_) => {}
+                    },
+                    Some(Err(error)) => {
+                        reading = false;
+                        match violation(&error) {
+                            Some((code, reason)) => {
+                                info!(conn = id, %error, code, "closing on a client error");
+                                start_close(&mut outbox, &mut closed, &mut closing, code, reason);
+                                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                            }
+                            None => {
+                                log_error(id, "read", &error);
+                                break;
+                            }
+                        }
+                    }
+                    // The close handshake is complete, or the client vanished.
+                    None => break,
+                }
+            }
+            () = &mut push_timer, if schedule.is_some() && !closing => {
+                if let Some(schedule) = schedule.as_mut() {
+                    let text = schedule.next_message(SystemTime::now());
+                    if outbox.bytes + text.len() <= OUTBOX_BUDGET {
+                        outbox.push(Message::text(text), Kind::Push);
+                    } else {
+                        metrics.pushes_dropped.inc();
+                    }
+                    // Keep to the schedule rather than drifting by the time it took to get here,
+                    // unless the task fell a whole interval behind.
+                    let now = Instant::now();
+                    next_push = (next_push + schedule.next_delay()).max(now);
+                    push_timer.as_mut().reset(next_push);
+                }
+            }
+            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
+            () = &mut idle_timer, if !closing => {
+                let deadline = last_heard + settings.idle_timeout;
+                if deadline > Instant::now() {
+                    idle_timer.as_mut().reset(deadline);
+                } else {
+                    metrics.idle_timeouts.inc();
+                    debug!(conn = id, "idle timeout");
+                    start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
+                    close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                }
+            }
+            () = &mut close_timer, if closing => break,
+        }
+        if !reading && !outbox.has_work() {
+            break;
+        }
+    }
+
+    let closed = closed.unwrap_or(Closed { by: "client", code: None });
+    metrics.closed(closed.by, closed.code);
+    debug!(conn = id, by = closed.by, code = closed.code, "ws closed");
+}
+
+/// Queues our Close frame (after whatever is already queued, so no echo is lost).
+fn start_close(
+    outbox: &mut Outbox,
+    closed: &mut Option<Closed>,
+    closing: &mut bool,
+    code: u16,
+    reason: &'static str,
+) {
+    *closing = true;
+    if closed.is_none() {
+        *closed = Some(Closed { by: "server", code: Some(code) });
+    }
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+    outbox.push(Message::Close(Some(frame)), Kind::Control);
+}
+
+/// The close code for an error the client caused, or `None` when the connection is just gone.
+fn violation(error: &WsError) -> Option<(u16, &'static str)> {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
+        WsError::Capacity(_) => Some((1009, "frame too big")),
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        WsError::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
+    }
+}
+
+/// Client-went-away errors are expected (debug); anything else is worth a look.
+fn log_error(id: u64, op: &str, error: &WsError) {
+    let expected = match error {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => true,
+        WsError::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionAborted
+        ),
+        WsError::Protocol(p) => {
+            matches!(p, tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)
+        }
+        _ => false,
+    };
+    if expected {
+        debug!(conn = id, %error, op, "ws connection ended");
+    } else {
+        info!(conn = id, %error, op, "ws connection failed");
+    }
+}
