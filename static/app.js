@@ -249,8 +249,9 @@ function onMessage(data) {
     const rtt = performance.now() - msg.sentPerf;
     counts.echoes += 1;
     el.rtt.textContent = formatMs(rtt);
+    // An entry already dropped from the log (cap, Clear) is updated off-screen: re-adding it as a new
+    // entry would push out more entries whose echoes are still coming, and so on.
     setChatState(msg, "echoed", rtt);
-    if (!msg.li?.isConnected) logEcho(`${msg.text} (RTT ${formatMs(rtt)})`);
     el.announcer.textContent = `Message ${msg.id} echoed in ${formatMs(rtt)}`;
   } else {
     counts.echoes += 1;

@@ -1,0 +1,83 @@
+// What the tests read off sidestream's page, as a person would see it. Every wait polls with a timeout.
+
+export const WAIT_MS = 20_000;
+
+/** Waits until the status line is in `state` (connected, connecting, reconnecting); returns its text. */
+export async function waitForStatus(page, state, timeout = WAIT_MS) {
+  await page.waitForFunction(
+    (s) => document.getElementById("status")?.dataset.state === s,
+    state,
+    { timeout, polling: 50 },
+  );
+  return statusText(page);
+}
+
+export async function statusText(page) {
+  return (await page.locator("#status").innerText()).replace(/\s+/g, " ").trim();
+}
+
+/** Waits until `selector` matches at least `count` elements; returns how many it matched. */
+export async function waitForCount(page, selector, count, timeout = WAIT_MS) {
+  const handle = await page.waitForFunction(
+    ([sel, n]) => {
+      const found = document.querySelectorAll(sel).length;
+      return found >= n ? found : false;
+    },
+    [selector, count],
+    { timeout, polling: 50 },
+  );
+  return handle.jsonValue();
+}
+
+/** The counters under the chart, as numbers. */
+export async function counters(page) {
+  return page.evaluate(() => {
+    const n = (id) => Number(document.getElementById(id).textContent);
+    return {
+      sent: n("count-sent"),
+      echoes: n("count-echoes"),
+      pushes: n("count-pushes"),
+      pushRate: n("push-rate"),
+      pending: n("count-pending"),
+    };
+  });
+}
+
+/** Types into the labelled message box with the keyboard and presses Enter, like a person. */
+export async function typeAndSend(page, text) {
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.focus();
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+/** The log entry of the message whose text is `text` (the newest one, if sent twice). */
+export function chatEntry(page, text) {
+  return page.locator(".entry-chat").filter({ has: page.locator(".text", { hasText: text }) }).first();
+}
+
+/**
+ * Reads the chart's pixels back: how many device pixels have the series colour, and in how many
+ * distinct columns. Counted from the canvas itself, not from anything the page claims.
+ */
+export async function chartInk(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById("chart");
+    const hex = getComputedStyle(canvas).getPropertyValue("--chart-line").trim();
+    const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+    if (!m) throw new Error(`--chart-line is ${JSON.stringify(hex)}, expected #rrggbb`);
+    const [r, g, b] = m.slice(1).map((h) => parseInt(h, 16));
+    const { width, height } = canvas;
+    const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+    let pixels = 0;
+    const columns = new Set();
+    for (let i = 0; i < data.length; i += 4) {
+      const close = Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < 40;
+      if (close && data[i + 3] > 200) {
+        pixels += 1;
+        columns.add((i / 4) % width);
+      }
+    }
+    return { pixels, columns: columns.size, width, height };
+  });
+}
