@@ -78,6 +78,17 @@ export async function chartInk(page) {
         columns.add((i / 4) % width);
       }
     }
-    return { pixels, columns: columns.size, width, height };
+    return { color: hex.toLowerCase(), pixels, columns: columns.size, width, height };
   });
+}
+
+/** Polls `chartInk` until `accept(ink)` holds; returns that reading. */
+export async function waitForInk(page, accept, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const ink = await chartInk(page);
+    if (accept(ink)) return ink;
+    if (Date.now() > deadline) throw new Error(`chart never matched; last reading ${JSON.stringify(ink)}`);
+    await new Promise((next) => setTimeout(next, 50));
+  }
 }

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { DESKTOP, PHONE } from "../lib/browser.mjs";
 import { setup } from "../lib/fixture.mjs";
 import {
-  chartInk, chatEntry, counters, statusText, typeAndSend, waitForCount, waitForStatus,
+  chartInk, chatEntry, counters, statusText, typeAndSend, waitForCount, waitForInk, waitForStatus,
 } from "../lib/page.mjs";
 import { OUT_DIR } from "../lib/paths.mjs";
 
@@ -131,38 +131,57 @@ test("the log keeps at most 500 entries, newest first", TIMEOUT, async (t) => {
   assert.deepEqual(browser.problems, []);
 });
 
-for (const [name, options] of [
-  ["desktop", DESKTOP],
-  ["phone", PHONE],
-  ["desktop-dark", { ...DESKTOP, colorScheme: "dark" }],
-]) {
-  test(`screenshot of the connected page: ${name}`, TIMEOUT, async (t) => {
-    const { gateway, browser, page } = await setup(t, { name: `shot-${name}`, browser: options });
-    await page.goto(gateway.url("/"));
-    await waitForStatus(page, "connected");
-    await typeAndSend(page, "Hello from the browser test");
-    await chatEntry(page, "Hello from the browser test").and(page.locator('[data-state="echoed"]')).waitFor();
-    await waitForCount(page, ".entry-push", 8);
-
-    // Sharp on this screen: the chart's backing store is its CSS size times the pixel ratio.
-    const chart = await page.evaluate(() => {
-      const c = document.getElementById("chart");
-      const r = c.getBoundingClientRect();
-      return { width: c.width, height: c.height, css: [r.width, r.height], dpr: devicePixelRatio };
-    });
-    assert.equal(chart.dpr, options.deviceScaleFactor);
-    assert.equal(chart.width, Math.round(chart.css[0] * chart.dpr));
-    assert.equal(chart.height, Math.round(chart.css[1] * chart.dpr));
-    // Nothing sticks out sideways: no horizontal scrolling on a phone.
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
-    assert.ok(overflow <= 0, `page is ${overflow} px wider than the viewport`);
-
-    mkdirSync(OUT_DIR, { recursive: true });
-    await page.screenshot({ path: join(OUT_DIR, `${name}.png`) });
-    if (name === "phone") await page.screenshot({ path: join(OUT_DIR, "phone-full.png"), fullPage: true });
-    assert.deepEqual(browser.problems, []);
+/** Checks what makes a screenshot trustworthy, then saves it as target/e2e/<name>.png. */
+async function screenshot(page, name, { fullPage = false } = {}) {
+  // Sharp on this screen: the chart's backing store is its CSS size times the pixel ratio.
+  const chart = await page.evaluate(() => {
+    const c = document.getElementById("chart");
+    const r = c.getBoundingClientRect();
+    return { width: c.width, height: c.height, css: [r.width, r.height], dpr: devicePixelRatio };
   });
+  assert.equal(chart.width, Math.round(chart.css[0] * chart.dpr));
+  assert.equal(chart.height, Math.round(chart.css[1] * chart.dpr));
+  // Nothing sticks out sideways: no horizontal scrolling, on a phone least of all.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow} px wider than the viewport`);
+  mkdirSync(OUT_DIR, { recursive: true });
+  await page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage });
 }
+
+test("screenshots of the connected page on a desktop, light and dark", TIMEOUT, async (t) => {
+  const { gateway, browser, page } = await setup(t, { name: "shot-desktop", browser: DESKTOP });
+  await page.goto(gateway.url("/"));
+  await waitForStatus(page, "connected");
+  await typeAndSend(page, "Hello from the browser test");
+  await chatEntry(page, "Hello from the browser test").and(page.locator('[data-state="echoed"]')).waitFor();
+  // A few seconds of pushes, so the chart shows a stretch of line rather than a blip.
+  await waitForCount(page, ".entry-push", 24);
+  await typeAndSend(page, "Every message comes back with its round-trip time");
+  await chatEntry(page, "round-trip time").and(page.locator('[data-state="echoed"]')).waitFor();
+  await waitForCount(page, ".entry-push", 28);
+  await screenshot(page, "desktop");
+
+  // Switching the system to dark mode recolours the page and redraws the chart in the dark palette.
+  const light = await chartInk(page);
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await waitForInk(page, (ink) => ink.color !== light.color && ink.pixels >= 80);
+  assert.ok(dark.columns >= 8, `the dark line spans ${dark.columns} pixel columns`);
+  await screenshot(page, "desktop-dark");
+  assert.deepEqual(browser.problems, []);
+});
+
+test("screenshot of the connected page on a phone", TIMEOUT, async (t) => {
+  const { gateway, browser, page } = await setup(t, { name: "shot-phone", browser: PHONE });
+  await page.goto(gateway.url("/"));
+  await waitForStatus(page, "connected");
+  assert.equal(await page.evaluate(() => devicePixelRatio), PHONE.deviceScaleFactor);
+  await typeAndSend(page, "Hello from a phone");
+  await chatEntry(page, "Hello from a phone").and(page.locator('[data-state="echoed"]')).waitFor();
+  await waitForCount(page, ".entry-push", 12);
+  await screenshot(page, "phone");
+  await screenshot(page, "phone-full", { fullPage: true });
+  assert.deepEqual(browser.problems, []);
+});
 
 test("the chart follows a resize of the window", TIMEOUT, async (t) => {
   const { gateway, page } = await setup(t, { name: "resize" });
