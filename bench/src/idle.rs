@@ -1,0 +1,92 @@
+//! `idle`: open N connections that stay quiet and report the server's resident memory per
+//! connection (VmRSS after minus before, divided by N).
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::procfs;
+use crate::worker::{Mode, Pool};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// WebSocket URL (`/ws?push=off` for the gateway without pushes).
+    #[arg(long)]
+    pub url: String,
+    /// Connections to hold open at once.
+    #[arg(long, short = 'n', default_value_t = 19_000)]
+    pub connections: usize,
+    /// Connections per worker process (the open-file limit is 20,000 per process).
+    #[arg(long, default_value_t = 9_000)]
+    pub per_worker: usize,
+    /// The server's pid (its VmRSS is what is measured).
+    #[arg(long)]
+    pub server_pid: u32,
+    /// Skip the one echo per connection that makes lazily allocated buffers exist.
+    #[arg(long)]
+    pub no_warm: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub connections: usize,
+    pub opened: usize,
+    pub failed: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    /// (after - before) / opened, in bytes.
+    pub bytes_per_conn: f64,
+    pub closed_early: u64,
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    procfs::check_pid(args.server_pid)?;
+    let rss_before = procfs::rss_kib(args.server_pid)?;
+    let (pool, ready) =
+        Pool::open(&args.url, args.connections, args.per_worker, Mode::Idle, !args.no_warm).await?;
+    if ready.opened == 0 {
+        bail!("no connection opened: {}", ready.first_error.unwrap_or_default());
+    }
+    let rss_after = settled_rss(args.server_pid).await?;
+    let reports = pool.stop().await?;
+    if let Some(e) = &ready.first_error {
+        eprintln!("idle: {} of {} connections failed, first: {e}", ready.failed, args.connections);
+    }
+    Ok(Outcome {
+        connections: args.connections,
+        opened: ready.opened,
+        failed: ready.failed,
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        bytes_per_conn: (rss_after.saturating_sub(rss_before) * 1024) as f64 / ready.opened as f64,
+        closed_early: reports.iter().map(|r| r.closed).sum(),
+    })
+}
+
+/// RSS once it stops moving: two readings 500 ms apart within 0.5%, or whatever it is after 10 s.
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = procfs::rss_kib(pid)?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = procfs::rss_kib(pid)?;
+        if now.abs_diff(last) * 200 <= last || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+pub fn print(o: &Outcome) {
+    println!(
+        "idle n={} (opened {}, failed {}): rss {} -> {} KiB, {:.0} bytes/conn, closed early {}",
+        o.connections,
+        o.opened,
+        o.failed,
+        o.rss_before_kib,
+        o.rss_after_kib,
+        o.bytes_per_conn,
+        o.closed_early
+    );
+}

@@ -1,0 +1,332 @@
+//! The table with ratios to the gateway, the machine description, and the results section of
+//! BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::suite::{self, Run, ServerResults};
+
+pub const BEGIN: &str = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->";
+pub const END: &str = "<!-- bench:results:end -->";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub date: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub memory: String,
+    pub kernel: String,
+    pub versions: Vec<(String, String)>,
+}
+
+impl Machine {
+    pub fn probe(args: &suite::Args) -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let memory = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or("unknown".into(), |kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0));
+        let mut versions = vec![("rustc".to_string(), command_line("rustc", &["-V"]))];
+        if let Some(bun) = &args.bun {
+            versions.push(("bun".into(), command_line(&bun.display().to_string(), &["--version"])));
+        }
+        versions.push(("go".into(), command_line("go", &["version"])));
+        if let Some(w) = &args.wasmtime {
+            versions.push(("wasmtime".into(), command_line(&w.display().to_string(), &["--version"])));
+        }
+        versions.retain(|(_, v)| !v.is_empty());
+        Self {
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            versions,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let versions: Vec<String> = self.versions.iter().map(|(k, v)| format!("{k}: `{v}`")).collect();
+        format!(
+            "{} vCPU ({}), {} RAM, Linux {}; load generator and server share the same cores. {}",
+            self.cores,
+            self.cpu,
+            self.memory,
+            self.kernel,
+            versions.join(", ")
+        )
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+type Getter = Box<dyn Fn(&ServerResults) -> Option<f64>>;
+
+struct Row {
+    label: String,
+    better: Better,
+    decimals: usize,
+    value: Getter,
+}
+
+fn rows(run: &Run) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut levels: Vec<usize> =
+        run.servers.iter().flat_map(|s| s.echo.iter().map(|e| e.connections)).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    for c in levels {
+        let echo = move |s: &ServerResults| s.echo.iter().find(|e| e.connections == c).cloned();
+        let size = run.servers.iter().find_map(&echo).map_or(0, |e| e.size);
+        let p = format!("echo C={c}, {size} B:");
+        rows.push(Row {
+            label: format!("{p} msg/s"),
+            better: Better::Higher,
+            decimals: 0,
+            value: Box::new(move |s| echo(s).map(|e| e.msg_per_s)),
+        });
+        rows.push(Row {
+            label: format!("{p} server CPU µs/msg"),
+            better: Better::Lower,
+            decimals: 2,
+            value: Box::new(move |s| echo(s)?.server_cpu_us_per_msg),
+        });
+        rows.push(Row {
+            label: format!("{p} RTT p50 µs"),
+            better: Better::Lower,
+            decimals: 0,
+            value: Box::new(move |s| echo(s).map(|e| e.rtt.p50_us as f64)),
+        });
+        rows.push(Row {
+            label: format!("{p} RTT p99 µs"),
+            better: Better::Lower,
+            decimals: 0,
+            value: Box::new(move |s| echo(s).map(|e| e.rtt.p99_us as f64)),
+        });
+        rows.push(Row {
+            label: format!("{p} RTT p99.9 µs"),
+            better: Better::Lower,
+            decimals: 0,
+            value: Box::new(move |s| echo(s).map(|e| e.rtt.p999_us as f64)),
+        });
+    }
+    let idle_n = run.servers.iter().find_map(|s| s.idle_push_off.as_ref().map(|i| i.connections));
+    if let Some(n) = idle_n {
+        rows.push(Row {
+            label: format!("idle N={n}, pushes off: KB/conn"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(|s| s.idle_push_off.as_ref().map(|i| i.bytes_per_conn / 1000.0)),
+        });
+        rows.push(Row {
+            label: format!("idle N={n}, pushes on: KB/conn"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(|s| s.idle_push_on.as_ref().map(|i| i.bytes_per_conn / 1000.0)),
+        });
+    }
+    if let Some(n) = run.servers.iter().find_map(|s| s.fanout.as_ref().map(|f| f.connections)) {
+        let p = format!("fanout N={n}:");
+        rows.push(Row {
+            label: format!("{p} pushes/s"),
+            better: Better::Higher,
+            decimals: 0,
+            value: Box::new(|s| s.fanout.as_ref().map(|f| f.pushes_per_s)),
+        });
+        rows.push(Row {
+            label: format!("{p} lateness p99 ms"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(|s| s.fanout.as_ref().map(|f| f.lateness.p99_us as f64 / 1e3)),
+        });
+        rows.push(Row {
+            label: format!("{p} pushes dropped"),
+            better: Better::Lower,
+            decimals: 0,
+            value: Box::new(|s| s.fanout.as_ref().map(|f| f.dropped as f64)),
+        });
+        rows.push(Row {
+            label: format!("{p} server CPU µs/push"),
+            better: Better::Lower,
+            decimals: 2,
+            value: Box::new(|s| s.fanout.as_ref()?.server_cpu_us_per_push),
+        });
+    }
+    if let Some(c) = run.servers.iter().find_map(|s| s.http.as_ref().map(|h| h.connections)) {
+        let p = format!("http `GET /` C={c}:");
+        rows.push(Row {
+            label: format!("{p} req/s"),
+            better: Better::Higher,
+            decimals: 0,
+            value: Box::new(|s| s.http.as_ref().map(|h| h.req_per_s)),
+        });
+        rows.push(Row {
+            label: format!("{p} p99 ms"),
+            better: Better::Lower,
+            decimals: 2,
+            value: Box::new(|s| s.http.as_ref().map(|h| h.latency.p99_us as f64 / 1e3)),
+        });
+        rows.push(Row {
+            label: format!("{p} server CPU µs/req"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(|s| s.http.as_ref()?.server_cpu_us_per_req),
+        });
+    }
+    rows
+}
+
+fn fmt_num(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    // Thousands separators on the integer part, for 5-6 digit rates.
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// The gateway's advantage over a peer: above 1 the gateway is better (more throughput, or less
+/// latency, CPU or memory).
+fn advantage(better: Better, gateway: f64, peer: f64) -> Option<f64> {
+    let r = match better {
+        Better::Higher => gateway / peer,
+        Better::Lower => peer / gateway,
+    };
+    r.is_finite().then_some(r)
+}
+
+/// One markdown table: a column per server; each peer's cell carries the gateway's advantage.
+pub fn table(run: &Run) -> String {
+    let gateway = run.servers.iter().find(|s| s.name == "gateway");
+    let mut out = String::from("| workload | ");
+    let names: Vec<&str> = run.servers.iter().map(|s| s.name.as_str()).collect();
+    out.push_str(&names.join(" | "));
+    out.push_str(" |\n|---|");
+    out.push_str(&"---:|".repeat(names.len()));
+    out.push('\n');
+    for row in rows(run) {
+        let values: Vec<Option<f64>> = run.servers.iter().map(|s| (row.value)(s)).collect();
+        if values.iter().all(Option::is_none) {
+            continue;
+        }
+        let g = gateway.and_then(|g| (row.value)(g));
+        let _ = write!(out, "| {} |", row.label);
+        for (s, v) in run.servers.iter().zip(&values) {
+            let cell = match (v, g) {
+                (None, _) => "–".to_string(),
+                (Some(v), Some(g)) if s.name != "gateway" => match advantage(row.better, g, *v) {
+                    Some(r) => format!("{} ({r:.2}x)", fmt_num(*v, row.decimals)),
+                    None => fmt_num(*v, row.decimals),
+                },
+                (Some(v), _) => fmt_num(*v, row.decimals),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Rewrites the generated section of BENCHMARKS.md, keeping everything outside the markers.
+pub fn update_markdown(
+    path: &Path,
+    run: &Run,
+    table: &str,
+    charts: &[(String, std::path::PathBuf)],
+    _charts_dir: &Path,
+) -> anyhow::Result<()> {
+    let mut section = String::new();
+    let _ = writeln!(section, "{BEGIN}\n");
+    let _ = writeln!(
+        section,
+        "Last run: {}{}. Machine: {}\n",
+        run.machine.date,
+        if run.quick { " (BENCH_QUICK=1: short smoke run, not a measurement)" } else { "" },
+        run.machine.describe()
+    );
+    let _ = writeln!(
+        section,
+        "Cells of the peers read `value (Nx)`: N is the gateway's advantage over that peer, above \
+         1.00x the gateway is better (more messages, or less latency, CPU or memory). Durations: \
+         echo {:.0} s after {:.0} s warm-up per level, fanout {:.0} s, http {:.0} s. A fresh server \
+         process for every workload.\n",
+        run.durations.echo.as_secs_f64(),
+        run.durations.warmup.as_secs_f64(),
+        run.durations.fanout.as_secs_f64(),
+        run.durations.http.as_secs_f64(),
+    );
+    section.push_str(table);
+    section.push('\n');
+    let failures: Vec<String> = run
+        .servers
+        .iter()
+        .flat_map(|s| s.failures.iter().map(move |f| format!("- {}: {f}", s.name)))
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(section, "Runs that failed:\n\n{}\n", failures.join("\n"));
+    }
+    for (title, file) in charts {
+        let _ = writeln!(section, "![{title}]({})\n", suite::relative(path, file));
+    }
+    section.push_str(END);
+
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!("{old}\n## Results\n\n{section}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(81234.4, 0), "81,234");
+        assert_eq!(fmt_num(5.123, 2), "5.12");
+        assert_eq!(fmt_num(1234567.0, 1), "1,234,567.0");
+        assert_eq!(fmt_num(999.0, 0), "999");
+    }
+
+    #[test]
+    fn advantage_is_above_one_when_the_gateway_wins() {
+        assert_eq!(advantage(Better::Higher, 200.0, 100.0), Some(2.0));
+        assert_eq!(advantage(Better::Lower, 2.0, 4.0), Some(2.0));
+        assert_eq!(advantage(Better::Lower, 0.0, 4.0), None);
+    }
+}

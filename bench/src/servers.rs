@@ -1,0 +1,118 @@
+//! Starting a server under test and learning the address it bound.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// How to start one server: the program, its arguments, and its working directory.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub dir: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    pub addr: String,
+    child: Child,
+}
+
+impl Server {
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("server already exited")
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// Starts `spec` and waits (up to 60 s: wasmtime compiles the component first) for the line that
+/// names its address: `listening addr=HOST:PORT` (the gateway and the peers here) or
+/// `Serving HTTP on http://HOST:PORT/` (`wasmtime serve`). Both output streams are drained for the
+/// server's whole life so a chatty server never blocks on a full pipe.
+pub async fn start(spec: &Spec) -> anyhow::Result<Server> {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.dir {
+        cmd.current_dir(dir);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let mut child =
+        cmd.spawn().with_context(|| format!("starting {} ({})", spec.name, spec.program.display()))?;
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(drain(child.stdout.take().context("stdout")?, tx.clone()));
+    tokio::spawn(drain(child.stderr.take().context("stderr")?, tx));
+
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = rx.recv().await {
+            if let Some(addr) = address_in(&line) {
+                return Some(addr);
+            }
+            if seen.len() < 20 {
+                seen.push(line);
+            }
+        }
+        None
+    })
+    .await;
+    // Keep draining after the address line; nobody reads the rest.
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    match found {
+        Ok(Some(addr)) => Ok(Server { addr, child }),
+        Ok(None) => bail!("{} exited before listening: {}", spec.name, seen.join(" | ")),
+        Err(_) => bail!("{} named no address within 60 s: {}", spec.name, seen.join(" | ")),
+    }
+}
+
+async fn drain(out: impl AsyncRead + Unpin, tx: mpsc::Sender<String>) {
+    let mut lines = BufReader::new(out).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        // Once the address is known nobody listens; lines are dropped, the pipe stays empty.
+        let _ = tx.try_send(line);
+    }
+}
+
+/// The bound address in a server's start-up line.
+pub fn address_in(line: &str) -> Option<String> {
+    let rest = if let Some((_, rest)) = line.split_once("listening addr=") {
+        rest
+    } else {
+        line.split_once("Serving HTTP on http://")?.1
+    };
+    let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+    // Logs may colour fields with ANSI escapes; keep host:port only.
+    let addr = addr.split('\u{1b}').next().unwrap_or_default().to_string();
+    let addr = addr.replace("0.0.0.0:", "127.0.0.1:");
+    addr.contains(':').then_some(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_start_up_lines() {
+        let gw = "2025-11-28T08:00:00Z  INFO sidestream_gateway: listening addr=127.0.0.1:43567";
+        assert_eq!(address_in(gw).as_deref(), Some("127.0.0.1:43567"));
+        let wt = "Serving HTTP on http://0.0.0.0:8080/";
+        assert_eq!(address_in(wt).as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(address_in("hello").as_deref(), None);
+    }
+}

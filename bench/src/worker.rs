@@ -1,0 +1,291 @@
+//! Holding many connections: the generator re-executes itself as worker processes, each holding
+//! up to `--per-worker` sockets, because one process may open at most 20,000 files here and the
+//! server under test holds up to 19,000.
+//!
+//! Parent and worker talk over the worker's stdin/stdout, one line each way:
+//! worker `READY {json}` once every connection is open; parent `GO` (start counting), `STOP`;
+//! worker `RESULT {json}`, then it exits, closing its sockets.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt, stream};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{stats, ws};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Mode {
+    /// Hold the connections, read and discard whatever arrives.
+    Idle,
+    /// Hold the connections and time every push against its `ts`.
+    Fanout,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub connections: usize,
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// One echo round trip per connection once open, so lazily allocated buffers exist.
+    #[arg(long)]
+    pub warm: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ready {
+    pub opened: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Pushes received between GO and STOP.
+    pub pushes: u64,
+    /// Pushes missing from a connection's `seq` sequence, over the whole run.
+    pub gaps: u64,
+    /// Lowest and highest first `seq` seen on a connection (equal when nothing was lost at start).
+    pub first_seq_min: Option<u64>,
+    pub first_seq_max: Option<u64>,
+    /// Connections the server closed or broke before STOP.
+    pub closed: u64,
+    /// Text frames that were not pushes.
+    pub other: u64,
+    /// Lateness histogram (microseconds), base64 V2.
+    pub lateness: String,
+}
+
+#[derive(Deserialize)]
+struct Push<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    seq: u64,
+    ts: &'a str,
+}
+
+#[derive(Default)]
+struct Shared {
+    measuring: AtomicBool,
+    pushes: AtomicU64,
+    gaps: AtomicU64,
+    closed: AtomicU64,
+    other: AtomicU64,
+    first_seq: Mutex<Option<(u64, u64)>>,
+    lateness: Mutex<Option<Histogram<u64>>>,
+}
+
+/// The worker process: `sidestream-bench worker ...` (hidden subcommand).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared { lateness: Mutex::new(Some(stats::histogram())), ..Default::default() });
+    let mut ready = Ready::default();
+    let mut opened =
+        stream::iter(0..args.connections).map(|_| open(&args.url, args.warm)).buffer_unordered(128);
+    while let Some(result) = opened.next().await {
+        match result {
+            Ok(conn) => {
+                ready.opened += 1;
+                tokio::spawn(hold(conn, args.mode, shared.clone()));
+            }
+            Err(e) => {
+                ready.failed += 1;
+                ready.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    println!("READY {}", serde_json::to_string(&ready)?);
+
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = stdin.next_line().await? {
+        match line.trim() {
+            "GO" => shared.measuring.store(true, Ordering::SeqCst),
+            "STOP" => break,
+            _ => {}
+        }
+    }
+    shared.measuring.store(false, Ordering::SeqCst);
+    let hist = shared
+        .lateness
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lateness lock poisoned"))?
+        .take()
+        .unwrap_or_else(stats::histogram);
+    let first = *shared.first_seq.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let report = Report {
+        pushes: shared.pushes.load(Ordering::SeqCst),
+        gaps: shared.gaps.load(Ordering::SeqCst),
+        first_seq_min: first.map(|f| f.0),
+        first_seq_max: first.map(|f| f.1),
+        closed: shared.closed.load(Ordering::SeqCst),
+        other: shared.other.load(Ordering::SeqCst),
+        lateness: stats::encode(&hist)?,
+    };
+    println!("RESULT {}", serde_json::to_string(&report)?);
+    // Exiting closes every socket at once; no per-connection close handshake to wait for.
+    std::process::exit(0);
+}
+
+async fn open(url: &str, warm: bool) -> anyhow::Result<ws::Ws> {
+    let mut conn = tokio::time::timeout(Duration::from_secs(30), ws::connect(url))
+        .await
+        .context("connect timed out")??;
+    if warm {
+        conn.send(Message::Text("warm".into())).await?;
+        let echoed = async {
+            while let Some(m) = conn.next().await {
+                if m?.to_text().is_ok_and(|t| t == "warm") {
+                    return Ok(());
+                }
+            }
+            bail!("closed before the warm-up echo")
+        };
+        tokio::time::timeout(Duration::from_secs(30), echoed).await.context("warm-up echo timed out")??;
+    }
+    Ok(conn)
+}
+
+async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
+    let mut last_seq: Option<u64> = None;
+    while let Some(msg) = conn.next().await {
+        let Ok(msg) = msg else { break };
+        let Message::Text(text) = msg else { continue };
+        if mode == Mode::Idle {
+            continue;
+        }
+        let arrived_us = ws::now_us();
+        let Ok(push) = serde_json::from_str::<Push>(&text) else {
+            shared.other.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        if push.kind != "push" {
+            shared.other.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match last_seq {
+            Some(prev) if push.seq > prev + 1 => {
+                shared.gaps.fetch_add(push.seq - prev - 1, Ordering::Relaxed);
+            }
+            None => {
+                if let Ok(mut first) = shared.first_seq.lock() {
+                    let (lo, hi) = first.unwrap_or((push.seq, push.seq));
+                    *first = Some((lo.min(push.seq), hi.max(push.seq)));
+                }
+            }
+            _ => {}
+        }
+        last_seq = Some(push.seq);
+        if shared.measuring.load(Ordering::Relaxed) {
+            shared.pushes.fetch_add(1, Ordering::Relaxed);
+            if let Some(ts_ms) = ws::parse_rfc3339_ms(push.ts) {
+                let late = (arrived_us - ts_ms * 1000).max(0) as u64;
+                if let Ok(mut h) = shared.lateness.lock()
+                    && let Some(h) = h.as_mut()
+                {
+                    stats::record(h, late);
+                }
+            }
+        }
+    }
+    shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The parent's handle on a set of worker processes.
+pub struct Pool {
+    workers: Vec<Worker>,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Worker {
+    async fn expect(&mut self, tag: &str, within: Duration) -> anyhow::Result<String> {
+        let line = tokio::time::timeout(within, self.lines.next_line())
+            .await
+            .with_context(|| format!("worker sent no {tag} within {within:?}"))??
+            .with_context(|| format!("worker exited before {tag}"))?;
+        line.strip_prefix(tag)
+            .map(|rest| rest.trim().to_string())
+            .with_context(|| format!("worker said {line:?}, expected {tag}"))
+    }
+}
+
+impl Pool {
+    /// Starts `ceil(total / per_worker)` workers and waits until each has opened its share.
+    pub async fn open(
+        url: &str,
+        total: usize,
+        per_worker: usize,
+        mode: Mode,
+        warm: bool,
+    ) -> anyhow::Result<(Pool, Ready)> {
+        let exe = std::env::current_exe().context("locating sidestream-bench")?;
+        let n = total.div_ceil(per_worker.max(1)).max(1);
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let share = total / n + usize::from(i < total % n);
+            let mut cmd = Command::new(&exe);
+            cmd.args(["worker", "--url", url, "--connections", &share.to_string(), "--mode"])
+                .arg(match mode {
+                    Mode::Idle => "idle",
+                    Mode::Fanout => "fanout",
+                })
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            if warm {
+                cmd.arg("--warm");
+            }
+            let mut child = cmd.spawn().context("starting a worker")?;
+            let stdin = child.stdin.take().context("worker stdin")?;
+            let stdout = child.stdout.take().context("worker stdout")?;
+            workers.push(Worker { child, stdin, lines: BufReader::new(stdout).lines() });
+        }
+        let mut ready = Ready::default();
+        for w in &mut workers {
+            let r: Ready = serde_json::from_str(&w.expect("READY", Duration::from_secs(180)).await?)?;
+            ready.opened += r.opened;
+            ready.failed += r.failed;
+            if ready.first_error.is_none() {
+                ready.first_error = r.first_error;
+            }
+        }
+        Ok((Pool { workers }, ready))
+    }
+
+    async fn tell(&mut self, word: &str) -> anyhow::Result<()> {
+        for w in &mut self.workers {
+            w.stdin.write_all(format!("{word}\n").as_bytes()).await?;
+            w.stdin.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn go(&mut self) -> anyhow::Result<()> {
+        self.tell("GO").await
+    }
+
+    /// Stops every worker and returns their reports (connections close as the workers exit).
+    pub async fn stop(mut self) -> anyhow::Result<Vec<Report>> {
+        self.tell("STOP").await?;
+        let mut reports = Vec::new();
+        for w in &mut self.workers {
+            reports.push(serde_json::from_str(&w.expect("RESULT", Duration::from_secs(30)).await?)?);
+        }
+        for w in &mut self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w.child.wait()).await;
+        }
+        Ok(reports)
+    }
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# make bench: installs the peers' toolchains when missing, builds the gateway, the component, the
+# load generator and the peers, then runs `sidestream-bench suite` (every workload against the
+# gateway and each peer), prints one table with ratios to the gateway, writes bench/charts/*.svg
+# and the results section of BENCHMARKS.md.
+#
+# Knobs (environment):
+#   BENCH_QUICK=1      smoke run: 3 s echo runs, 2,000 instead of 19,000 connections (~3 min)
+#   BENCH_WASMTIME=1   `cargo install wasmtime-cli --version 48.0.8 --locked` when missing (slow:
+#                      15-30 min on 2 cores), for the `http` reference; without it an installed
+#                      `wasmtime` is used if there is one, else that row is skipped
+#   BENCH_ONLY=echo,idle,fanout,http   workloads to run (default: all)
+#   BENCH_ROUNDS=N     echo rounds over all servers, best round counts (default 2)
+#   BENCH_NO_WRITE=1   print the table, leave BENCHMARKS.md and the charts alone
+# Extra arguments are passed to `sidestream-bench suite` (see `--help`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO=${CARGO:-cargo}
+WASM_TARGET=wasm32-wasip2
+OUT=target/bench
+mkdir -p "$OUT"
+log() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    fi
+}
+
+log "peer toolchains"
+# (c) Go + gorilla/websocket from Debian: no module download, GOPATH is where Debian keeps sources.
+if ! command -v go >/dev/null || ! dpkg -s golang-github-gorilla-websocket-dev >/dev/null 2>&1; then
+    apt_install golang-go golang-github-gorilla-websocket-dev
+fi
+gorilla_src=$(dpkg -L golang-github-gorilla-websocket-dev | grep -m1 '/src/github.com/gorilla/websocket$')
+GOPATH_DEBIAN=${gorilla_src%/src/github.com/gorilla/websocket}
+
+# (b) Bun from npm (the `bun` package ships the native binary through its platform packages).
+BUN=bench/peers/bun/node_modules/.bin/bun
+if ! "$BUN" --version >/dev/null 2>&1; then
+    command -v npm >/dev/null || apt_install npm
+    (cd bench/peers/bun && npm ci --no-audit --no-fund --loglevel=error)
+    # npm may skip the package's postinstall; it only links the platform binary into place.
+    "$BUN" --version >/dev/null 2>&1 || (cd bench/peers/bun && node node_modules/bun/install.js)
+fi
+
+# The `http` reference: wasmtime 48 (same runtime as the gateway's embedded host).
+WASMTIME=$(command -v wasmtime || true)
+[ -z "$WASMTIME" ] && [ -x "$HOME/.cargo/bin/wasmtime" ] && WASMTIME=$HOME/.cargo/bin/wasmtime
+if [ -z "$WASMTIME" ] && [ "${BENCH_WASMTIME:-0}" = 1 ]; then
+    log "installing wasmtime-cli 48.0.8 (BENCH_WASMTIME=1; takes a while)"
+    "$CARGO" install wasmtime-cli --version 48.0.8 --locked
+    WASMTIME=$HOME/.cargo/bin/wasmtime
+fi
+
+log "building (release)"
+rustup target list --installed | grep -qx "$WASM_TARGET" || rustup target add "$WASM_TARGET"
+"$CARGO" build --release -p sidestream-gateway
+"$CARGO" build --release -p sidestream-component --target "$WASM_TARGET"
+"$CARGO" build --release -p sidestream-bench --bins
+GO111MODULE=off GOPATH="$GOPATH_DEBIAN" GOCACHE="$PWD/$OUT/go-cache" GOFLAGS= \
+    go build -o "$OUT/gorilla-echo" ./bench/peers/gorilla/main.go
+
+# Up to 19,000 connections held by one server: make sure the soft limit is the hard one.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+limit=$(ulimit -n)
+args=()
+if [ "$limit" != unlimited ] && [ "$limit" -lt 20000 ]; then
+    n=$((limit - 1000))
+    echo "open-file limit is $limit: holding $n connections instead of 19,000" >&2
+    args+=(--idle-connections "$n" --fanout-connections "$n")
+fi
+[ "${BENCH_QUICK:-0}" = 1 ] && args+=(--quick)
+[ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+[ -n "${BENCH_ROUNDS:-}" ] && args+=(--rounds "$BENCH_ROUNDS")
+[ "${BENCH_NO_WRITE:-0}" = 1 ] && args+=(--no-write)
+[ -n "$WASMTIME" ] && args+=(--wasmtime "$WASMTIME")
+
+log "measuring"
+exec target/release/sidestream-bench suite \
+    --gateway target/release/sidestream-gateway \
+    --component "target/$WASM_TARGET/release/sidestream_component.wasm" \
+    --tungstenite target/release/tungstenite-echo \
+    --bun "$BUN" --bun-script bench/peers/bun/echo.ts \
+    --gorilla "$OUT/gorilla-echo" \
+    "${args[@]}" "$@"
