@@ -276,12 +276,19 @@ function renderCounts() {
   while (pushTimes.length > 0 && pushTimes[0] < now - RATE_WINDOW_MS) pushTimes.shift();
   // Over the first seconds of a connection divide by the time it has been up, not the full window.
   const span = connectedAt ? Math.min(RATE_WINDOW_MS, Math.max(1000, now - connectedAt)) : RATE_WINDOW_MS;
-  el.sent.textContent = String(counts.sent);
-  el.echoes.textContent = String(counts.echoes);
-  el.pushes.textContent = String(counts.pushes);
-  el.rate.textContent = ((pushTimes.length * 1000) / span).toFixed(1);
-  el.pending.textContent = String(queue.length);
-  el.pending.closest(".stat").dataset.active = queue.length > 0 ? "true" : "false";
+  setText(el.sent, String(counts.sent));
+  setText(el.echoes, String(counts.echoes));
+  setText(el.pushes, String(counts.pushes));
+  setText(el.rate, ((pushTimes.length * 1000) / span).toFixed(1));
+  setText(el.pending, String(queue.length));
+  const stat = el.pending.closest(".stat");
+  const active = queue.length > 0 ? "true" : "false";
+  if (stat.dataset.active !== active) stat.dataset.active = active;
+}
+
+/** Writes only changes: the counters tick four times a second and most of them rarely move. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function closeText(close) {
@@ -291,6 +298,8 @@ function closeText(close) {
 
 function renderStatus({ state, attempt, lastClose, delayMs }) {
   el.status.dataset.state = state;
+  const offline = state === "reconnecting" || (state === "connecting" && attempt > 0);
+  el.input.placeholder = offline ? "Offline: messages wait in a queue…" : "Type a message…";
   el.status.dataset.attempt = String(attempt);
   if (lastClose) el.status.dataset.closeCode = String(lastClose.code);
   el.reconnectNow.hidden = state !== "reconnecting";

@@ -41,6 +41,10 @@ export class LiveChart {
 
   add(value, t = performance.now()) {
     this.points.push({ t, v: Math.min(1, Math.max(0, value)) });
+    // Drawing prunes too, but a hidden tab gets no animation frames: keep memory bounded anyway.
+    if (this.points.length > 64 && this.points[0].t < t - 2 * this.windowMs) {
+      this.points = this.points.filter((p) => p.t >= t - this.windowMs - 1000);
+    }
     this.dirty = true;
   }
 
