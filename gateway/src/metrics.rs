@@ -35,6 +35,7 @@ pub struct Metrics {
     registry: Registry,
     pub connections_active: Gauge,
     pub connections_total: Counter,
+    pub outbox_bytes: Gauge,
     pub messages_received: Counter,
     pub messages_echoed: Counter,
     pub pushes_sent: Counter,
@@ -60,6 +61,7 @@ impl Metrics {
         let m = Metrics {
             connections_active: Gauge::default(),
             connections_total: Counter::default(),
+            outbox_bytes: Gauge::default(),
             messages_received: Counter::default(),
             messages_echoed: Counter::default(),
             pushes_sent: Counter::default(),

@@ -64,8 +64,10 @@ impl Outbox {
         !self.queue.is_empty() || self.unflushed
     }
 
-    fn push(&mut self, message: Message, kind: Kind) {
-        self.bytes += message.len();
+    fn push(&mut self, message: Message, kind: Kind, metrics: &Metrics) {
+        let len = message.len();
+        self.bytes += len;
+        metrics.outbox_bytes.inc_by(len as i64);
         self.queue.push_back((message, kind));
     }
 
@@ -85,6 +87,7 @@ impl Outbox {
                 let Some((message, kind)) = self.queue.pop_front() else { break };
                 let len = message.len();
                 self.bytes -= len;
+                metrics.outbox_bytes.dec_by(len as i64);
                 sink.start_send_unpin(message)?;
                 self.unflushed = true;
                 match kind {
@@ -123,8 +126,8 @@ where
         settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
 
     let start = Instant::now();
-    let mut next_push = start + schedule.as_mut().map_or(settings.idle_timeout, Schedule::next_delay);
-    let push_timer = sleep_until(next_push);
+    let first_push = start + schedule.as_mut().map_or(settings.idle_timeout, Schedule::next_delay);
+    let push_timer = sleep_until(first_push);
     tokio::pin!(push_timer);
     let mut ping = tokio::time::interval_at(start + settings.ping_interval, settings.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -145,7 +148,7 @@ where
             biased;
             () = abort.cancelled() => break,
             () = drain.cancelled(), if !closing => {
-                start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
+                start_close(&mut outbox, &metrics, &mut closed, &mut closing, 1001, "going away");
                 close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
             }
             result = outbox.flush(&mut sink, &metrics), if outbox.has_work() => {
@@ -163,12 +166,14 @@ where
                             metrics.bytes_received.inc_by(message.len() as u64);
                             // After our Close, the protocol forbids sending data: drop late echoes.
                             if !closing {
-                                outbox.push(message, Kind::Echo);
+                                outbox.push(message, Kind::Echo, &metrics);
                             }
                         }
                         Message::Close(frame) => {
                             if closed.is_none() {
-                                closed = Some(Closed { by: "client", code: frame.map(|f| u16::from(f.code)) });
+                                // A Close without a code reads as 1005, "no status received" (RFC 6455 §7.1.5).
+                                let code = frame.map_or(1005, |f| u16::from(f.code));
+                                closed = Some(Closed { by: "client", code: Some(code) });
                             }
                             if !closing {
                                 closing = true;
@@ -186,7 +191,7 @@ where
                         match violation(&error) {
                             Some((code, reason)) => {
                                 info!(conn = id, %error, code, "closing on a client error");
-                                start_close(&mut outbox, &mut closed, &mut closing, code, reason);
+                                start_close(&mut outbox, &metrics, &mut closed, &mut closing, code, reason);
                                 close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
                             }
                             None => {
@@ -203,18 +208,16 @@ where
                 if let Some(schedule) = schedule.as_mut() {
                     let text = schedule.next_message(SystemTime::now());
                     if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                        outbox.push(Message::text(text), Kind::Push);
+                        outbox.push(Message::text(text), Kind::Push, &metrics);
                     } else {
                         metrics.pushes_dropped.inc();
                     }
-                    // Keep to the schedule rather than drifting by the time it took to get here,
-                    // unless the task fell a whole interval behind.
-                    let now = Instant::now();
-                    next_push = (next_push + schedule.next_delay()).max(now);
-                    push_timer.as_mut().reset(next_push);
+                    // The next delay counts from this push, so two pushes are never closer than
+                    // --push-min, however late this one was.
+                    push_timer.as_mut().reset(Instant::now() + schedule.next_delay());
                 }
             }
-            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
+            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control, &metrics),
             () = &mut idle_timer, if !closing => {
                 let deadline = last_heard + settings.idle_timeout;
                 if deadline > Instant::now() {
@@ -222,7 +225,7 @@ where
                 } else {
                     metrics.idle_timeouts.inc();
                     debug!(conn = id, "idle timeout");
-                    start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
+                    start_close(&mut outbox, &metrics, &mut closed, &mut closing, 1000, "idle timeout");
                     close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
                 }
             }
@@ -233,6 +236,7 @@ where
         }
     }
 
+    metrics.outbox_bytes.dec_by(outbox.bytes as i64);
     let closed = closed.unwrap_or(Closed { by: "client", code: None });
     metrics.closed(closed.by, closed.code);
     debug!(conn = id, by = closed.by, code = closed.code, "ws closed");
@@ -241,6 +245,7 @@ where
 /// Queues our Close frame (after whatever is already queued, so no echo is lost).
 fn start_close(
     outbox: &mut Outbox,
+    metrics: &Metrics,
     closed: &mut Option<Closed>,
     closing: &mut bool,
     code: u16,
@@ -251,7 +256,7 @@ fn start_close(
         *closed = Some(Closed { by: "server", code: Some(code) });
     }
     let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-    outbox.push(Message::Close(Some(frame)), Kind::Control);
+    outbox.push(Message::Close(Some(frame)), Kind::Control, metrics);
 }
 
 /// The close code for an error the client caused, or `None` when the connection is just gone.
