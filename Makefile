@@ -2,17 +2,22 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
 WASM_TARGET := wasm32-wasip2
 COMPONENT := target/$(WASM_TARGET)/release/sidestream_component.wasm
+FAULT_COMPONENT := target/fault/$(WASM_TARGET)/release/sidestream_component.wasm
+GATEWAY := target/release/sidestream-gateway
 
-.PHONY: run test lint fmt component wasm-target test-rust
+.PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway \
+        test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
 
-## run: build the component (the next steps start the whole app here)
-run: component
-	@echo "built $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes); serve it with: spin up"
+## run: build the component and the gateway, serve both on http://$(LISTEN)/
+run: component gateway
+	@echo "sidestream: open http://$(LISTEN)/ (Ctrl-C stops it)"
+	$(GATEWAY) --listen $(LISTEN) --component $(COMPONENT)
 
-## test: every test suite, after installing what it needs
-test: fmt-check test-rust
+## test: every suite, after installing what it needs
+test: fmt-check test-rust test-k8s test-sidecar test-conformance test-e2e
 
 ## lint: formatting and clippy, for the native crates and the wasm component
 lint: fmt-check wasm-target
@@ -25,11 +30,43 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all --check
 
+## readme: refresh the gateway's flag list in README.md from --help
+readme:
+	$(CARGO) build -q -p sidestream-gateway
+	python3 scripts/readme_help.py target/debug/sidestream-gateway README.md
+
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 component: wasm-target
 	$(CARGO) build -p sidestream-component --target $(WASM_TARGET) --release
 
-test-rust: component
+# The component with fault-injection routes, for the host's containment tests only.
+fault-component: wasm-target
+	$(CARGO) build -p sidestream-component --target $(WASM_TARGET) --release --features fault-injection --target-dir target/fault
+
+gateway:
+	$(CARGO) build --release -p sidestream-gateway
+
+test-rust: component fault-component
 	$(CARGO) test --workspace
+
+test-k8s:
+	scripts/test-k8s.sh
+
+test-sidecar:
+	scripts/sidecar-smoke.sh
+
+test-conformance: gateway
+	SIDESTREAM_GATEWAY_BIN=$(GATEWAY) scripts/autobahn.sh
+
+test-e2e: component gateway
+	SIDESTREAM_GATEWAY_BIN=$(GATEWAY) SIDESTREAM_COMPONENT=$(COMPONENT) scripts/test-e2e.sh
+
+## bench: the benchmark suite against the gateway and its peers (not part of test)
+bench:
+	scripts/bench.sh
+
+## fuzz: every fuzz target for 60 s (not part of test)
+fuzz:
+	scripts/fuzz.sh
