@@ -107,8 +107,9 @@ function addEntry(kind, time = new Date()) {
 }
 
 function logSystem(text, tone = "info", extra = {}) {
-  const { li, body } = addEntry("system");
+  const { li, body, tag } = addEntry("system");
   li.dataset.tone = tone;
+  tag.textContent = { ok: "info", info: "info", warn: "warn", error: "error" }[tone];
   for (const [k, v] of Object.entries(extra)) li.dataset[k] = String(v);
   body.textContent = text;
 }

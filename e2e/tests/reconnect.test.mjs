@@ -2,8 +2,11 @@
 // port, and the page comes back by itself without losing what the person typed in between.
 
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { setup } from "../lib/fixture.mjs";
+import { OUT_DIR } from "../lib/paths.mjs";
 import { chatEntry, counters, statusText, typeAndSend, waitForCount, waitForStatus } from "../lib/page.mjs";
 
 const TIMEOUT = { timeout: 90_000 };
@@ -34,6 +37,8 @@ test("a message typed while the gateway is down stays pending and is sent after 
   });
   assert.equal(await entry.getAttribute("data-state"), "pending");
   assert.equal(browser.frames.sent.length, 0, "nothing was sent while down");
+  mkdirSync(OUT_DIR, { recursive: true });
+  await page.screenshot({ path: join(OUT_DIR, "desktop-offline.png") });
 
   const second = await startGateway(gateway.addr);
   assert.equal(second.addr, gateway.addr);
