@@ -67,6 +67,11 @@ for target in "${targets[@]}"; do
 	if ((status)); then
 		crashed=$((crashed + 1))
 		found=$(find "$artifacts" -type f | head -n1)
+		if [[ -n $found ]]; then
+			for seed in "fuzz/corpus/$target"/*; do
+				cmp -s "$seed" "$found" && log "$target: the committed seed $seed crashes (a regression)"
+			done
+		fi
 		summary+=("$target: CRASHED after $runs runs (cov $cov, ft $ft): ${found:-see $out/$target.log}")
 		grep -m3 -E 'panicked|ERROR: libFuzzer|SUMMARY' "$out/$target.log" >&2 || true
 		[[ -n $found ]] && log "reproduce: cargo +$toolchain fuzz run --fuzz-dir fuzz $target $found"
