@@ -86,7 +86,7 @@ test("pushes appear in the log, on the counters and on the chart", TIMEOUT, asyn
   await page.waitForFunction(() => Number(document.getElementById("chart").dataset.drawn) >= 6);
 
   const ink = await chartInk(page);
-  assert.ok(ink.pixels >= 80, `series pixels on the chart: ${ink.pixels}`);
+  assert.ok(ink.pixels >= 300, `series pixels on the chart: ${ink.pixels}`);
   assert.ok(ink.columns >= 8, `the line spans ${ink.columns} pixel columns`);
 
   // Newest first, in the order the gateway numbered them, each with its value and a local time.
@@ -164,7 +164,7 @@ test("screenshots of the connected page on a desktop, light and dark", TIMEOUT, 
   // Switching the system to dark mode recolours the page and redraws the chart in the dark palette.
   const light = await chartInk(page);
   await page.emulateMedia({ colorScheme: "dark" });
-  const dark = await waitForInk(page, (ink) => ink.color !== light.color && ink.pixels >= 80);
+  const dark = await waitForInk(page, (ink) => ink.color !== light.color && ink.pixels >= 300);
   assert.ok(dark.columns >= 8, `the dark line spans ${dark.columns} pixel columns`);
   await screenshot(page, "desktop-dark");
   assert.deepEqual(browser.problems, []);
