@@ -26,7 +26,7 @@ if [[ ! -x "$CHROMIUM_BIN" ]]; then
     export DEBIAN_FRONTEND=noninteractive
     # Another apt run on the same machine holds the lock for a while: wait for it instead of failing.
     apt-get -o DPkg::Lock::Timeout=600 update -qq
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 "$CHROMIUM_BIN" --version
 
