@@ -77,8 +77,9 @@ gateway_log=$out/gateway.log
 # exactly that. Pings are pushed out of any case's reach: an unsolicited Ping is an event the suite
 # does not expect, and the longest case takes a few seconds. The suite only uses /ws, so the
 # component's paths point at an upstream that is never contacted: no component build needed, and
-# the same flags work for a build without the embedded host.
-"$gateway" --listen 127.0.0.1:0 --no-push \
+# the same flags work for a build without the embedded host. A SIDESTREAM_COMPONENT left in the
+# environment would conflict with --upstream, and the address is read from the text log format.
+env -u SIDESTREAM_COMPONENT "$gateway" --listen 127.0.0.1:0 --no-push --log-format text \
 	--max-message-size 16777216 \
 	--ping-interval 1h --idle-timeout 2h \
 	--upstream http://127.0.0.1:9 \
