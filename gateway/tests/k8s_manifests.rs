@@ -1,0 +1,530 @@
+//! The Kubernetes deployment (`runtime-class.yaml`, `k8s/`, `images/`) agrees with itself, with the
+//! gateway's real configuration and routes, with the component's `spin.toml`, and with the README.
+//! Schemas and policies are checked by `make test-k8s` (scripts/test-k8s.sh); this checks what no
+//! schema can: that the pieces point at each other.
+//!
+//! `cargo test -p sidestream-gateway --test k8s_manifests`; the probe test serves the release
+//! component, which `make test` builds first (or
+//! `cargo build -p sidestream-component --target wasm32-wasip2 --release`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http::StatusCode;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::Value;
+use sidestream_gateway::config::{Backend, Config};
+use sidestream_gateway::{Gateway, routes};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every YAML document of a file, as JSON values.
+fn yaml_documents(path: &str) -> Vec<Value> {
+    let text = read(path);
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn kustomization() -> Value {
+    let mut docs = yaml_documents("k8s/kustomization.yaml");
+    assert_eq!(docs.len(), 1, "one kustomization");
+    docs.remove(0)
+}
+
+/// The objects `kubectl apply -k k8s/` creates, read from the files the kustomization lists.
+fn objects() -> Vec<Value> {
+    let kustomization = kustomization();
+    let resources = kustomization["resources"].as_array().expect("resources");
+    resources
+        .iter()
+        .flat_map(|file| yaml_documents(&format!("k8s/{}", file.as_str().expect("a file name"))))
+        .collect()
+}
+
+/// The one object of this kind.
+fn object(kind: &str) -> Value {
+    let mut found: Vec<Value> = objects().into_iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "exactly one {kind} in k8s/");
+    found.remove(0)
+}
+
+fn str_of<'a>(value: &'a Value, what: &str) -> &'a str {
+    value.as_str().unwrap_or_else(|| panic!("{what} is a string, not {value}"))
+}
+
+fn u64_of(value: &Value, what: &str) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("{what} is a number, not {value}"))
+}
+
+fn labels(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("labels are a map, not {value}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), str_of(v, k).to_owned()))
+        .collect()
+}
+
+fn pod_spec(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]
+}
+
+fn containers(deployment: &Value) -> &Vec<Value> {
+    pod_spec(deployment)["containers"].as_array().expect("containers")
+}
+
+fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
+    containers(deployment)
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("a container named {name}"))
+}
+
+/// A port reference (a number or the name of a container port) resolved among `candidates`:
+/// the container that declares it and the port number.
+fn resolve_port<'a>(candidates: impl IntoIterator<Item = &'a Value>, port: &Value) -> (String, u64) {
+    for c in candidates {
+        for p in c["ports"].as_array().into_iter().flatten() {
+            let number = u64_of(&p["containerPort"], "containerPort");
+            if p["name"] == *port || port.as_u64() == Some(number) {
+                return (str_of(&c["name"], "container name").to_owned(), number);
+            }
+        }
+    }
+    panic!("no container declares port {port}");
+}
+
+/// The gateway container's arguments, parsed and validated by the gateway's own config.
+fn gateway_config(deployment: &Value) -> Config {
+    let args: Vec<&str> = container(deployment, "gateway")["args"]
+        .as_array()
+        .expect("gateway args")
+        .iter()
+        .map(|a| str_of(a, "an argument"))
+        .collect();
+    let config = Config::try_parse_from(std::iter::once("sidestream-gateway").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("the gateway's args {args:?} do not parse:\n{e}"));
+    config.validate().unwrap_or_else(|e| panic!("the gateway's args {args:?} are invalid: {e}"));
+    config
+}
+
+fn pre_stop_sleep(container: &Value) -> u64 {
+    container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0)
+}
+
+/// `source` of the one component in spin.toml.
+fn spin_source() -> String {
+    let manifest: toml::Table = read("spin.toml").parse().expect("spin.toml is TOML");
+    let components = manifest["component"].as_table().expect("[component]");
+    assert_eq!(components.len(), 1, "one component");
+    let component = components.values().next().unwrap();
+    component["source"].as_str().expect("source is a path").to_owned()
+}
+
+/// Instructions of a Dockerfile, one string per logical line (continuations joined, comments out).
+fn dockerfile(path: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for line in read(path).lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(line);
+                lines.push(current.split_whitespace().collect::<Vec<_>>().join(" "));
+                current.clear();
+            }
+        }
+    }
+    lines
+}
+
+/// The instructions of the last stage (the image that ships).
+fn final_stage(lines: &[String]) -> &[String] {
+    let from = lines.iter().rposition(|l| l.starts_with("FROM ")).expect("a FROM line");
+    &lines[from..]
+}
+
+#[test]
+fn kustomization_applies_every_manifest_in_k8s() {
+    let listed: BTreeSet<String> = kustomization()["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| str_of(r, "a resource").to_owned())
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo_root().join("k8s"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
+        .collect();
+    assert_eq!(listed, on_disk, "a manifest in k8s/ that the kustomization does not list is never applied");
+
+    let namespace = object("Namespace");
+    assert_eq!(
+        kustomization()["namespace"],
+        namespace["metadata"]["name"],
+        "everything goes to the namespace it creates"
+    );
+}
+
+#[test]
+fn deployment_selects_its_own_pods_and_everything_else_selects_them_too() {
+    let deployment = object("Deployment");
+    let template = labels(&deployment["spec"]["template"]["metadata"]["labels"]);
+    let selects_pods = |selector: &Value, who: &str| {
+        let selector = labels(selector);
+        assert!(!selector.is_empty(), "{who} selects nothing");
+        for (key, value) in &selector {
+            assert_eq!(
+                template.get(key),
+                Some(value),
+                "{who} selects {key}={value}, which the pods do not carry"
+            );
+        }
+    };
+    selects_pods(&deployment["spec"]["selector"]["matchLabels"], "the Deployment");
+    selects_pods(&object("Service")["spec"]["selector"], "the Service");
+    selects_pods(
+        &object("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        "the PodDisruptionBudget",
+    );
+    selects_pods(&object("NetworkPolicy")["spec"]["podSelector"]["matchLabels"], "the NetworkPolicy");
+    for spread in pod_spec(&deployment)["topologySpreadConstraints"].as_array().into_iter().flatten() {
+        selects_pods(&spread["labelSelector"]["matchLabels"], "a topology spread constraint");
+    }
+
+    let hpa = object("HorizontalPodAutoscaler");
+    let target = &hpa["spec"]["scaleTargetRef"];
+    assert_eq!((&target["kind"], &target["name"]), (&deployment["kind"], &deployment["metadata"]["name"]));
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "the HPA owns the replica count; `apply` would reset it"
+    );
+    let pdb = object("PodDisruptionBudget");
+    let min_replicas = u64_of(&hpa["spec"]["minReplicas"], "minReplicas");
+    let max_unavailable = u64_of(&pdb["spec"]["maxUnavailable"], "maxUnavailable");
+    assert!(max_unavailable < min_replicas, "a disruption must leave a pod serving");
+}
+
+#[test]
+fn containers_and_their_ports_have_unique_names() {
+    let deployment = object("Deployment");
+    let names: Vec<&str> =
+        containers(&deployment).iter().map(|c| str_of(&c["name"], "container name")).collect();
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len(), "container names: {names:?}");
+    assert_eq!(BTreeSet::from_iter(names.iter().copied()), BTreeSet::from(["app", "gateway"]));
+    // Named ports are resolved pod-wide (Service targetPort, probes, NetworkPolicy): one owner each.
+    let ports: Vec<(String, u64)> = containers(&deployment)
+        .iter()
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .map(|p| (str_of(&p["name"], "port name").to_owned(), u64_of(&p["containerPort"], "containerPort")))
+        .collect();
+    let names: BTreeSet<_> = ports.iter().map(|(n, _)| n).collect();
+    let numbers: BTreeSet<_> = ports.iter().map(|(_, n)| n).collect();
+    assert_eq!((names.len(), numbers.len()), (ports.len(), ports.len()), "ports: {ports:?}");
+}
+
+#[test]
+fn pod_runs_on_the_runtime_class_that_runtime_class_yaml_creates() {
+    let classes = yaml_documents("runtime-class.yaml");
+    assert_eq!(classes.len(), 1);
+    let class = &classes[0];
+    assert_eq!(class["kind"], "RuntimeClass");
+    assert_eq!(class["handler"], "spin", "containerd-shim-spin registers the handler `spin`");
+    assert_eq!(pod_spec(&object("Deployment"))["runtimeClassName"], class["metadata"]["name"]);
+}
+
+#[test]
+fn app_container_is_the_spin_app_on_the_port_the_gateway_proxies_to() {
+    let deployment = object("Deployment");
+    let app = container(&deployment, "app");
+    assert_eq!(app["command"], serde_json::json!(["/"]), "the shim's convention for Spin apps");
+    let (_, app_port) = resolve_port([app], &app["ports"][0]["name"]);
+    let listen = app["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "SPIN_HTTP_LISTEN_ADDR")
+        .map(|e| str_of(&e["value"], "SPIN_HTTP_LISTEN_ADDR").parse::<SocketAddr>().expect("an address"));
+    // The shim listens on 0.0.0.0:80 unless told otherwise.
+    let listen = listen.unwrap_or_else(|| "0.0.0.0:80".parse().unwrap());
+    assert_eq!(u64::from(listen.port()), app_port, "the app container's port is where Spin listens");
+
+    let config = gateway_config(&deployment);
+    let Ok(Backend::Upstream(upstream)) = config.backend() else {
+        panic!("the sidecar has no wasm host: it must run with --upstream");
+    };
+    assert_eq!(
+        upstream.host(),
+        Some("127.0.0.1"),
+        "the upstream is the app container, over the pod's loopback"
+    );
+    assert_eq!(
+        upstream.port_u16().map(u64::from),
+        Some(app_port),
+        "--upstream points at the app container's port"
+    );
+}
+
+#[test]
+fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    assert!(
+        config.listen.ip().is_unspecified(),
+        "--listen {} is unreachable from outside the pod",
+        config.listen
+    );
+    let gateway_port = u64::from(config.listen.port());
+    let gateway = container(&deployment, "gateway");
+    assert_eq!(
+        resolve_port([gateway], &gateway["ports"][0]["name"]).1,
+        gateway_port,
+        "declared port = --listen"
+    );
+
+    let service = object("Service");
+    let ports = service["spec"]["ports"].as_array().expect("Service ports");
+    assert_eq!(ports.len(), 1);
+    let (owner, target) = resolve_port(containers(&deployment), &ports[0]["targetPort"]);
+    assert_eq!(
+        (owner.as_str(), target),
+        ("gateway", gateway_port),
+        "the Service sends traffic to the gateway"
+    );
+
+    let ingress = object("Ingress");
+    let mut backends = 0;
+    for rule in ingress["spec"]["rules"].as_array().expect("rules") {
+        for path in rule["http"]["paths"].as_array().expect("paths") {
+            let backend = &path["backend"]["service"];
+            assert_eq!(backend["name"], service["metadata"]["name"], "the Ingress backend is the Service");
+            let port = &backend["port"];
+            assert!(
+                ports.iter().any(|p| (port.get("name").is_some() && p["name"] == port["name"])
+                    || p["port"] == port["number"]),
+                "the Ingress names Service port {port}, which does not exist"
+            );
+            backends += 1;
+        }
+    }
+    assert!(backends > 0);
+    // wss:// needs the TLS block to cover every host the rules serve.
+    let rule_hosts: BTreeSet<&str> =
+        ingress["spec"]["rules"].as_array().unwrap().iter().map(|r| str_of(&r["host"], "host")).collect();
+    let tls_hosts: BTreeSet<&str> = ingress["spec"]["tls"]
+        .as_array()
+        .expect("a tls block")
+        .iter()
+        .inspect(|t| assert!(t["secretName"].is_string(), "each tls entry names its Secret"))
+        .flat_map(|t| t["hosts"].as_array().unwrap())
+        .map(|h| str_of(h, "tls host"))
+        .collect();
+    assert_eq!(rule_hosts, tls_hosts);
+    // ingress-nginx drops a proxied connection after this long without traffic one way; the
+    // gateway's pings (and the client's pongs) must come more often.
+    for annotation in ["proxy-read-timeout", "proxy-send-timeout"] {
+        let key = format!("nginx.ingress.kubernetes.io/{annotation}");
+        let seconds: u64 = str_of(&ingress["metadata"]["annotations"][&key], &key).parse().expect("seconds");
+        assert!(
+            Duration::from_secs(seconds) > config.ping_interval,
+            "{key} ({seconds} s) must exceed --ping-interval ({:?})",
+            config.ping_interval
+        );
+    }
+
+    let policy = object("NetworkPolicy");
+    let admitted: Vec<(String, u64)> = policy["spec"]["ingress"]
+        .as_array()
+        .expect("ingress rules")
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().expect("every rule limits ports"))
+        .map(|p| resolve_port(containers(&deployment), &p["port"]))
+        .collect();
+    assert_eq!(admitted, [("gateway".to_owned(), gateway_port)], "only the gateway's port is reachable");
+}
+
+#[test]
+fn probes_use_the_gateway_routes_and_the_component_health() {
+    let deployment = object("Deployment");
+    let gateway = container(&deployment, "gateway");
+    let gateway_port = u64::from(gateway_config(&deployment).listen.port());
+    // Liveness must not be readiness: a liveness probe on /readyz would restart every pod whose
+    // component is briefly down, and every pod that is draining.
+    for (probe, path) in [("livenessProbe", routes::LIVEZ), ("readinessProbe", routes::READYZ)] {
+        assert_eq!(gateway[probe]["httpGet"]["path"], path, "gateway {probe}");
+        assert_eq!(
+            resolve_port([gateway], &gateway[probe]["httpGet"]["port"]).1,
+            gateway_port,
+            "gateway {probe}"
+        );
+    }
+    let app = container(&deployment, "app");
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(app[probe]["httpGet"]["path"], routes::COMPONENT_HEALTH, "app {probe}");
+        let (owner, _) = resolve_port(containers(&deployment), &app[probe]["httpGet"]["port"]);
+        assert_eq!(owner, "app", "the app {probe} probes the app container itself");
+    }
+}
+
+#[tokio::test]
+async fn every_probe_path_answers_200_from_the_real_gateway_and_component() {
+    let component = repo_root().join(spin_source());
+    assert!(
+        component.exists(),
+        "{} is missing: build it with `cargo build -p sidestream-component --target wasm32-wasip2 --release`",
+        component.display()
+    );
+    let config = Config::try_parse_from([
+        "sidestream-gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--component",
+        component.to_str().unwrap(),
+    ])
+    .unwrap();
+    let gateway = Gateway::bind(config).await.expect("the gateway starts with the release component");
+    let addr = gateway.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let deployment = object("Deployment");
+    let mut probed = 0;
+    for c in containers(&deployment) {
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            let Some(path) = c[probe]["httpGet"]["path"].as_str() else { continue };
+            let uri = format!("http://{addr}{path}").parse().unwrap();
+            let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+                .await
+                .expect("an answer within 10 s")
+                .expect("an HTTP answer");
+            assert_eq!(response.status(), StatusCode::OK, "{} {probe} {path}", c["name"]);
+            probed += 1;
+        }
+    }
+    assert_eq!(probed, 5, "every container has its probes");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("stops").unwrap().unwrap();
+}
+
+#[test]
+fn drain_finishes_within_the_termination_grace_period() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let grace =
+        u64_of(&pod_spec(&deployment)["terminationGracePeriodSeconds"], "terminationGracePeriodSeconds");
+    let gateway = container(&deployment, "gateway");
+    // The kubelet runs preStop first, then sends SIGTERM; both count against the grace period.
+    let needed = Duration::from_secs(pre_stop_sleep(gateway)) + config.drain_timeout;
+    assert!(
+        needed < Duration::from_secs(grace),
+        "preStop sleep + --drain-timeout ({needed:?}) must end before the kubelet kills the pod ({grace} s)"
+    );
+}
+
+#[test]
+fn app_image_holds_spin_toml_and_the_component_where_spin_toml_says() {
+    let lines = dockerfile("images/app.Dockerfile");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("FROM ")).collect::<Vec<_>>(), ["FROM scratch"]);
+    let copies: Vec<&String> = lines.iter().filter(|l| l.starts_with("COPY ")).collect();
+    let source = spin_source();
+    assert!(!source.starts_with('/'), "spin.toml's source is relative to spin.toml");
+    // The shim reads /spin.toml and resolves `source` against its directory, the image root.
+    assert_eq!(copies, [&"COPY spin.toml /spin.toml".to_owned(), &format!("COPY {source} /{source}")]);
+    // The build context holds exactly those files.
+    let ignore = read("images/app.Dockerfile.dockerignore");
+    assert!(
+        ignore.lines().any(|l| l.trim() == format!("!{source}")),
+        "app.Dockerfile.dockerignore lets {source} in"
+    );
+}
+
+#[test]
+fn gateway_image_is_the_static_sidecar_build_run_as_the_pods_user() {
+    let lines = dockerfile("images/gateway.Dockerfile");
+    let builds: Vec<&String> = lines.iter().filter(|l| l.starts_with("RUN cargo build ")).collect();
+    assert_eq!(builds.len(), 1, "one `RUN cargo build` line (scripts/sidecar-smoke.sh runs it)");
+    let build: Vec<&str> = builds[0].split_whitespace().collect();
+    for flag in [["-p", env!("CARGO_PKG_NAME")], ["--target", "x86_64-unknown-linux-musl"]] {
+        assert!(build.windows(2).any(|w| w == flag), "{} lacks {flag:?}", builds[0]);
+    }
+    for flag in ["--release", "--no-default-features", "--locked"] {
+        assert!(build.contains(&flag), "{} lacks {flag}", builds[0]);
+    }
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_sidestream-gateway")).file_name().unwrap().to_str().unwrap();
+    let stage = final_stage(&lines);
+    assert_eq!(stage[0], "FROM scratch");
+    let workdir =
+        lines.iter().rev().find_map(|l| l.strip_prefix("WORKDIR ")).expect("the build stage's WORKDIR");
+    let copy = format!("COPY --from=build {workdir}/target/x86_64-unknown-linux-musl/release/{bin} /{bin}");
+    assert!(stage.contains(&copy), "the image copies the musl release binary: {copy}");
+    assert!(stage.contains(&format!("ENTRYPOINT [\"/{bin}\"]")), "the binary is the entrypoint");
+
+    let user = stage.iter().find_map(|l| l.strip_prefix("USER ")).expect("a USER");
+    let (uid, gid) = user.split_once(':').expect("USER uid:gid");
+    let (uid, gid): (u64, u64) = (uid.parse().expect("numeric uid"), gid.parse().expect("numeric gid"));
+    assert_ne!(uid, 0, "not root");
+    let deployment = object("Deployment");
+    let context = &container(&deployment, "gateway")["securityContext"];
+    assert_eq!(
+        (uid, gid),
+        (u64_of(&context["runAsUser"], "runAsUser"), u64_of(&context["runAsGroup"], "runAsGroup"))
+    );
+
+    let exposed: u64 = stage.iter().find_map(|l| l.strip_prefix("EXPOSE ")).expect("EXPOSE").parse().unwrap();
+    assert_eq!(exposed, u64::from(gateway_config(&deployment).listen.port()));
+}
+
+#[test]
+fn image_names_agree_between_kustomization_deployment_and_docs() {
+    let kustomization = kustomization();
+    let images: BTreeMap<&str, String> = kustomization["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| {
+            let name = str_of(&i["name"], "image name");
+            (name, format!("{}:{}", str_of(&i["newName"], name), str_of(&i["newTag"], name)))
+        })
+        .collect();
+    let deployment = object("Deployment");
+    let used: BTreeSet<&str> = containers(&deployment).iter().map(|c| str_of(&c["image"], "image")).collect();
+    // An image the kustomization does not rename ships as its placeholder name, which no registry has.
+    assert_eq!(used, images.keys().copied().collect(), "every container image is set by the kustomization");
+
+    let readme = read("README.md");
+    for (name, dockerfile) in
+        [("sidestream-app", "images/app.Dockerfile"), ("sidestream-gateway", "images/gateway.Dockerfile")]
+    {
+        let reference = images.get(name).unwrap_or_else(|| panic!("the kustomization sets {name}"));
+        assert!(readme.contains(reference.as_str()), "README.md shows how to push {reference}");
+        assert!(
+            read(dockerfile).contains(reference.as_str()),
+            "{dockerfile}'s build command tags {reference}"
+        );
+    }
+}
