@@ -12,6 +12,12 @@ use http::Uri;
 /// neither `--component` nor `--upstream` is given.
 pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/release/sidestream_component.wasm";
 
+/// The longest any duration flag may be.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The largest `--max-message-size`.
+pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
+
 /// sidestream's gateway: WebSockets on `/ws`, health and metrics, and the front door to the Spin
 /// component (embedded, or a Spin runtime upstream).
 #[derive(Clone, Debug, Parser)]
@@ -135,6 +141,23 @@ impl Config {
                 bail!("{flag} must be longer than 0");
             }
         }
+        // Timers add these to the current instant; a ceiling keeps that arithmetic far from overflow.
+        for (flag, value) in [
+            ("--ping-interval", self.ping_interval),
+            ("--idle-timeout", self.idle_timeout),
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--upstream-timeout", self.upstream_timeout),
+            ("--component-timeout", self.component_timeout),
+            ("--push-max", self.push_max),
+            ("--drain-timeout", self.drain_timeout),
+        ] {
+            if value > MAX_DURATION {
+                bail!("{flag} must be at most {}", humantime::format_duration(MAX_DURATION));
+            }
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE {
+            bail!("--max-message-size must be at most {MAX_MESSAGE_SIZE} bytes (1 GiB)");
+        }
         if self.component_memory_mib == 0 || self.component_memory_mib > 4096 {
             bail!("--component-memory-mib must be between 1 and 4096");
         }
@@ -235,6 +258,17 @@ mod tests {
         assert!(parse(&["--allowed-origin", "not an origin"]).is_err());
         assert!(parse(&["--component", "a.wasm", "--upstream", "http://127.0.0.1:1"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn values_that_would_overflow_later_are_rejected() {
+        for flag in ["--ping-interval", "--idle-timeout", "--header-read-timeout", "--component-timeout"] {
+            assert!(parse(&[flag, "18446744073709551615s"]).is_err(), "{flag}");
+            assert!(parse(&[flag, "2h"]).is_ok(), "{flag}: two hours is a fine value");
+        }
+        assert!(parse(&["--push-min", "1s", "--push-max", "18446744073709551615s"]).is_err());
+        assert!(parse(&["--max-message-size", "18446744073709551615"]).is_err());
+        assert!(parse(&["--max-message-size", "16777216"]).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::{info, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -99,11 +100,20 @@ pub struct Host {
     timeout: Duration,
     slots: Arc<Semaphore>,
     ticker: Arc<AtomicBool>,
+    /// Guests run on their own runtime. A guest spinning in wasm holds a worker for a whole epoch
+    /// tick per poll, and tokio looks at sockets and timers only every few dozen polls: on the
+    /// gateway's runtime, as many spinning guests as cores would stall every socket, WebSocket and
+    /// probe until their deadline. (Always `Some` until drop.)
+    guests: Option<Runtime>,
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
         self.ticker.store(false, Ordering::Relaxed);
+        // Dropping a runtime blocks, which is not allowed inside the gateway's own runtime.
+        if let Some(guests) = self.guests.take() {
+            guests.shutdown_background();
+        }
     }
 }
 
@@ -132,6 +142,17 @@ impl Host {
             }
         })?;
 
+        let guests = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name("wasm-guest")
+            .enable_all()
+            // A poll of a spinning guest can last a whole tick: look for new guests, wake-ups and
+            // timers after every poll, not after dozens of them.
+            .global_queue_interval(1)
+            .event_interval(1)
+            .build()
+            .context("starting the runtime for wasm guests")?;
+
         Ok(Host {
             path: path.to_owned(),
             pre,
@@ -139,6 +160,7 @@ impl Host {
             timeout: config.component_timeout,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
             ticker,
+            guests: Some(guests),
         })
     }
 
@@ -204,8 +226,9 @@ impl Host {
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
+        let guests = self.guests.as_ref().context("the wasm host is shutting down")?;
         // The guest runs in its own task so it can keep streaming the body after the head is sent.
-        let task = tokio::spawn(async move {
+        let task = guests.spawn(async move {
             let _slot = slot;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await

@@ -22,6 +22,12 @@ pub struct CloseLabels {
     pub code: String,
 }
 
+/// Why an HTTP connection ended in error before a request could be answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnErrorLabels {
+    pub kind: &'static str,
+}
+
 /// One HTTP request: the route family (never the raw path, to keep cardinality bounded) and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -46,6 +52,8 @@ pub struct Metrics {
     pub handshake_rejections: Family<RejectLabels, Counter>,
     pub closes: Family<CloseLabels, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
+    pub http_connections_active: Gauge,
+    pub http_connection_errors: Family<ConnErrorLabels, Counter>,
     pub component_errors: Counter,
 }
 
@@ -72,6 +80,8 @@ impl Metrics {
             handshake_rejections: Family::default(),
             closes: Family::default(),
             http_requests: Family::default(),
+            http_connections_active: Gauge::default(),
+            http_connection_errors: Family::default(),
             component_errors: Counter::default(),
             registry: Registry::default(),
         };
@@ -106,6 +116,16 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route and status",
             m.http_requests.clone(),
+        );
+        registry.register(
+            "http_connections_active",
+            "TCP connections being served as HTTP (upgraded ones count as WebSockets)",
+            m.http_connections_active.clone(),
+        );
+        registry.register(
+            "http_connection_errors",
+            "HTTP connections that ended in an error: malformed or oversized requests, timeouts, resets",
+            m.http_connection_errors.clone(),
         );
         registry.register(
             "component_errors",

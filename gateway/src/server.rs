@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::backend::Backend;
 use crate::body::{self, Body};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnErrorLabels, Metrics};
 use crate::routes;
 use crate::ws::{self, handshake::OriginPolicy};
 
@@ -150,6 +150,7 @@ impl Gateway {
 
 /// Serves one TCP connection's HTTP/1 requests (and hands over upgraded ones to the WebSocket task).
 async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, stop: CancellationToken) {
+    let _open = HttpConnection::open(&shared);
     // Echoes are small and latency-bound: never wait to coalesce them.
     let _ = stream.set_nodelay(true);
     let service = {
@@ -178,7 +179,35 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         }
     };
     if let Err(error) = result {
-        debug!(%peer, %error, "http connection ended with an error");
+        let kind = if error.is_parse_too_large() {
+            "too_large"
+        } else if error.is_parse() || error.is_parse_status() {
+            "malformed"
+        } else if error.is_timeout() {
+            "timeout"
+        } else if error.is_incomplete_message() {
+            "incomplete"
+        } else {
+            "io"
+        };
+        shared.metrics.http_connection_errors.get_or_create(&ConnErrorLabels { kind }).inc();
+        debug!(%peer, %error, kind, "http connection ended with an error");
+    }
+}
+
+/// Counts a TCP connection as served over HTTP for as long as it lives.
+struct HttpConnection(Arc<Shared>);
+
+impl HttpConnection {
+    fn open(shared: &Arc<Shared>) -> Self {
+        shared.metrics.http_connections_active.inc();
+        HttpConnection(shared.clone())
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        self.0.metrics.http_connections_active.dec();
     }
 }
 

@@ -16,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -265,6 +265,8 @@ fn violation(error: &WsError) -> Option<(u16, &'static str)> {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
         WsError::Capacity(_) => Some((1009, "frame too big")),
         WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        // The TCP stream just ended: the client went away, it did not break the protocol.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) => Some((1002, "protocol error")),
         _ => None,
     }
@@ -281,9 +283,7 @@ fn log_error(id: u64, op: &str, error: &WsError) {
                 | std::io::ErrorKind::UnexpectedEof
                 | std::io::ErrorKind::ConnectionAborted
         ),
-        WsError::Protocol(p) => {
-            matches!(p, tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)
-        }
+        WsError::Protocol(p) => matches!(p, ProtocolError::ResetWithoutClosingHandshake),
         _ => false,
     };
     if expected {
