@@ -9,6 +9,8 @@
 //! and on any `wasi:http` host.
 
 mod assets;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod negotiate;
 mod respond;
 
@@ -20,6 +22,10 @@ mod export {
 
     #[spin_sdk::http_component]
     fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+        #[cfg(feature = "fault-injection")]
+        if let Some(fault) = super::fault::parse(req.path(), req.query()) {
+            return super::fault::inject(fault);
+        }
         let method = req.method().to_string();
         let header = |name: &str| req.header(name).and_then(|v| v.as_str());
         let head = RequestHead {
