@@ -7,8 +7,10 @@ WASM_TARGET := wasm32-wasip2
 COMPONENT := target/$(WASM_TARGET)/release/sidestream_component.wasm
 FAULT_COMPONENT := target/fault/$(WASM_TARGET)/release/sidestream_component.wasm
 GATEWAY := target/release/sidestream-gateway
+# The suites run the debug build that `cargo test` already made: no release build in `make test`.
+TEST_GATEWAY := target/debug/sidestream-gateway
 
-.PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway \
+.PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
         test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/
@@ -48,6 +50,9 @@ fault-component: wasm-target
 gateway:
 	$(CARGO) build --release -p sidestream-gateway
 
+test-gateway:
+	$(CARGO) build -p sidestream-gateway
+
 test-rust: component fault-component
 	$(CARGO) test --workspace
 
@@ -57,11 +62,11 @@ test-k8s:
 test-sidecar:
 	scripts/sidecar-smoke.sh
 
-test-conformance: gateway
-	SIDESTREAM_GATEWAY_BIN=$(GATEWAY) scripts/autobahn.sh
+test-conformance: test-gateway
+	SIDESTREAM_GATEWAY_BIN=$(TEST_GATEWAY) scripts/autobahn.sh
 
-test-e2e: component gateway
-	SIDESTREAM_GATEWAY_BIN=$(GATEWAY) SIDESTREAM_COMPONENT=$(COMPONENT) scripts/test-e2e.sh
+test-e2e: component test-gateway
+	SIDESTREAM_GATEWAY_BIN=$(TEST_GATEWAY) SIDESTREAM_COMPONENT=$(COMPONENT) scripts/test-e2e.sh
 
 ## bench: the benchmark suite against the gateway and its peers (not part of test)
 bench:
