@@ -20,8 +20,9 @@ pub enum Fault {
     Trap,
     /// `/fault/loop`: spins forever without calling the host; only the host's deadline stops it.
     Loop,
-    /// `/fault/oom`: allocates 1 MiB after 1 MiB until growing memory fails at the instance's cap.
-    Oom,
+    /// `/fault/oom?mib=N`: allocates N MiB (default: without end), 1 MiB at a time, so it fails
+    /// where growing memory meets the instance's cap; answers 200 if it fits under the cap.
+    Oom(u32),
     /// `/fault/slow?ms=N`: sleeps N ms (default 1000) in a host call, then answers 200.
     Slow(u64),
 }
@@ -31,16 +32,20 @@ pub fn parse(path: &str, query: &str) -> Option<Fault> {
     match path.strip_prefix(PREFIX)? {
         "trap" => Some(Fault::Trap),
         "loop" => Some(Fault::Loop),
-        "oom" => Some(Fault::Oom),
-        "slow" => {
-            let ms = query.split('&').find_map(|kv| kv.strip_prefix("ms=")).and_then(|v| v.parse().ok());
-            Some(Fault::Slow(ms.unwrap_or(1000)))
-        }
+        "oom" => Some(Fault::Oom(param(query, "mib").unwrap_or(MAX_MIB))),
+        "slow" => Some(Fault::Slow(param(query, "ms").unwrap_or(1000))),
         _ => None,
     }
 }
 
-/// Fails as asked. Only `Slow` (and `Oom` on a host without a memory cap) returns a response.
+/// All a wasm32 memory can address: allocating this much always meets the cap.
+const MAX_MIB: u32 = 4096;
+
+fn param<T: std::str::FromStr>(query: &str, name: &str) -> Option<T> {
+    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+/// Fails as asked. Only `Slow`, and `Oom` when the memory fits, return a response.
 pub fn inject(fault: Fault) -> Response {
     match fault {
         Fault::Trap => panic!("fault injection: trap requested"),
@@ -51,14 +56,13 @@ pub fn inject(fault: Fault) -> Response {
                 spins = std::hint::black_box(spins.wrapping_add(1));
             }
         }
-        Fault::Oom => {
+        Fault::Oom(mib) => {
             let mut held: Vec<Vec<u8>> = Vec::new();
-            // 4 GiB is all a wasm32 memory can address; reaching the end means no cap was enforced.
-            for _ in 0..4096 {
+            for _ in 0..mib.min(MAX_MIB) {
                 // Non-zero bytes, so every page is really written.
                 held.push(std::hint::black_box(vec![1u8; 1 << 20]));
             }
-            text(200, format!("allocated {} MiB without hitting a memory cap\n", held.len()))
+            text(200, format!("allocated {} MiB\n", held.len()))
         }
         Fault::Slow(ms) => {
             std::thread::sleep(Duration::from_millis(ms));
