@@ -11,8 +11,8 @@ mod common;
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{Reply, STEP, TestGateway, Ws, next_echo, request, send, within};
@@ -31,6 +31,42 @@ fn fault_component() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Starts capturing the gateway's warnings (this process's, once) and returns what has been logged.
+fn warnings() -> String {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LogWriter(sink.clone()))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        log
+    });
+    String::from_utf8_lossy(&log.lock().expect("log lock")).into_owned()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The warnings logged about requests to `path`.
+fn warnings_about(path: &str) -> Vec<String> {
+    let needle = format!("uri={path} ");
+    warnings().lines().filter(|l| l.contains(&needle)).map(str::to_owned).collect()
 }
 
 /// A file of `static/` as the component embedded it (a mismatch means a stale component: `make component`).
@@ -368,6 +404,7 @@ async fn a_failing_guest_costs_only_its_own_request() {
     const TIMEOUT: Duration = Duration::from_millis(1000);
     const LOOPS: usize = 3; // more spinning guests than the test machine has cores
     let component = fault_component();
+    warnings();
     let gw = TestGateway::start(&[
         "--no-push",
         "--component",
@@ -387,8 +424,12 @@ async fn a_failing_guest_costs_only_its_own_request() {
     let slow = gw.get("/fault/slow?ms=50").await;
     assert_eq!((slow.status, slow.text().as_str()), (200, "slept 50 ms\n"));
 
-    // A trap and an out-of-memory fail at once with 500, not at the deadline.
-    for path in ["/fault/trap", "/fault/oom"] {
+    // The memory cap is the instance's: what fits under it is served.
+    let fits = gw.get("/fault/oom?mib=8").await;
+    assert_eq!((fits.status, fits.text().as_str()), (200, "allocated 8 MiB\n"));
+
+    // A trap and running out of memory fail at once with 500, not at the deadline.
+    for path in ["/fault/trap", "/fault/oom?mib=32", "/fault/oom"] {
         let started = Instant::now();
         let reply = gw.get(path).await;
         assert_eq!(reply.status, 500, "{path}: {}", reply.text());
@@ -433,10 +474,25 @@ async fn a_failing_guest_costs_only_its_own_request() {
     assert_bytes(&gw.get("/").await.body, &page, "the page");
     assert_eq!(gw.get("/health").await.status, 200);
     echo(&mut ws, "after".into()).await;
+
+    // One warning per failed request, carrying the guest's own error.
+    for (path, count, error) in [
+        ("/fault/trap", 1, "wasm trap"),
+        ("/fault/oom?mib=32", 1, "memory"),
+        ("/fault/loop", LOOPS, "deadline"),
+        ("/fault/slow?ms=5000", 1, "deadline"),
+    ] {
+        let lines = warnings_about(path);
+        assert_eq!(lines.len(), count, "warnings about {path}: {lines:#?}");
+        for line in lines {
+            assert!(line.contains("component request failed") && line.contains(error), "{line}");
+        }
+    }
+    assert!(warnings_about("/fault/oom?mib=8").is_empty());
     let metrics = gw.metrics().await;
-    let failures = 2 + LOOPS + 1;
+    let failures = 3 + LOOPS + 1;
     assert_eq!(metrics.get("sidestream_component_errors_total"), failures as f64);
-    assert_eq!(metrics.get(r#"sidestream_http_requests_total{route="component",status="500"}"#), 2.0);
+    assert_eq!(metrics.get(r#"sidestream_http_requests_total{route="component",status="500"}"#), 3.0);
     assert_eq!(
         metrics.get(r#"sidestream_http_requests_total{route="component",status="504"}"#),
         (LOOPS + 1) as f64
