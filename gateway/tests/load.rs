@@ -18,6 +18,8 @@ struct Seen {
     echoes: usize,
     pushes: u64,
     gaps: u64,
+    sent_bytes: u64,
+    push_bytes: u64,
 }
 
 async fn client(gw_addr: std::net::SocketAddr, n: usize) -> Seen {
@@ -34,13 +36,14 @@ async fn client(gw_addr: std::net::SocketAddr, n: usize) -> Seen {
         })
         .collect();
     let expected = sent.clone();
+    let sent_bytes: u64 = sent.iter().map(|m| m.len() as u64).sum();
     let writer = tokio::spawn(async move {
         for m in sent {
             tx.send(m).await.expect("send");
         }
         tx
     });
-    let (mut echoes, mut last_seq, mut pushes, mut gaps) = (0usize, 0u64, 0u64, 0u64);
+    let (mut echoes, mut last_seq, mut pushes, mut gaps, mut push_bytes) = (0usize, 0u64, 0u64, 0u64, 0u64);
     while echoes < MESSAGES {
         let message = within("message under load", rx.next()).await.expect("open").expect("frame");
         if let Message::Text(text) = &message
@@ -52,6 +55,7 @@ async fn client(gw_addr: std::net::SocketAddr, n: usize) -> Seen {
             gaps += seq - last_seq - 1;
             last_seq = seq;
             pushes += 1;
+            push_bytes += text.len() as u64;
             continue;
         }
         if matches!(message, Message::Ping(_) | Message::Pong(_)) {
@@ -71,9 +75,10 @@ async fn client(gw_addr: std::net::SocketAddr, n: usize) -> Seen {
             gaps += seq - last_seq - 1;
             last_seq = seq;
             pushes += 1;
+            push_bytes += text.len() as u64;
         }
     }
-    Seen { echoes, pushes, gaps }
+    Seen { echoes, pushes, gaps, sent_bytes, push_bytes }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +100,10 @@ async fn every_message_echoed_once_in_order_and_the_counters_add_up() {
     assert_eq!(m.get("sidestream_ws_connections_total"), CONNECTIONS as f64);
     assert_eq!(m.get("sidestream_ws_messages_received_total"), total);
     assert_eq!(m.get("sidestream_ws_messages_echoed_total"), total);
-    assert_eq!(m.get("sidestream_ws_sent_bytes_total") >= m.get("sidestream_ws_received_bytes_total"), true);
+    let client_bytes: u64 = seen.iter().map(|s| s.sent_bytes).sum();
+    let push_bytes: u64 = seen.iter().map(|s| s.push_bytes).sum();
+    assert_eq!(m.get("sidestream_ws_received_bytes_total") as u64, client_bytes);
+    assert_eq!(m.get("sidestream_ws_sent_bytes_total") as u64, client_bytes + push_bytes, "echoes + pushes");
     let pushes: u64 = seen.iter().map(|s| s.pushes).sum();
     let gaps: u64 = seen.iter().map(|s| s.gaps).sum();
     let dropped = m.get("sidestream_ws_pushes_dropped_total") as u64;
