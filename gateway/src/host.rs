@@ -234,13 +234,20 @@ impl Host {
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         });
 
+        // If the client goes away before the head is ready, the guest has nobody to answer: stop
+        // it rather than let it run to its deadline.
+        let mut task = AbortOnDrop(Some(task));
         let answer = tokio::time::timeout(self.timeout, receiver).await;
         match answer {
-            Ok(Ok(Ok(response))) => Ok(response.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+            Ok(Ok(Ok(response))) => {
+                // From here the guest may still be streaming the body: let it run.
+                task.disarm();
+                Ok(response.map(|b| b.map_err(BoxError::from).boxed_unsync()))
+            }
             Ok(Ok(Err(code))) => anyhow::bail!("the component answered with an error: {code:?}"),
             // The sender was dropped without an answer: the guest returned or trapped. Its own
             // error is the one worth reporting.
-            Ok(Err(_)) => match task.await {
+            Ok(Err(_)) => match task.join().await {
                 Ok(Ok(())) => anyhow::bail!("the component returned without setting a response"),
                 Ok(Err(error)) if deadline_hit.load(Ordering::Relaxed) => {
                     Err(anyhow::Error::from(error).context(DeadlineExceeded))
@@ -248,10 +255,31 @@ impl Host {
                 Ok(Err(error)) => Err(anyhow::Error::from(error).context("the component trapped")),
                 Err(join) => Err(anyhow::Error::from(join).context("the component task failed")),
             },
-            Err(_) => {
-                task.abort();
-                Err(anyhow::Error::new(DeadlineExceeded))
-            }
+            Err(_) => Err(anyhow::Error::new(DeadlineExceeded)),
+        }
+    }
+}
+
+/// Aborts the guest's task when dropped, unless disarmed.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
+
+impl AbortOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+
+    async fn join(&mut self) -> Result<wasmtime::Result<()>, tokio::task::JoinError> {
+        match self.0.as_mut() {
+            Some(handle) => handle.await,
+            None => Ok(Ok(())),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
         }
     }
 }
@@ -260,6 +288,9 @@ impl Host {
 fn engine(memory_bytes: usize) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
+    // The shipped component is stripped, so a wasm backtrace is a list of unnamed functions in
+    // front of the one line that matters: the trap's reason.
+    config.wasm_backtrace_max_frames(None);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(MAX_INSTANCES * 4)

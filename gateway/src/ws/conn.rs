@@ -51,6 +51,9 @@ enum Kind {
 struct Outbox {
     queue: VecDeque<(Message, Kind)>,
     bytes: usize,
+    /// What this connection last added to the shared `outbox_bytes` gauge. Published once per
+    /// flush attempt, so an echo that goes straight out costs the shared gauge nothing.
+    published: usize,
     /// Frames were handed to the writer since the last flush.
     unflushed: bool,
 }
@@ -64,11 +67,16 @@ impl Outbox {
         !self.queue.is_empty() || self.unflushed
     }
 
-    fn push(&mut self, message: Message, kind: Kind, metrics: &Metrics) {
-        let len = message.len();
-        self.bytes += len;
-        metrics.outbox_bytes.inc_by(len as i64);
+    fn push(&mut self, message: Message, kind: Kind) {
+        self.bytes += message.len();
         self.queue.push_back((message, kind));
+    }
+
+    fn publish(&mut self, metrics: &Metrics) {
+        if self.bytes != self.published {
+            metrics.outbox_bytes.inc_by(self.bytes as i64 - self.published as i64);
+            self.published = self.bytes;
+        }
     }
 
     /// Hands queued frames to the writer as it accepts them, then flushes, so a burst becomes one
@@ -82,28 +90,41 @@ impl Outbox {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         poll_fn(|cx| {
-            while !self.queue.is_empty() {
-                ready!(sink.poll_ready_unpin(cx))?;
-                let Some((message, kind)) = self.queue.pop_front() else { break };
-                let len = message.len();
-                self.bytes -= len;
-                metrics.outbox_bytes.dec_by(len as i64);
-                sink.start_send_unpin(message)?;
-                self.unflushed = true;
-                match kind {
-                    Kind::Echo => metrics.messages_echoed.inc(),
-                    Kind::Push => metrics.pushes_sent.inc(),
-                    Kind::Control => continue,
-                };
-                metrics.bytes_sent.inc_by(len as u64);
-            }
-            if self.unflushed {
-                ready!(sink.poll_flush_unpin(cx))?;
-                self.unflushed = false;
-            }
-            Poll::Ready(Ok(()))
+            let result = self.poll_flush(cx, sink, metrics);
+            self.publish(metrics);
+            result
         })
         .await
+    }
+
+    fn poll_flush<S>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        sink: &mut SplitSink<WebSocketStream<S>, Message>,
+        metrics: &Metrics,
+    ) -> Poll<Result<(), WsError>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        while !self.queue.is_empty() {
+            ready!(sink.poll_ready_unpin(cx))?;
+            let Some((message, kind)) = self.queue.pop_front() else { break };
+            let len = message.len();
+            self.bytes -= len;
+            sink.start_send_unpin(message)?;
+            self.unflushed = true;
+            match kind {
+                Kind::Echo => metrics.messages_echoed.inc(),
+                Kind::Push => metrics.pushes_sent.inc(),
+                Kind::Control => continue,
+            };
+            metrics.bytes_sent.inc_by(len as u64);
+        }
+        if self.unflushed {
+            ready!(sink.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -121,7 +142,7 @@ where
 {
     let Context { id, pushes, settings, metrics, drain, abort } = cx;
     let (mut sink, mut stream) = ws.split();
-    let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, unflushed: false };
+    let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, published: 0, unflushed: false };
     let mut schedule =
         settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
 
@@ -139,6 +160,13 @@ where
     let close_timer = sleep_until(start);
     tokio::pin!(close_timer);
 
+    // Created once: each `cancelled()` call registers with the token's shared waiter list, which
+    // every connection would otherwise lock on every pass of the loop.
+    let drained = drain.cancelled();
+    tokio::pin!(drained);
+    let aborted = abort.cancelled();
+    tokio::pin!(aborted);
+
     let mut closed: Option<Closed> = None;
     let mut closing = false;
     let mut reading = true;
@@ -146,9 +174,9 @@ where
     loop {
         tokio::select! {
             biased;
-            () = abort.cancelled() => break,
-            () = drain.cancelled(), if !closing => {
-                start_close(&mut outbox, &metrics, &mut closed, &mut closing, 1001, "going away");
+            () = &mut aborted => break,
+            () = &mut drained, if !closing => {
+                start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
                 close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
             }
             result = outbox.flush(&mut sink, &metrics), if outbox.has_work() => {
@@ -157,6 +185,34 @@ where
                     break;
                 }
             }
+            () = &mut push_timer, if schedule.is_some() && !closing => {
+                if let Some(schedule) = schedule.as_mut() {
+                    let text = schedule.next_message(SystemTime::now());
+                    if outbox.bytes + text.len() <= OUTBOX_BUDGET {
+                        outbox.push(Message::text(text), Kind::Push);
+                    } else {
+                        metrics.pushes_dropped.inc();
+                    }
+                    // The next delay counts from this push, so two pushes are never closer than
+                    // --push-min, however late this one was.
+                    push_timer.as_mut().reset(Instant::now() + schedule.next_delay());
+                }
+            }
+            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
+            () = &mut idle_timer, if !closing => {
+                let deadline = last_heard + settings.idle_timeout;
+                if deadline > Instant::now() {
+                    idle_timer.as_mut().reset(deadline);
+                } else {
+                    metrics.idle_timeouts.inc();
+                    debug!(conn = id, "idle timeout");
+                    start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
+                    close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                }
+            }
+            () = &mut close_timer, if closing => break,
+            // Reading comes last: a client that never stops sending must not starve its own
+            // pushes, pings or timers (the select is biased).
             frame = stream.next(), if reading && outbox.has_room() => {
                 last_heard = Instant::now();
                 match frame {
@@ -166,7 +222,7 @@ where
                             metrics.bytes_received.inc_by(message.len() as u64);
                             // After our Close, the protocol forbids sending data: drop late echoes.
                             if !closing {
-                                outbox.push(message, Kind::Echo, &metrics);
+                                outbox.push(message, Kind::Echo);
                             }
                         }
                         Message::Close(frame) => {
@@ -191,7 +247,7 @@ where
                         match violation(&error) {
                             Some((code, reason)) => {
                                 info!(conn = id, %error, code, "closing on a client error");
-                                start_close(&mut outbox, &metrics, &mut closed, &mut closing, code, reason);
+                                start_close(&mut outbox, &mut closed, &mut closing, code, reason);
                                 close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
                             }
                             None => {
@@ -204,39 +260,13 @@ where
                     None => break,
                 }
             }
-            () = &mut push_timer, if schedule.is_some() && !closing => {
-                if let Some(schedule) = schedule.as_mut() {
-                    let text = schedule.next_message(SystemTime::now());
-                    if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                        outbox.push(Message::text(text), Kind::Push, &metrics);
-                    } else {
-                        metrics.pushes_dropped.inc();
-                    }
-                    // The next delay counts from this push, so two pushes are never closer than
-                    // --push-min, however late this one was.
-                    push_timer.as_mut().reset(Instant::now() + schedule.next_delay());
-                }
-            }
-            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control, &metrics),
-            () = &mut idle_timer, if !closing => {
-                let deadline = last_heard + settings.idle_timeout;
-                if deadline > Instant::now() {
-                    idle_timer.as_mut().reset(deadline);
-                } else {
-                    metrics.idle_timeouts.inc();
-                    debug!(conn = id, "idle timeout");
-                    start_close(&mut outbox, &metrics, &mut closed, &mut closing, 1000, "idle timeout");
-                    close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
-                }
-            }
-            () = &mut close_timer, if closing => break,
         }
         if !reading && !outbox.has_work() {
             break;
         }
     }
 
-    metrics.outbox_bytes.dec_by(outbox.bytes as i64);
+    metrics.outbox_bytes.dec_by(outbox.published as i64);
     let closed = closed.unwrap_or(Closed { by: "client", code: None });
     metrics.closed(closed.by, closed.code);
     debug!(conn = id, by = closed.by, code = closed.code, "ws closed");
@@ -245,7 +275,6 @@ where
 /// Queues our Close frame (after whatever is already queued, so no echo is lost).
 fn start_close(
     outbox: &mut Outbox,
-    metrics: &Metrics,
     closed: &mut Option<Closed>,
     closing: &mut bool,
     code: u16,
@@ -256,7 +285,7 @@ fn start_close(
         *closed = Some(Closed { by: "server", code: Some(code) });
     }
     let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-    outbox.push(Message::Close(Some(frame)), Kind::Control, metrics);
+    outbox.push(Message::Close(Some(frame)), Kind::Control);
 }
 
 /// The close code for an error the client caused, or `None` when the connection is just gone.
