@@ -25,6 +25,8 @@ test: fmt-check test-rust test-k8s test-sidecar test-conformance test-e2e
 lint: fmt-check wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sidestream-component --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p sidestream-component --target $(WASM_TARGET) --features fault-injection --target-dir target/fault -- -D warnings
+	$(CARGO) clippy -p sidestream-gateway --no-default-features --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
