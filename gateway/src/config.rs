@@ -130,27 +130,19 @@ impl Config {
         if self.max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
-        for (flag, value) in [
-            ("--ping-interval", self.ping_interval),
-            ("--idle-timeout", self.idle_timeout),
-            ("--header-read-timeout", self.header_read_timeout),
-            ("--upstream-timeout", self.upstream_timeout),
-            ("--component-timeout", self.component_timeout),
+        // Timers add these to the current instant; the ceiling keeps that far from overflow.
+        for (flag, value, zero_ok) in [
+            ("--ping-interval", self.ping_interval, false),
+            ("--idle-timeout", self.idle_timeout, false),
+            ("--header-read-timeout", self.header_read_timeout, false),
+            ("--upstream-timeout", self.upstream_timeout, false),
+            ("--component-timeout", self.component_timeout, false),
+            ("--push-max", self.push_max, true),
+            ("--drain-timeout", self.drain_timeout, true),
         ] {
-            if value.is_zero() {
+            if value.is_zero() && !zero_ok {
                 bail!("{flag} must be longer than 0");
             }
-        }
-        // Timers add these to the current instant; a ceiling keeps that arithmetic far from overflow.
-        for (flag, value) in [
-            ("--ping-interval", self.ping_interval),
-            ("--idle-timeout", self.idle_timeout),
-            ("--header-read-timeout", self.header_read_timeout),
-            ("--upstream-timeout", self.upstream_timeout),
-            ("--component-timeout", self.component_timeout),
-            ("--push-max", self.push_max),
-            ("--drain-timeout", self.drain_timeout),
-        ] {
             if value > MAX_DURATION {
                 bail!("{flag} must be at most {}", humantime::format_duration(MAX_DURATION));
             }
