@@ -19,6 +19,8 @@ pub struct Machine {
     pub cores: usize,
     pub memory: String,
     pub kernel: String,
+    /// `/proc/loadavg` when the run ended: other work on a shared machine shows here.
+    pub load: String,
     pub versions: Vec<(String, String)>,
 }
 
@@ -51,6 +53,7 @@ impl Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             memory,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            load: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
             versions,
         }
     }
@@ -58,11 +61,13 @@ impl Machine {
     pub fn describe(&self) -> String {
         let versions: Vec<String> = self.versions.iter().map(|(k, v)| format!("{k}: `{v}`")).collect();
         format!(
-            "{} vCPU ({}), {} RAM, Linux {}; load generator and server share the same cores. {}",
+            "{} vCPU ({}), {} RAM, Linux {}; load generator and server share the same cores; load \
+             average at the end {}. {}",
             self.cores,
             self.cpu,
             self.memory,
             self.kernel,
+            self.load,
             versions.join(", ")
         )
     }
