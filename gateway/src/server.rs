@@ -1,10 +1,12 @@
 //! The listener, the HTTP/1 connections on it, and the routing of each request.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,11 +16,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::backend::Backend;
 use crate::body::{self, Body};
@@ -41,10 +44,10 @@ struct Shared {
     origins: OriginPolicy,
     backend: Backend,
     draining: AtomicBool,
-    /// Cancelled when draining starts: every WebSocket closes with 1001.
-    drain: CancellationToken,
-    /// Cancelled when the drain timeout passes: remaining WebSockets are dropped.
-    abort: CancellationToken,
+    /// One drain signal per open WebSocket. A oneshot per connection rather than one shared
+    /// CancellationToken: the connection loop polls it on every pass, and a shared token takes a
+    /// lock that every connection contends for.
+    drainers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     websockets: TaskTracker,
     active: AtomicUsize,
     next_id: AtomicU64,
@@ -70,8 +73,7 @@ impl Gateway {
             origins: OriginPolicy::new(&config.allowed_origins),
             backend,
             draining: AtomicBool::new(false),
-            drain: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            drainers: Mutex::new(HashMap::new()),
             websockets: TaskTracker::new(),
             active: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -117,8 +119,7 @@ impl Gateway {
 
         let open = shared.websockets.len();
         info!(websockets = open, timeout = ?shared.config.drain_timeout, "draining");
-        shared.draining.store(true, Ordering::SeqCst);
-        shared.drain.cancel();
+        shared.start_drain();
         shared.websockets.close();
         let drained = tokio::time::sleep(shared.config.drain_timeout);
         tokio::pin!(drained);
@@ -131,9 +132,10 @@ impl Gateway {
                     break;
                 }
                 () = &mut drained => {
+                    // Each connection's closing handshake is bounded by the drain timeout too, so
+                    // the stragglers are about to go; do not wait on them beyond a short grace.
                     warn!(remaining = shared.websockets.len(), "drain timeout passed; dropping the rest");
-                    shared.abort.cancel();
-                    (&mut finished).await;
+                    let _ = tokio::time::timeout(HTTP_CLOSE_GRACE, &mut finished).await;
                     break;
                 }
                 stream = listener.accept() => accept(stream),
@@ -249,13 +251,36 @@ fn readiness(shared: &Shared) -> Response<Body> {
     }
 }
 
+impl Shared {
+    fn drainers(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<()>>> {
+        // The map stays consistent whatever a panicking holder did: recover it.
+        self.drainers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refuses new upgrades and tells every open WebSocket to close with 1001.
+    fn start_drain(&self) {
+        let senders: Vec<_> = {
+            let mut drainers = self.drainers();
+            self.draining.store(true, Ordering::SeqCst);
+            drainers.drain().map(|(_, tx)| tx).collect()
+        };
+        for tx in senders {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Releases a connection slot when the WebSocket task ends, however it ends.
-struct Slot(Arc<Shared>);
+struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-        self.0.metrics.connections_active.dec();
+        self.shared.drainers().remove(&self.id);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+        self.shared.metrics.connections_active.dec();
     }
 }
 
@@ -284,26 +309,38 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
     }
     shared.metrics.connections_active.inc();
     shared.metrics.connections_total.inc();
-    let slot = Slot(shared.clone());
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let slot = Slot { shared: shared.clone(), id };
+    let (drain_tx, drain_rx) = oneshot::channel();
+    {
+        // Checked under the lock the drain takes, so no connection slips past it unsignalled.
+        let mut drainers = shared.drainers();
+        if shared.draining.load(Ordering::SeqCst) {
+            drop(drainers);
+            shared.metrics.reject("draining");
+            return unavailable("the gateway is shutting down", 5);
+        }
+        drainers.insert(id, drain_tx);
+    }
 
     let pushes = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "push=off"));
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let cx = ws::conn::Context {
         id,
         pushes,
         settings: shared.ws.clone(),
         metrics: shared.metrics.clone(),
-        drain: shared.drain.clone(),
-        abort: shared.abort.clone(),
+        drain: drain_rx,
     };
-    let span = info_span!("ws", conn = id, %peer);
+    // A debug-level span: at the default `info` it is never built, which saves ~0.4 KB per idle
+    // connection; the events themselves carry `conn`.
+    let span = debug_span!("ws", conn = id, %peer);
     shared.websockets.spawn(
         async move {
             let _slot = slot;
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    debug!(pushes, "ws opened");
+                    debug!(conn = id, %peer, pushes, "ws opened");
                     let protocol = cx.settings.protocol;
                     let io = TokioIo::new(upgraded);
                     let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(protocol)).await;

@@ -14,13 +14,13 @@ use std::time::SystemTime;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::push::Schedule;
@@ -34,10 +34,8 @@ pub struct Context {
     pub pushes: bool,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
-    /// Cancelled when the gateway starts draining: close with 1001.
-    pub drain: CancellationToken,
-    /// Cancelled when the drain timeout has passed: drop the connection now.
-    pub abort: CancellationToken,
+    /// Fires when the gateway starts draining: close with 1001.
+    pub drain: oneshot::Receiver<()>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +138,7 @@ pub async fn serve<S>(ws: WebSocketStream<S>, cx: Context)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Context { id, pushes, settings, metrics, drain, abort } = cx;
+    let Context { id, pushes, settings, metrics, mut drain } = cx;
     let (mut sink, mut stream) = ws.split();
     let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, published: 0, unflushed: false };
     let mut schedule =
@@ -160,13 +158,6 @@ where
     let close_timer = sleep_until(start);
     tokio::pin!(close_timer);
 
-    // Created once: each `cancelled()` call registers with the token's shared waiter list, which
-    // every connection would otherwise lock on every pass of the loop.
-    let drained = drain.cancelled();
-    tokio::pin!(drained);
-    let aborted = abort.cancelled();
-    tokio::pin!(aborted);
-
     let mut closed: Option<Closed> = None;
     let mut closing = false;
     let mut reading = true;
@@ -174,10 +165,10 @@ where
     loop {
         tokio::select! {
             biased;
-            () = &mut aborted => break,
-            () = &mut drained, if !closing => {
+            // Polled only until closing starts: a oneshot must not be polled after it fired.
+            _ = &mut drain, if !closing => {
                 start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
-                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                close_timer.as_mut().reset(Instant::now() + settings.drain_close_timeout);
             }
             result = outbox.flush(&mut sink, &metrics), if outbox.has_work() => {
                 if let Err(e) = result {
@@ -187,7 +178,10 @@ where
             }
             () = &mut push_timer, if schedule.is_some() && !closing => {
                 if let Some(schedule) = schedule.as_mut() {
-                    let text = schedule.next_message(SystemTime::now());
+                    // Stamp the time the push was scheduled for, so a client measuring lateness
+                    // against `ts` sees timer lag as well as the network.
+                    let late = Instant::now().saturating_duration_since(push_timer.deadline());
+                    let text = schedule.next_message(SystemTime::now() - late);
                     if outbox.bytes + text.len() <= OUTBOX_BUDGET {
                         outbox.push(Message::text(text), Kind::Push);
                     } else {
