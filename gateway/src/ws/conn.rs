@@ -70,6 +70,42 @@ impl Outbox {
         self.queue.push_back((message, kind));
     }
 
+    /// The common case: nothing is waiting and the writer is ready, so the frame goes straight to
+    /// it (the flush branch then writes it out) and the queue never allocates. Otherwise it queues.
+    fn send_or_queue<S>(
+        &mut self,
+        sink: &mut SplitSink<WebSocketStream<S>, Message>,
+        message: Message,
+        kind: Kind,
+        metrics: &Metrics,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.queue.is_empty() {
+            // Asking without a waker is enough: on Pending, the flush branch asks again properly.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let Poll::Ready(Ok(())) = sink.poll_ready_unpin(&mut cx) {
+                let len = message.len() as u64;
+                if sink.start_send_unpin(message).is_ok() {
+                    self.unflushed = true;
+                    Self::count(kind, len, metrics);
+                }
+                // A failed start_send means the connection is gone; the next read or flush ends it.
+                return;
+            }
+        }
+        self.push(message, kind);
+    }
+
+    fn count(kind: Kind, len: u64, metrics: &Metrics) {
+        match kind {
+            Kind::Echo => metrics.messages_echoed.inc(),
+            Kind::Push => metrics.pushes_sent.inc(),
+            Kind::Control => return,
+        };
+        metrics.bytes_sent.inc_by(len);
+    }
+
     fn publish(&mut self, metrics: &Metrics) {
         if self.bytes != self.published {
             metrics.outbox_bytes.inc_by(self.bytes as i64 - self.published as i64);
@@ -111,12 +147,7 @@ impl Outbox {
             self.bytes -= len;
             sink.start_send_unpin(message)?;
             self.unflushed = true;
-            match kind {
-                Kind::Echo => metrics.messages_echoed.inc(),
-                Kind::Push => metrics.pushes_sent.inc(),
-                Kind::Control => continue,
-            };
-            metrics.bytes_sent.inc_by(len as u64);
+            Self::count(kind, len as u64, metrics);
         }
         if self.unflushed {
             ready!(sink.poll_flush_unpin(cx))?;
@@ -183,7 +214,7 @@ where
                     let late = Instant::now().saturating_duration_since(push_timer.deadline());
                     let text = schedule.next_message(SystemTime::now() - late);
                     if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                        outbox.push(Message::text(text), Kind::Push);
+                        outbox.send_or_queue(&mut sink, Message::text(text), Kind::Push, &metrics);
                     } else {
                         metrics.pushes_dropped.inc();
                     }
@@ -216,7 +247,7 @@ where
                             metrics.bytes_received.inc_by(message.len() as u64);
                             // After our Close, the protocol forbids sending data: drop late echoes.
                             if !closing {
-                                outbox.push(message, Kind::Echo);
+                                outbox.send_or_queue(&mut sink, message, Kind::Echo, &metrics);
                             }
                         }
                         Message::Close(frame) => {
