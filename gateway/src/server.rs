@@ -96,24 +96,15 @@ impl Gateway {
         info!(backend = %shared.backend, "listening addr={addr}");
         let connections = TaskTracker::new();
         let stop_http = CancellationToken::new();
-        let accept = |stream: std::io::Result<(TcpStream, SocketAddr)>| match stream {
-            Ok((stream, peer)) => {
-                let conn = serve_connection(shared.clone(), stream, peer, stop_http.clone());
-                connections.spawn(conn);
-            }
-            // Out of file descriptors or similar: back off instead of spinning.
-            Err(e) => warn!(error = %e, "accept failed"),
+        let accept = |(stream, peer): (TcpStream, SocketAddr)| {
+            connections.spawn(serve_connection(shared.clone(), stream, peer, stop_http.clone()));
         };
 
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                stream = listener.accept() => {
-                    let failed = stream.is_err();
-                    accept(stream);
-                    if failed { tokio::time::sleep(Duration::from_millis(50)).await }
-                }
+                conn = next_connection(&listener) => accept(conn),
             }
         }
 
@@ -138,7 +129,7 @@ impl Gateway {
                     let _ = tokio::time::timeout(HTTP_CLOSE_GRACE, &mut finished).await;
                     break;
                 }
-                stream = listener.accept() => accept(stream),
+                conn = next_connection(&listener) => accept(conn),
             }
         }
         drop(listener);
@@ -147,6 +138,20 @@ impl Gateway {
         let _ = tokio::time::timeout(HTTP_CLOSE_GRACE, connections.wait()).await;
         info!("stopped");
         Ok(())
+    }
+}
+
+/// The next accepted connection. Accept errors (out of file descriptors, say) are logged and
+/// retried after a pause instead of spinning; both the serving and the draining loop use this.
+async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
