@@ -35,8 +35,7 @@ fmt-check:
 	$(CARGO) fmt --all --check
 
 ## readme: refresh the gateway's flag list in README.md from --help
-readme:
-	$(CARGO) build -q -p sidestream-gateway
+readme: test-gateway
 	python3 scripts/readme_help.py target/debug/sidestream-gateway README.md
 
 wasm-target:
@@ -52,8 +51,10 @@ fault-component: wasm-target
 gateway:
 	$(CARGO) build --release -p sidestream-gateway
 
+# The debug gateway exactly as `cargo test --workspace` builds it: `cargo build -p` would resolve features
+# differently and compile wasmtime a second time (a minute and hundreds of MB for nothing).
 test-gateway:
-	$(CARGO) build -p sidestream-gateway
+	$(CARGO) test --workspace --no-run
 
 test-rust: component fault-component
 	$(CARGO) test --workspace

@@ -48,4 +48,5 @@ echo "+ ${build[*]}"
 "${build[@]}"
 echo "built $binary ($(stat -c %s "$binary") bytes)"
 
-SIDESTREAM_SIDECAR_BIN="$PWD/$binary" cargo test -p sidestream-gateway --test sidecar
+# --workspace: the same feature resolution as `cargo test --workspace`, so nothing is compiled again.
+SIDESTREAM_SIDECAR_BIN="$PWD/$binary" cargo test --workspace --test sidecar
