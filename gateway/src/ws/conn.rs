@@ -1,4 +1,4 @@
-//! One WebSocket connection: one task, one `select!` loop.
+//! One WebSocket connection: one task, one loop over one future that polls every source in order.
 //!
 //! The loop reads frames (echoing data), fires random-timed pushes, sends keepalive pings, watches
 //! for silence, and closes with 1001 when the gateway drains. All outbound traffic goes through the
@@ -6,13 +6,13 @@
 //! is full the loop stops reading from the client; pushes that do not fit are dropped and counted.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::SystemTime;
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
@@ -71,18 +71,13 @@ impl Outbox {
     }
 
     /// The common case: nothing is waiting and the writer is ready, so the frame goes straight to
-    /// it (the flush branch then writes it out) and the queue never allocates. Otherwise it queues.
-    fn send_or_queue<S>(
-        &mut self,
-        sink: &mut SplitSink<WebSocketStream<S>, Message>,
-        message: Message,
-        kind: Kind,
-        metrics: &Metrics,
-    ) where
-        S: AsyncRead + AsyncWrite + Unpin,
+    /// it (the flush step then writes it out) and the queue never allocates. Otherwise it queues.
+    fn send_or_queue<W>(&mut self, sink: &mut W, message: Message, kind: Kind, metrics: &Metrics)
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
     {
         if self.queue.is_empty() {
-            // Asking without a waker is enough: on Pending, the flush branch asks again properly.
+            // Asking without a waker is enough: on Pending, the flush step asks again properly.
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             if let Poll::Ready(Ok(())) = sink.poll_ready_unpin(&mut cx) {
                 let len = message.len() as u64;
@@ -115,30 +110,28 @@ impl Outbox {
 
     /// Hands queued frames to the writer as it accepts them, then flushes, so a burst becomes one
     /// write. Cancel-safe: a frame leaves the queue only in the same poll that the writer takes it.
-    async fn flush<S>(
-        &mut self,
-        sink: &mut SplitSink<WebSocketStream<S>, Message>,
-        metrics: &Metrics,
-    ) -> Result<(), WsError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        poll_fn(|cx| {
-            let result = self.poll_flush(cx, sink, metrics);
-            self.publish(metrics);
-            result
-        })
-        .await
-    }
-
-    fn poll_flush<S>(
+    fn poll_flush<W>(
         &mut self,
         cx: &mut std::task::Context<'_>,
-        sink: &mut SplitSink<WebSocketStream<S>, Message>,
+        sink: &mut W,
         metrics: &Metrics,
     ) -> Poll<Result<(), WsError>>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        let result = self.poll_drain(cx, sink, metrics);
+        self.publish(metrics);
+        result
+    }
+
+    fn poll_drain<W>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        sink: &mut W,
+        metrics: &Metrics,
+    ) -> Poll<Result<(), WsError>>
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
     {
         while !self.queue.is_empty() {
             ready!(sink.poll_ready_unpin(cx))?;
@@ -164,13 +157,26 @@ struct Closed {
     code: Option<u16>,
 }
 
+/// What woke the connection loop: the first ready source, in priority order.
+enum Event {
+    Drain,
+    Flushed(Result<(), WsError>),
+    PushDue,
+    PingDue,
+    IdleCheck,
+    CloseTimedOut,
+    Frame(Option<Result<Message, WsError>>),
+}
+
 /// Runs one WebSocket until it closes. Never panics on anything the client sends.
-pub async fn serve<S>(ws: WebSocketStream<S>, cx: Context)
+///
+/// One future polls everything in a fixed order (like a biased `select!`), with the socket owned
+/// whole: reading and writing need no `split()` and no lock between the two halves.
+pub async fn serve<S>(mut ws: WebSocketStream<S>, cx: Context)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Context { id, pushes, settings, metrics, mut drain } = cx;
-    let (mut sink, mut stream) = ws.split();
     let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, published: 0, unflushed: false };
     let mut schedule =
         settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
@@ -194,27 +200,58 @@ where
     let mut reading = true;
 
     loop {
-        tokio::select! {
-            biased;
-            // Polled only until closing starts: a oneshot must not be polled after it fired.
-            _ = &mut drain, if !closing => {
+        let event = poll_fn(|cx| {
+            // A oneshot must not be polled after it fired: only until closing starts.
+            if !closing && Pin::new(&mut drain).poll(cx).is_ready() {
+                return Poll::Ready(Event::Drain);
+            }
+            if outbox.has_work() {
+                if let Poll::Ready(result) = outbox.poll_flush(cx, &mut ws, &metrics) {
+                    return Poll::Ready(Event::Flushed(result));
+                }
+            }
+            if !closing {
+                if schedule.is_some() && push_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::PushDue);
+                }
+                if ping.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Event::PingDue);
+                }
+                if idle_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::IdleCheck);
+                }
+            } else if close_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::CloseTimedOut);
+            }
+            // Reading comes last: a client that never stops sending must not starve its own
+            // pushes, pings or timers.
+            if reading && outbox.has_room() {
+                if let Poll::Ready(frame) = ws.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Frame(frame));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+
+        match event {
+            Event::Drain => {
                 start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
                 close_timer.as_mut().reset(Instant::now() + settings.drain_close_timeout);
             }
-            result = outbox.flush(&mut sink, &metrics), if outbox.has_work() => {
-                if let Err(e) = result {
-                    log_error(id, "write", &e);
-                    break;
-                }
+            Event::Flushed(Ok(())) => {}
+            Event::Flushed(Err(e)) => {
+                log_error(id, "write", &e);
+                break;
             }
-            () = &mut push_timer, if schedule.is_some() && !closing => {
+            Event::PushDue => {
                 if let Some(schedule) = schedule.as_mut() {
                     // Stamp the time the push was scheduled for, so a client measuring lateness
                     // against `ts` sees timer lag as well as the network.
                     let late = Instant::now().saturating_duration_since(push_timer.deadline());
                     let text = schedule.next_message(SystemTime::now() - late);
                     if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                        outbox.send_or_queue(&mut sink, Message::text(text), Kind::Push, &metrics);
+                        outbox.send_or_queue(&mut ws, Message::text(text), Kind::Push, &metrics);
                     } else {
                         metrics.pushes_dropped.inc();
                     }
@@ -223,8 +260,8 @@ where
                     push_timer.as_mut().reset(Instant::now() + schedule.next_delay());
                 }
             }
-            _ = ping.tick(), if !closing => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
-            () = &mut idle_timer, if !closing => {
+            Event::PingDue => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
+            Event::IdleCheck => {
                 let deadline = last_heard + settings.idle_timeout;
                 if deadline > Instant::now() {
                     idle_timer.as_mut().reset(deadline);
@@ -235,10 +272,8 @@ where
                     close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
                 }
             }
-            () = &mut close_timer, if closing => break,
-            // Reading comes last: a client that never stops sending must not starve its own
-            // pushes, pings or timers (the select is biased).
-            frame = stream.next(), if reading && outbox.has_room() => {
+            Event::CloseTimedOut => break,
+            Event::Frame(frame) => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(message)) => match message {
@@ -247,7 +282,7 @@ where
                             metrics.bytes_received.inc_by(message.len() as u64);
                             // After our Close, the protocol forbids sending data: drop late echoes.
                             if !closing {
-                                outbox.send_or_queue(&mut sink, message, Kind::Echo, &metrics);
+                                outbox.send_or_queue(&mut ws, message, Kind::Echo, &metrics);
                             }
                         }
                         Message::Close(frame) => {
