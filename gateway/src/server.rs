@@ -346,10 +346,25 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
             match on_upgrade.await {
                 Ok(upgraded) => {
                     debug!(conn = id, %peer, pushes, "ws opened");
-                    let protocol = cx.settings.protocol;
-                    let io = TokioIo::new(upgraded);
-                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(protocol)).await;
-                    ws::conn::serve(socket, cx).await;
+                    let protocol = Some(cx.settings.protocol);
+                    // Back to the bare TCP stream: every read and write then skips hyper's
+                    // `Upgraded` (a boxed, dynamically dispatched IO that rewinds a buffer).
+                    match upgraded.downcast::<TokioIo<TcpStream>>() {
+                        Ok(parts) => {
+                            // Whatever the client sent right behind its handshake is WebSocket data.
+                            let early = parts.read_buf.to_vec();
+                            let stream = parts.io.into_inner();
+                            let socket =
+                                WebSocketStream::from_partially_read(stream, early, Role::Server, protocol)
+                                    .await;
+                            ws::conn::serve(socket, cx).await;
+                        }
+                        Err(upgraded) => {
+                            let io = TokioIo::new(upgraded);
+                            let socket = WebSocketStream::from_raw_socket(io, Role::Server, protocol).await;
+                            ws::conn::serve(socket, cx).await;
+                        }
+                    }
                 }
                 Err(error) => debug!(%error, "upgrade did not complete"),
             }

@@ -213,6 +213,31 @@ async fn frames_a_client_library_would_never_send_close_1002() {
 }
 
 #[tokio::test]
+async fn frames_sent_in_the_same_packet_as_the_handshake_are_echoed() {
+    let mut scene = Scene::new(&[]).await;
+    let mut stream = connect(&scene.gw).await;
+    // One write: hyper reads the frames along with the request head and must hand them over.
+    let mut bytes = UPGRADE.as_bytes().to_vec();
+    bytes.extend(frame(0x81, b"right behind the handshake", true));
+    bytes.extend(frame(0x82, &[1, 2, 3], true));
+    stream.write_all(&bytes).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within("101", stream.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let expected =
+        [frame(0x81, b"right behind the handshake", false), frame(0x82, &[1, 2, 3], false)].concat();
+    let mut echoed = vec![0u8; expected.len()];
+    within("echoes", stream.read_exact(&mut echoed)).await.unwrap();
+    assert_eq!(echoed, expected);
+    drop(stream);
+    scene.check("sidestream_ws_messages_echoed_total", 3.0).await;
+}
+
+#[tokio::test]
 async fn truncated_frames_then_reset_cost_nothing() {
     let mut scene = Scene::new(&[]).await;
     for cut in [1usize, 2, 5, 20] {
