@@ -120,6 +120,17 @@ fn rows(run: &Run) -> Vec<Row> {
             decimals: 2,
             value: Box::new(move |s| echo(s)?.server_cpu_us_per_msg),
         });
+        // On loopback the kernel runs the receiving side's TCP input inside the sender's syscall,
+        // so a server's CPU includes part of the client's work and the reverse: the sum is the
+        // whole cost of a message, whoever it was charged to.
+        rows.push(Row {
+            label: format!("{p} server + client CPU µs/msg"),
+            better: Better::Lower,
+            decimals: 2,
+            value: Box::new(move |s| {
+                echo(s).and_then(|e| Some(e.server_cpu_us_per_msg? + e.client_cpu_us_per_msg))
+            }),
+        });
         rows.push(Row {
             label: format!("{p} RTT p50 µs"),
             better: Better::Lower,
