@@ -350,10 +350,13 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
                     // Back to the bare TCP stream: every read and write then skips hyper's
                     // `Upgraded` (a boxed, dynamically dispatched IO that rewinds a buffer).
                     match upgraded.downcast::<TokioIo<TcpStream>>() {
-                        Ok(parts) => {
+                        Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
                             // Whatever the client sent right behind its handshake is WebSocket data.
-                            let early = parts.read_buf.to_vec();
-                            let stream = parts.io.into_inner();
+                            // Copied out and released at once: even empty, `read_buf` keeps hyper's
+                            // 8 KiB read buffer alive (twice an idle connection's whole footprint).
+                            let early = read_buf.to_vec();
+                            drop(read_buf);
+                            let stream = io.into_inner();
                             let socket =
                                 WebSocketStream::from_partially_read(stream, early, Role::Server, protocol)
                                     .await;
