@@ -205,10 +205,10 @@ where
             if !closing && Pin::new(&mut drain).poll(cx).is_ready() {
                 return Poll::Ready(Event::Drain);
             }
-            if outbox.has_work() {
-                if let Poll::Ready(result) = outbox.poll_flush(cx, &mut ws, &metrics) {
-                    return Poll::Ready(Event::Flushed(result));
-                }
+            if outbox.has_work()
+                && let Poll::Ready(result) = outbox.poll_flush(cx, &mut ws, &metrics)
+            {
+                return Poll::Ready(Event::Flushed(result));
             }
             if !closing {
                 if schedule.is_some() && push_timer.as_mut().poll(cx).is_ready() {
@@ -225,10 +225,11 @@ where
             }
             // Reading comes last: a client that never stops sending must not starve its own
             // pushes, pings or timers.
-            if reading && outbox.has_room() {
-                if let Poll::Ready(frame) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Frame(frame));
-                }
+            if reading
+                && outbox.has_room()
+                && let Poll::Ready(frame) = ws.poll_next_unpin(cx)
+            {
+                return Poll::Ready(Event::Frame(frame));
             }
             Poll::Pending
         })
