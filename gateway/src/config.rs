@@ -36,7 +36,8 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_UPSTREAM", value_parser = parse_upstream)]
     pub upstream: Option<Uri>,
 
-    /// How long an upstream request may take before the client gets 504.
+    /// How long the upstream may take to answer (then 504) and to send the next piece of a body
+    /// (then the response is cut off).
     #[arg(long, env = "SIDESTREAM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
 

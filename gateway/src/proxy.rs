@@ -1,18 +1,24 @@
 //! `--upstream`: the component's paths proxied to the Spin runtime beside the gateway.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
 use crate::body::{self, Body, BoxError};
@@ -79,7 +85,8 @@ impl Proxy {
             Ok(Ok(response)) => {
                 let (mut parts, incoming) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, incoming.map_err(BoxError::from).boxed_unsync())
+                let body = StallGuard::new(incoming, self.timeout, self.upstream.clone());
+                Response::from_parts(parts, body.boxed_unsync())
             }
             Ok(Err(error)) => {
                 metrics.component_errors.inc();
@@ -172,5 +179,52 @@ async fn check_health(upstream: Uri, healthy: Arc<AtomicBool>) {
                 warn!(%upstream, "upstream health check failing");
             }
         }
+    }
+}
+
+/// The upstream's response body, cut off when the upstream goes quiet for `limit` in the middle of
+/// it: a stalled upstream must not hold the client's connection (and its slot) forever. The client
+/// sees the response end early, as when the upstream itself drops the connection.
+struct StallGuard {
+    inner: Incoming,
+    limit: Duration,
+    timer: Pin<Box<Sleep>>,
+    upstream: Uri,
+}
+
+impl StallGuard {
+    fn new(inner: Incoming, limit: Duration, upstream: Uri) -> Self {
+        StallGuard { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), upstream }
+    }
+}
+
+impl hyper::body::Body for StallGuard {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer.as_mut().reset(Instant::now() + this.limit);
+                Poll::Ready(frame.map(|result| result.map_err(BoxError::from)))
+            }
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                warn!(upstream = %this.upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
+                Poll::Ready(Some(Err(format!("the upstream sent nothing for {:?}", this.limit).into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -389,3 +389,38 @@ async fn a_silent_upstream_is_504_after_the_upstream_timeout() {
     proxy.stop().await;
     holder.abort();
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_midway_is_cut_off_after_the_upstream_timeout() {
+    // Sends a head and part of the body it promises, then falls silent with the connection open.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let stalling = listener.local_addr().expect("bound address");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\nfirst ten.";
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await;
+            held.push(stream);
+        }
+    });
+    let proxy = proxy_to(stalling, &["--upstream-timeout", "300ms"]).await;
+
+    let started = Instant::now();
+    let (status, body) = within("the cut-off response", async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let response = client.get(proxy.url("/").parse().unwrap()).await.expect("the head arrives");
+        let status = response.status();
+        (status, response.into_body().collect().await.map(|b| b.to_bytes()))
+    })
+    .await;
+    assert_eq!(status, 200, "the head was on its way before the stall");
+    assert!(body.is_err(), "a 100-byte response ended after 10 bytes without an error: {body:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "cut off after {took:?}");
+    // The gateway is unharmed: its own routes still answer.
+    assert_eq!(proxy.get("/livez").await.status, 200);
+    proxy.stop().await;
+    holder.abort();
+}
