@@ -182,19 +182,23 @@ async fn check_health(upstream: Uri, healthy: Arc<AtomicBool>) {
     }
 }
 
-/// The upstream's response body, cut off when the upstream goes quiet for `limit` in the middle of
-/// it: a stalled upstream must not hold the client's connection (and its slot) forever. The client
-/// sees the response end early, as when the upstream itself drops the connection.
+/// The upstream's response body, cut off when the upstream stays silent for `limit` while the
+/// gateway waits for the next piece of it: a stalled upstream must not hold the client's connection
+/// (and its slot) forever. Only time spent waiting on the upstream counts, never time hyper spends
+/// waiting for a slow client. The client sees the response end early, as when the upstream itself
+/// drops the connection.
 struct StallGuard {
     inner: Incoming,
     limit: Duration,
+    /// Armed when a poll finds nothing, disarmed by the next frame.
     timer: Pin<Box<Sleep>>,
+    waiting: bool,
     upstream: Uri,
 }
 
 impl StallGuard {
     fn new(inner: Incoming, limit: Duration, upstream: Uri) -> Self {
-        StallGuard { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), upstream }
+        StallGuard { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), waiting: false, upstream }
     }
 }
 
@@ -207,17 +211,17 @@ impl hyper::body::Body for StallGuard {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.timer.as_mut().reset(Instant::now() + this.limit);
-                Poll::Ready(frame.map(|result| result.map_err(BoxError::from)))
-            }
-            Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
-                warn!(upstream = %this.upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
-                Poll::Ready(Some(Err(format!("the upstream sent nothing for {:?}", this.limit).into())))
-            }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame.map(|result| result.map_err(BoxError::from)));
         }
+        if !this.waiting {
+            this.waiting = true;
+            this.timer.as_mut().reset(Instant::now() + this.limit);
+        }
+        ready!(this.timer.as_mut().poll(cx));
+        warn!(upstream = %this.upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
+        Poll::Ready(Some(Err(format!("the upstream sent nothing for {:?}", this.limit).into())))
     }
 
     fn is_end_stream(&self) -> bool {

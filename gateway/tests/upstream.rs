@@ -424,3 +424,41 @@ async fn a_body_that_stalls_midway_is_cut_off_after_the_upstream_timeout() {
     proxy.stop().await;
     holder.abort();
 }
+
+#[tokio::test]
+async fn a_slow_client_is_not_mistaken_for_a_stalled_upstream() {
+    const BODY: usize = 32 << 20;
+    // Sends a large body as fast as the proxy takes it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = listener.local_addr().expect("bound address");
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\n\r\n");
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..BODY / chunk.len() {
+                    if tokio::io::AsyncWriteExt::write_all(&mut stream, &chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = proxy_to(upstream, &["--upstream-timeout", "300ms"]).await;
+
+    let body = within("the whole body", async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let response = client.get(proxy.url("/").parse().unwrap()).await.expect("the head arrives");
+        // The client stops reading for longer than the upstream timeout: everything backs up to the
+        // upstream, which is waiting on the gateway, not the other way round.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        response.into_body().collect().await.map(|b| b.to_bytes().len())
+    })
+    .await;
+    assert_eq!(body.expect("the body arrives whole"), BODY);
+    proxy.stop().await;
+    server.abort();
+}
