@@ -73,6 +73,12 @@ async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 async fn raw_ws(gw: &TestGateway) -> TcpStream {
     let mut stream = connect(gw).await;
     stream.write_all(UPGRADE.as_bytes()).await.unwrap();
+    expect_101(&mut stream).await;
+    stream
+}
+
+/// Reads the response head byte by byte (nothing past it) and checks it is the 101.
+async fn expect_101(stream: &mut TcpStream) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -80,7 +86,6 @@ async fn raw_ws(gw: &TestGateway) -> TcpStream {
         head.push(byte[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    stream
 }
 
 /// A client frame: `first` is FIN/RSV/opcode; masked unless `mask` is false.
@@ -221,13 +226,7 @@ async fn frames_sent_in_the_same_packet_as_the_handshake_are_echoed() {
     bytes.extend(frame(0x81, b"right behind the handshake", true));
     bytes.extend(frame(0x82, &[1, 2, 3], true));
     stream.write_all(&bytes).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        within("101", stream.read_exact(&mut byte)).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    expect_101(&mut stream).await;
     let expected =
         [frame(0x81, b"right behind the handshake", false), frame(0x82, &[1, 2, 3], false)].concat();
     let mut echoed = vec![0u8; expected.len()];
