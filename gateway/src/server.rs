@@ -155,6 +155,9 @@ async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
+/// What hyper serves each accepted connection as; WebSocket upgrades are downcast back to it.
+type ConnIo = TokioIo<TcpStream>;
+
 /// Serves one TCP connection's HTTP/1 requests (and hands over upgraded ones to the WebSocket task).
 async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, stop: CancellationToken) {
     let _open = HttpConnection::open(&shared);
@@ -172,7 +175,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         .header_read_timeout(shared.config.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(ConnIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -349,7 +352,7 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
                     let protocol = Some(cx.settings.protocol);
                     // Back to the bare TCP stream: every read and write then skips hyper's
                     // `Upgraded` (a boxed, dynamically dispatched IO that rewinds a buffer).
-                    match upgraded.downcast::<TokioIo<TcpStream>>() {
+                    match upgraded.downcast::<ConnIo>() {
                         Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
                             // Whatever the client sent right behind its handshake is WebSocket data.
                             // Copied out and released at once: even empty, `read_buf` keeps hyper's
@@ -362,10 +365,9 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
                                     .await;
                             ws::conn::serve(socket, cx).await;
                         }
-                        Err(upgraded) => {
-                            let io = TokioIo::new(upgraded);
-                            let socket = WebSocketStream::from_raw_socket(io, Role::Server, protocol).await;
-                            ws::conn::serve(socket, cx).await;
+                        // Cannot happen while `serve_connection` serves `ConnIo`; said, not hidden.
+                        Err(_) => {
+                            warn!(conn = id, "upgraded connection is not the TCP stream it was accepted as")
                         }
                     }
                 }

@@ -5,9 +5,9 @@
 //! drain on SIGTERM as the kubelet sends it.
 //!
 //! `scripts/sidecar-smoke.sh` (`make test-sidecar`) builds that binary exactly as the Dockerfile
-//! does and runs these tests with `SIDESTREAM_SIDECAR_BIN` set to it. They are `#[ignore]`d, so a
-//! plain `cargo test` lists them as ignored rather than passing them; run with `--ignored` and
-//! without the variable, each fails saying how to build the binary.
+//! does and runs these tests with `SIDESTREAM_SIDECAR_BIN` set to it. Each is marked ignored, with
+//! that reason, so a plain `cargo test` lists them as ignored rather than passing them; run with
+//! `--ignored` and without the variable, each fails saying how to build the binary.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

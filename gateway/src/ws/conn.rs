@@ -119,20 +119,6 @@ impl Outbox {
     where
         W: Sink<Message, Error = WsError> + Unpin,
     {
-        let result = self.poll_drain(cx, sink, metrics);
-        self.publish(metrics);
-        result
-    }
-
-    fn poll_drain<W>(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        sink: &mut W,
-        metrics: &Metrics,
-    ) -> Poll<Result<(), WsError>>
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
         while !self.queue.is_empty() {
             ready!(sink.poll_ready_unpin(cx))?;
             let Some((message, kind)) = self.queue.pop_front() else { break };
@@ -205,10 +191,13 @@ where
             if !closing && Pin::new(&mut drain).poll(cx).is_ready() {
                 return Poll::Ready(Event::Drain);
             }
-            if outbox.has_work()
-                && let Poll::Ready(result) = outbox.poll_flush(cx, &mut ws, &metrics)
-            {
-                return Poll::Ready(Event::Flushed(result));
+            if outbox.has_work() {
+                let flushed = outbox.poll_flush(cx, &mut ws, &metrics);
+                // The shared gauge learns the queue's size once per attempt, not per frame.
+                outbox.publish(&metrics);
+                if let Poll::Ready(result) = flushed {
+                    return Poll::Ready(Event::Flushed(result));
+                }
             }
             if !closing {
                 if schedule.is_some() && push_timer.as_mut().poll(cx).is_ready() {
