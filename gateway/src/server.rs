@@ -43,7 +43,7 @@ struct Shared {
     ws: Arc<ws::Settings>,
     origins: OriginPolicy,
     backend: Backend,
-    draining: AtomicBool,
+    draining: Arc<AtomicBool>,
     /// One drain signal per open WebSocket. A oneshot per connection rather than one shared
     /// CancellationToken: the connection loop polls it on every pass, and a shared token takes a
     /// lock that every connection contends for.
@@ -72,7 +72,7 @@ impl Gateway {
             ws: Arc::new(ws::Settings::from_config(&config)),
             origins: OriginPolicy::new(&config.allowed_origins),
             backend,
-            draining: AtomicBool::new(false),
+            draining: Arc::new(AtomicBool::new(false)),
             drainers: Mutex::new(HashMap::new()),
             websockets: TaskTracker::new(),
             active: AtomicUsize::new(0),
@@ -339,6 +339,7 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
         settings: shared.ws.clone(),
         metrics: shared.metrics.clone(),
         drain: drain_rx,
+        draining: shared.draining.clone(),
     };
     // A debug-level span: at the default `info` it is never built, which saves ~0.4 KB per idle
     // connection; the events themselves carry `conn`.

@@ -9,13 +9,14 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker, ready};
 use std::time::SystemTime;
 
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -36,6 +37,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Fires when the gateway starts draining: close with 1001.
     pub drain: oneshot::Receiver<()>,
+    /// Set before `drain` fires, so the loop need not poll `drain` on every turn.
+    pub draining: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,14 +146,34 @@ struct Closed {
     code: Option<u16>,
 }
 
+/// Every deadline a connection keeps, behind one tokio timer: one timer to poll per loop turn
+/// instead of four, and one registration in the runtime's timer wheel per connection.
+struct Deadlines {
+    /// The next push, when pushes are on.
+    push: Option<Instant>,
+    ping: Instant,
+    /// When to look for silence: the idle timeout counts from the last frame heard, but this only
+    /// moves when it is reached (moving a timer per frame would cost more than one timestamp).
+    idle: Instant,
+    /// Once closing: when to stop waiting for the close handshake. The others no longer count.
+    close: Option<Instant>,
+}
+
+impl Deadlines {
+    fn next(&self) -> Instant {
+        match self.close {
+            Some(close) => close,
+            None => self.push.map_or(self.ping, |push| push.min(self.ping)).min(self.idle),
+        }
+    }
+}
+
 /// What woke the connection loop: the first ready source, in priority order.
 enum Event {
     Drain,
     Flushed(Result<(), WsError>),
-    PushDue,
-    PingDue,
-    IdleCheck,
-    CloseTimedOut,
+    /// The earliest of the [`Deadlines`] has passed.
+    Timer,
     Frame(Option<Result<Message, WsError>>),
 }
 
@@ -162,34 +185,50 @@ pub async fn serve<S>(mut ws: WebSocketStream<S>, cx: Context)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Context { id, pushes, settings, metrics, mut drain } = cx;
+    let Context { id, pushes, settings, metrics, mut drain, draining } = cx;
     let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, published: 0, unflushed: false };
     let mut schedule =
         settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
 
     let start = Instant::now();
-    let first_push = start + schedule.as_mut().map_or(settings.idle_timeout, Schedule::next_delay);
-    let push_timer = sleep_until(first_push);
-    tokio::pin!(push_timer);
-    let mut ping = tokio::time::interval_at(start + settings.ping_interval, settings.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The idle timer only moves when it fires: resetting a timer per frame would cost more than
-    // comparing one timestamp.
+    let mut deadlines = Deadlines {
+        push: schedule.as_mut().map(|schedule| start + schedule.next_delay()),
+        ping: start + settings.ping_interval,
+        idle: start + settings.idle_timeout,
+        close: None,
+    };
+    let mut timer_at = deadlines.next();
+    let timer = sleep_until(timer_at);
+    tokio::pin!(timer);
     let mut last_heard = start;
-    let idle_timer = sleep_until(start + settings.idle_timeout);
-    tokio::pin!(idle_timer);
-    let close_timer = sleep_until(start);
-    tokio::pin!(close_timer);
+
+    // The drain signal and the timer keep the waker they were last polled with and wake it when
+    // they fire, so while the task's waker stays the same (`will_wake`), polling them again on every
+    // turn only re-checks state in memory of its own (a cache miss per message at a thousand
+    // connections). They are polled when the waker changes, when the timer is reset, and once
+    // their cheap checks (the shared `draining` flag, `Sleep::is_elapsed`) say they fired.
+    let mut armed_with: Option<Waker> = None;
+    let mut drain_armed = false;
+    let mut timer_armed = false;
 
     let mut closed: Option<Closed> = None;
     let mut closing = false;
     let mut reading = true;
 
     loop {
+        let mut timer_fired = false;
         let event = poll_fn(|cx| {
+            if !armed_with.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+                armed_with = Some(cx.waker().clone());
+                drain_armed = false;
+                timer_armed = false;
+            }
             // A oneshot must not be polled after it fired: only until closing starts.
-            if !closing && Pin::new(&mut drain).poll(cx).is_ready() {
-                return Poll::Ready(Event::Drain);
+            if !closing && (!drain_armed || draining.load(Ordering::Acquire)) {
+                if Pin::new(&mut drain).poll(cx).is_ready() {
+                    return Poll::Ready(Event::Drain);
+                }
+                drain_armed = true;
             }
             if outbox.has_work() {
                 let flushed = outbox.poll_flush(cx, &mut ws, &metrics);
@@ -199,18 +238,11 @@ where
                     return Poll::Ready(Event::Flushed(result));
                 }
             }
-            if !closing {
-                if schedule.is_some() && push_timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::PushDue);
+            if !timer_armed || timer.is_elapsed() {
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Timer);
                 }
-                if ping.poll_tick(cx).is_ready() {
-                    return Poll::Ready(Event::PingDue);
-                }
-                if idle_timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::IdleCheck);
-                }
-            } else if close_timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::CloseTimedOut);
+                timer_armed = true;
             }
             // Reading comes last: a client that never stops sending must not starve its own
             // pushes, pings or timers.
@@ -227,42 +259,51 @@ where
         match event {
             Event::Drain => {
                 start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
-                close_timer.as_mut().reset(Instant::now() + settings.drain_close_timeout);
+                deadlines.close = Some(Instant::now() + settings.drain_close_timeout);
             }
             Event::Flushed(Ok(())) => {}
             Event::Flushed(Err(e)) => {
                 log_error(id, "write", &e);
                 break;
             }
-            Event::PushDue => {
-                if let Some(schedule) = schedule.as_mut() {
-                    // Stamp the time the push was scheduled for, so a client measuring lateness
-                    // against `ts` sees timer lag as well as the network.
-                    let late = Instant::now().saturating_duration_since(push_timer.deadline());
-                    let text = schedule.next_message(SystemTime::now() - late);
-                    if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                        outbox.send_or_queue(&mut ws, Message::text(text), Kind::Push, &metrics);
-                    } else {
-                        metrics.pushes_dropped.inc();
+            Event::Timer => {
+                // Re-armed below even if no deadline moved, so a fired timer can never spin.
+                timer_fired = true;
+                let now = Instant::now();
+                if deadlines.close.is_some_and(|close| close <= now) {
+                    break;
+                }
+                if deadlines.close.is_none() {
+                    if let Some((schedule, due)) = schedule.as_mut().zip(deadlines.push)
+                        && due <= now
+                    {
+                        // Stamp the time the push was scheduled for, so a client measuring
+                        // lateness against `ts` sees timer lag as well as the network.
+                        let text = schedule.next_message(SystemTime::now() - (now - due));
+                        if outbox.bytes + text.len() <= OUTBOX_BUDGET {
+                            outbox.send_or_queue(&mut ws, Message::text(text), Kind::Push, &metrics);
+                        } else {
+                            metrics.pushes_dropped.inc();
+                        }
+                        // The next delay counts from this push, so two pushes are never closer
+                        // than --push-min, however late this one was.
+                        deadlines.push = Some(now + schedule.next_delay());
                     }
-                    // The next delay counts from this push, so two pushes are never closer than
-                    // --push-min, however late this one was.
-                    push_timer.as_mut().reset(Instant::now() + schedule.next_delay());
+                    if deadlines.ping <= now {
+                        outbox.push(Message::Ping(Bytes::new()), Kind::Control);
+                        deadlines.ping = now + settings.ping_interval;
+                    }
+                    if deadlines.idle <= now {
+                        deadlines.idle = last_heard + settings.idle_timeout;
+                        if deadlines.idle <= now {
+                            metrics.idle_timeouts.inc();
+                            debug!(conn = id, "idle timeout");
+                            start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
+                            deadlines.close = Some(now + settings.close_timeout);
+                        }
+                    }
                 }
             }
-            Event::PingDue => outbox.push(Message::Ping(Bytes::new()), Kind::Control),
-            Event::IdleCheck => {
-                let deadline = last_heard + settings.idle_timeout;
-                if deadline > Instant::now() {
-                    idle_timer.as_mut().reset(deadline);
-                } else {
-                    metrics.idle_timeouts.inc();
-                    debug!(conn = id, "idle timeout");
-                    start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
-                    close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
-                }
-            }
-            Event::CloseTimedOut => break,
             Event::Frame(frame) => {
                 last_heard = Instant::now();
                 match frame {
@@ -283,7 +324,7 @@ where
                             }
                             if !closing {
                                 closing = true;
-                                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                                deadlines.close = Some(Instant::now() + settings.close_timeout);
                             }
                             // The reply Close is queued by tungstenite; the next read flushes it.
                             outbox.unflushed = true;
@@ -298,7 +339,7 @@ where
                             Some((code, reason)) => {
                                 info!(conn = id, %error, code, "closing on a client error");
                                 start_close(&mut outbox, &mut closed, &mut closing, code, reason);
-                                close_timer.as_mut().reset(Instant::now() + settings.close_timeout);
+                                deadlines.close = Some(Instant::now() + settings.close_timeout);
                             }
                             None => {
                                 log_error(id, "read", &error);
@@ -313,6 +354,11 @@ where
         }
         if !reading && !outbox.has_work() {
             break;
+        }
+        if timer_fired || deadlines.next() != timer_at {
+            timer_at = deadlines.next();
+            timer.as_mut().reset(timer_at);
+            timer_armed = false;
         }
     }
 
