@@ -28,7 +28,7 @@ use crate::body::{self, Body};
 use crate::config::Config;
 use crate::metrics::{ConnErrorLabels, Metrics};
 use crate::routes;
-use crate::ws::{self, handshake::OriginPolicy};
+use crate::ws::{self, handshake::OriginPolicy, socket::Socket};
 
 /// Largest request head accepted; beyond it hyper answers 431.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
@@ -360,9 +360,9 @@ fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -
                             // 8 KiB read buffer alive (twice an idle connection's whole footprint).
                             let early = read_buf.to_vec();
                             drop(read_buf);
-                            let stream = io.into_inner();
+                            let socket = Socket::new(io.into_inner());
                             let socket =
-                                WebSocketStream::from_partially_read(stream, early, Role::Server, protocol)
+                                WebSocketStream::from_partially_read(socket, early, Role::Server, protocol)
                                     .await;
                             ws::conn::serve(socket, cx).await;
                         }

@@ -3,6 +3,7 @@
 pub mod conn;
 pub mod handshake;
 pub mod push;
+pub mod socket;
 
 use std::time::Duration;
 
