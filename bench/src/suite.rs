@@ -18,7 +18,7 @@ pub struct Args {
     /// The component the gateway and `wasmtime serve` serve for `http`.
     #[arg(long)]
     pub component: Option<PathBuf>,
-    /// Peer (a): the `tungstenite-echo` binary of this crate.
+    /// Peer (a): the `tungstenite-echo` binary of this crate (run twice: default, and `--tuned`).
     #[arg(long)]
     pub tungstenite: Option<PathBuf>,
     /// Peer (b): the `bun` binary (from `bench/peers/bun/node_modules`).
@@ -254,7 +254,13 @@ fn targets(args: &Args) -> Vec<Target> {
         eprintln!("gateway not built ({:?}): measuring the peers only", args.gateway);
     }
     if let Some(p) = exists(&args.tungstenite) {
-        out.push(Target { spec: spec("tungstenite", p, vec!["127.0.0.1:0".into()]), gateway: false });
+        out.push(Target {
+            spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]),
+            gateway: false,
+        });
+        // The same binary with the gateway's buffers: the floor of the gateway's own stack.
+        let tuned = vec!["127.0.0.1:0".into(), "--tuned".into()];
+        out.push(Target { spec: spec("tungstenite tuned", p, tuned), gateway: false });
     }
     if let Some(p) = exists(&args.bun) {
         let script = args.bun_script.display().to_string();
