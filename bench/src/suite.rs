@@ -254,10 +254,7 @@ fn targets(args: &Args) -> Vec<Target> {
         eprintln!("gateway not built ({:?}): measuring the peers only", args.gateway);
     }
     if let Some(p) = exists(&args.tungstenite) {
-        out.push(Target {
-            spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]),
-            gateway: false,
-        });
+        out.push(Target { spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]), gateway: false });
         // The same binary with the gateway's buffers: the floor of the gateway's own stack.
         let tuned = vec!["127.0.0.1:0".into(), "--tuned".into()];
         out.push(Target { spec: spec("tungstenite tuned", p, tuned), gateway: false });

@@ -48,15 +48,17 @@ impl Socket {
                 ready!(self.stream.poll_write_ready(cx))?;
             }
             let mut short = None;
-            let result = self.stream.try_io(interest, || loop {
-                match call() {
-                    Ok(n) if 0 < n && n < len => {
-                        short = Some(n);
-                        return Err(io::ErrorKind::WouldBlock.into());
+            let result = self.stream.try_io(interest, || {
+                loop {
+                    match call() {
+                        Ok(n) if 0 < n && n < len => {
+                            short = Some(n);
+                            return Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        Ok(n) => return Ok(n),
+                        Err(Errno::INTR) => {}
+                        Err(errno) => return Err(errno.into()),
                     }
-                    Ok(n) => return Ok(n),
-                    Err(Errno::INTR) => {}
-                    Err(errno) => return Err(errno.into()),
                 }
             });
             match (result, short) {
