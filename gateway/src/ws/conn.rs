@@ -146,8 +146,8 @@ struct Closed {
     code: Option<u16>,
 }
 
-/// Every deadline a connection keeps, behind one tokio timer: one timer to poll per loop turn
-/// instead of four, and one registration in the runtime's timer wheel per connection.
+/// Every deadline a connection keeps, behind one tokio timer: one registration in the runtime's
+/// timer wheel per connection instead of four, and one timer for the loop to check.
 struct Deadlines {
     /// The next push, when pushes are on.
     push: Option<Instant>,
