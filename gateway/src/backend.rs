@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -34,7 +35,12 @@ impl Backend {
         }
     }
 
-    pub async fn serve(&self, req: Request<Incoming>, peer: SocketAddr, metrics: &Metrics) -> Response<Body> {
+    pub async fn serve(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        metrics: &Arc<Metrics>,
+    ) -> Response<Body> {
         match self {
             #[cfg(feature = "wasm-host")]
             Backend::Host(host) => host.serve(req, metrics).await,

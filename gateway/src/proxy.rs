@@ -76,7 +76,12 @@ impl Proxy {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    pub async fn serve(&self, req: Request<Incoming>, peer: SocketAddr, metrics: &Metrics) -> Response<Body> {
+    pub async fn serve(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        metrics: &Arc<Metrics>,
+    ) -> Response<Body> {
         let req = match self.forward_request(req, peer) {
             Ok(req) => req,
             Err(reason) => return body::text(StatusCode::BAD_REQUEST, reason),
@@ -85,7 +90,7 @@ impl Proxy {
             Ok(Ok(response)) => {
                 let (mut parts, incoming) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                let body = StallGuard::new(incoming, self.timeout, self.upstream.clone());
+                let body = StallGuard::new(incoming, self.timeout, self.upstream.clone(), metrics.clone());
                 Response::from_parts(parts, body.boxed_unsync())
             }
             Ok(Err(error)) => {
@@ -186,7 +191,7 @@ async fn check_health(upstream: Uri, healthy: Arc<AtomicBool>) {
 /// gateway waits for the next piece of it: a stalled upstream must not hold the client's connection
 /// (and its slot) forever. Only time spent waiting on the upstream counts, never time hyper spends
 /// waiting for a slow client. The client sees the response end early, as when the upstream itself
-/// drops the connection.
+/// drops the connection, and the cut-off counts as a component error.
 struct StallGuard {
     inner: Incoming,
     limit: Duration,
@@ -194,11 +199,13 @@ struct StallGuard {
     timer: Pin<Box<Sleep>>,
     waiting: bool,
     upstream: Uri,
+    metrics: Arc<Metrics>,
 }
 
 impl StallGuard {
-    fn new(inner: Incoming, limit: Duration, upstream: Uri) -> Self {
-        StallGuard { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), waiting: false, upstream }
+    fn new(inner: Incoming, limit: Duration, upstream: Uri, metrics: Arc<Metrics>) -> Self {
+        let timer = Box::pin(tokio::time::sleep(limit));
+        StallGuard { inner, limit, timer, waiting: false, upstream, metrics }
     }
 }
 
@@ -220,6 +227,7 @@ impl hyper::body::Body for StallGuard {
             this.timer.as_mut().reset(Instant::now() + this.limit);
         }
         ready!(this.timer.as_mut().poll(cx));
+        this.metrics.component_errors.inc();
         warn!(upstream = %this.upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
         Poll::Ready(Some(Err(format!("the upstream sent nothing for {:?}", this.limit).into())))
     }

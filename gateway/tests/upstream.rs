@@ -419,8 +419,9 @@ async fn a_body_that_stalls_midway_is_cut_off_after_the_upstream_timeout() {
     assert!(body.is_err(), "a 100-byte response ended after 10 bytes without an error: {body:?}");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "cut off after {took:?}");
-    // The gateway is unharmed: its own routes still answer.
+    // The gateway is unharmed: its own routes still answer. The cut-off is counted.
     assert_eq!(proxy.get("/livez").await.status, 200);
+    assert_eq!(proxy.metrics().await.get("sidestream_component_errors_total"), 1.0);
     proxy.stop().await;
     holder.abort();
 }
@@ -459,6 +460,7 @@ async fn a_slow_client_is_not_mistaken_for_a_stalled_upstream() {
     })
     .await;
     assert_eq!(body.expect("the body arrives whole"), BODY);
+    assert_eq!(proxy.metrics().await.get("sidestream_component_errors_total"), 0.0);
     proxy.stop().await;
     server.abort();
 }
