@@ -197,6 +197,8 @@ where
         idle: start + settings.idle_timeout,
         close: None,
     };
+    // A copy of the timer's deadline, kept beside the loop's other state: comparing it after each
+    // event does not touch the timer's own memory.
     let mut timer_at = deadlines.next();
     let timer = sleep_until(timer_at);
     tokio::pin!(timer);
