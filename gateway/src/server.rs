@@ -43,10 +43,11 @@ struct Shared {
     ws: Arc<ws::Settings>,
     origins: OriginPolicy,
     backend: Backend,
+    /// Set before the drain signals fire; connection loops read it instead of polling their
+    /// signal on every pass.
     draining: Arc<AtomicBool>,
     /// One drain signal per open WebSocket. A oneshot per connection rather than one shared
-    /// CancellationToken: the connection loop polls it on every pass, and a shared token takes a
-    /// lock that every connection contends for.
+    /// CancellationToken: polling a shared token takes a lock that every connection contends for.
     drainers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     websockets: TaskTracker,
     active: AtomicUsize,
