@@ -79,7 +79,7 @@ gateway_log=$out/gateway.log
 # component's paths point at an upstream that is never contacted: no component build needed, and
 # the same flags work for a build without the embedded host. A SIDESTREAM_COMPONENT left in the
 # environment would conflict with --upstream, and the address is read from the text log format.
-env -u SIDESTREAM_COMPONENT "$gateway" --listen 127.0.0.1:0 --no-push --log-format text \
+env -u SIDESTREAM_COMPONENT "$gateway" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --no-push --log-format text \
 	--max-message-size 16777216 \
 	--ping-interval 1h --idle-timeout 2h \
 	--upstream http://127.0.0.1:9 \

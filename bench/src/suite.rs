@@ -242,7 +242,9 @@ fn targets(args: &Args) -> Vec<Target> {
     let mut out = Vec::new();
     if let Some(gw) = exists(&args.gateway) {
         let mut gw_args: Vec<String> =
-            ["--listen", "127.0.0.1:0", "--max-connections", "20000"].map(String::from).into();
+            ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
+                .map(String::from)
+                .into();
         if let Some(c) = args.component.as_ref().filter(|c| c.exists()) {
             gw_args.extend(["--component".into(), c.display().to_string()]);
         } else {

@@ -74,6 +74,8 @@ export async function startGateway({ listen = "127.0.0.1:0", name = "gateway", e
   const log = createWriteStream(logPath);
   const args = [
     "--listen", listen,
+    // Several gateways run at once: each takes a free admin port.
+    "--admin-listen", "127.0.0.1:0",
     "--component", COMPONENT,
     // Fast pushes keep the tests short: two pushes arrive within a second.
     "--push-min", "100ms",

@@ -25,9 +25,9 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
 
-    let same_host = validate(&method, &headers, &OriginPolicy::default());
-    let listed = validate(&method, &headers, &OriginPolicy::new(&["https://app.example.com".to_owned()]));
-    let any = validate(&method, &headers, &OriginPolicy::new(&["*".to_owned()]));
+    let same_host = validate(&method, &headers, &OriginPolicy::default(), "http");
+    let listed = validate(&method, &headers, &OriginPolicy::new(&["https://app.example.com".to_owned()]), "http");
+    let any = validate(&method, &headers, &OriginPolicy::new(&["*".to_owned()]), "http");
 
     if let Ok(accept) = &same_host {
         assert_eq!(method, Method::GET);

@@ -3,7 +3,8 @@
 //! Input: lines `<Origin header>\n<Host header>\n<allowed origin>...`. Besides not panicking: a parsed
 //! origin is canonical (re-parsing its own `scheme://host:port` gives it back), no Origin header is
 //! always allowed, `*` allows everything, an origin on the allow list is allowed whatever the Host,
-//! and the request's own host is allowed without any list.
+//! and the request's own host is allowed without any list when it arrived over the origin's scheme
+//! (and refused over the other one).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let policy = OriginPolicy::new(&allowed);
-    let allows = policy.allows(Some(origin), host);
-    assert!(policy.allows(None, host));
+    let allows = policy.allows(Some(origin), host, "http");
+    assert!(policy.allows(None, host, "https"));
     if allowed.iter().any(|a| a == "*") {
         assert!(allows);
     }
@@ -37,16 +38,21 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(o) = &parsed {
         assert!(
-            OriginPolicy::new(&[origin.to_owned()]).allows(Some(origin), host),
+            OriginPolicy::new(&[origin.to_owned()]).allows(Some(origin), host, "http"),
             "{origin:?} listed but refused"
         );
         let own_host = format!("{}:{}", o.host, o.port);
+        let (own, other) = if matches!(o.scheme.as_str(), "http" | "ws") { ("http", "https") } else { ("https", "http") };
         assert!(
-            OriginPolicy::default().allows(Some(origin), Some(&own_host)),
+            OriginPolicy::default().allows(Some(origin), Some(&own_host), own),
             "{origin:?} refused on {own_host}"
         );
+        assert!(
+            !OriginPolicy::default().allows(Some(origin), Some(&own_host), other),
+            "{origin:?} allowed on {own_host} over {other}"
+        );
         // Adding to the allow list never refuses what was allowed.
-        if OriginPolicy::default().allows(Some(origin), host) {
+        if OriginPolicy::default().allows(Some(origin), host, "http") {
             assert!(allows, "{origin:?} on {host:?}: allowed by default, refused with {allowed:?}");
         }
     }

@@ -8,6 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use http::Uri;
 
+pub use crate::forwarded::Cidr;
+
 /// The conventional path of the release component, relative to the repository root. Used when
 /// neither `--component` nor `--upstream` is given.
 pub const DEFAULT_COMPONENT: &str = "target/wasm32-wasip2/release/sidestream_component.wasm";
@@ -23,9 +25,15 @@ pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "sidestream-gateway", version, about, max_term_width = 100)]
 pub struct Config {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    /// Address of the public listener: WebSockets and the component's paths (port 0 picks a free
+    /// port; the bound address is logged).
     #[arg(long, env = "SIDESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Address of the admin listener: /livez, /readyz and /metrics, for the cluster only (port 0 picks
+    /// a free port; the bound address is logged).
+    #[arg(long, env = "SIDESTREAM_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
 
     /// Serve the component in-process from this .wasm file (embedded wasmtime host). Without it and
     /// without --upstream, the release build's conventional path is used.
@@ -77,22 +85,44 @@ pub struct Config {
     #[arg(long = "allowed-origin", env = "SIDESTREAM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// On SIGTERM, how long to wait for WebSockets to close before exiting (keep it below the pod's
-    /// terminationGracePeriodSeconds).
+    /// Host name a loopback listener answers besides localhost and loopback addresses (repeatable;
+    /// `*` allows any). Guards a developer's machine against DNS rebinding.
+    #[arg(long = "allowed-host", env = "SIDESTREAM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Network whose X-Forwarded-For, -Proto and -Host are believed (repeatable CIDR, such as
+    /// 10.0.0.0/8). From any other peer they are replaced.
+    #[arg(long = "trusted-proxy", env = "SIDESTREAM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// On SIGTERM, how long everything in flight (WebSockets, HTTP requests) may take to finish before
+    /// the process exits (keep it below the pod's terminationGracePeriodSeconds).
     #[arg(long, env = "SIDESTREAM_DRAIN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// On SIGTERM, the window over which WebSockets get their Close 1001, so their reconnects do not
+    /// reach the other replicas as one burst (at most half of --drain-timeout, leaving the rest for
+    /// the closing handshakes).
+    #[arg(long, env = "SIDESTREAM_DRAIN_SPREAD", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_spread: Duration,
 
     /// How long a client may take to send a complete request head.
     #[arg(long, env = "SIDESTREAM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Memory cap of one component instance (embedded host), in MiB.
+    /// Memory cap of one component instance (embedded host), in MiB: all its linear memories together.
     #[arg(long, env = "SIDESTREAM_COMPONENT_MEMORY_MIB", default_value_t = 64)]
     pub component_memory_mib: u64,
 
-    /// Deadline of one component request (embedded host); past it the client gets 504.
+    /// Deadline of one component request (embedded host), from arrival to the end of the response
+    /// body; a request that has no answer by then gets 504, a body still running is cut off.
     #[arg(long, env = "SIDESTREAM_COMPONENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub component_timeout: Duration,
+
+    /// Component instances running at once (embedded host). A request that finds none free within
+    /// a short wait gets 503 with Retry-After.
+    #[arg(long, env = "SIDESTREAM_COMPONENT_INSTANCES", default_value_t = 256)]
+    pub component_instances: u32,
 
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -140,6 +170,7 @@ impl Config {
             ("--component-timeout", self.component_timeout, false),
             ("--push-max", self.push_max, true),
             ("--drain-timeout", self.drain_timeout, true),
+            ("--drain-spread", self.drain_spread, true),
         ] {
             if value.is_zero() && !zero_ok {
                 bail!("{flag} must be longer than 0");
@@ -154,12 +185,28 @@ impl Config {
         if self.component_memory_mib == 0 || self.component_memory_mib > 4096 {
             bail!("--component-memory-mib must be between 1 and 4096");
         }
+        if self.component_instances == 0 || self.component_instances > 10_000 {
+            bail!("--component-instances must be between 1 and 10000");
+        }
+        if self.admin_listen == self.listen && self.listen.port() != 0 {
+            bail!("--admin-listen must differ from --listen: the admin surface is a listener of its own");
+        }
+        for host in &self.allowed_hosts {
+            if host != "*" && !crate::authority::is_host_name(host) {
+                bail!("--allowed-host {host:?} is not a host name like app.example.com");
+            }
+        }
         for origin in &self.allowed_origins {
             if origin != "*" && crate::ws::handshake::parse_origin(origin).is_none() {
                 bail!("--allowed-origin {origin:?} is not an origin like https://example.com");
             }
         }
         Ok(())
+    }
+
+    /// The window the drain's closes are spread over: `--drain-spread`, at most half the drain.
+    pub fn effective_drain_spread(&self) -> Duration {
+        self.drain_spread.min(self.drain_timeout / 2)
     }
 
     /// Whether connections get random pushes at all.

@@ -1,20 +1,26 @@
 //! sidestream's gateway: the long-lived half of the app.
 //!
-//! It holds the WebSockets Spin cannot (`/ws`: echo plus random-timed pushes), answers its own
-//! `/livez`, `/readyz` and `/metrics`, and sends every other request to the Spin component, either
-//! in-process through an embedded wasmtime host (`--component`, the local default) or to a Spin
-//! runtime beside it (`--upstream`, in Kubernetes).
+//! It holds the WebSockets Spin cannot (`/ws`: echo plus random-timed pushes) and sends every other
+//! public request to the Spin component, either in-process through an embedded wasmtime host
+//! (`--component`, the local default) or to a Spin runtime beside it (`--upstream`, in Kubernetes).
+//! A second listener, for the cluster only, answers `/livez`, `/readyz` and `/metrics`.
 //!
 //! Run it: `make run`, or `cargo run --release -p sidestream-gateway -- --help`.
 
+pub mod admin;
+pub mod authority;
 pub mod backend;
 pub mod body;
 pub mod config;
+pub mod drain;
+pub mod forwarded;
 #[cfg(feature = "wasm-host")]
 pub mod host;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod public;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

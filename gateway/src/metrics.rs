@@ -15,11 +15,31 @@ pub struct RejectLabels {
     pub reason: &'static str,
 }
 
-/// Who closed a WebSocket and with which code (`none` when the TCP stream ended without a Close).
+/// Who closed a WebSocket and with which code, bucketed by [`close_code_label`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
     pub by: &'static str,
-    pub code: String,
+    pub code: &'static str,
+}
+
+/// The codes RFC 6455 §7.4 and the IANA registry define, each its own label value.
+const REGISTERED_CLOSE_CODES: [&str; 16] = [
+    "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010", "1011", "1012",
+    "1013", "1014", "1015",
+];
+
+/// A close code as a label value of bounded cardinality: a client may send any of 3000-4999 (and
+/// worse), and every distinct value would be a new time series. Registered codes keep their
+/// number; the application ranges become `3xxx` and `4xxx`; anything else is `other`; a stream
+/// that ended without a Close is `none`.
+pub fn close_code_label(code: Option<u16>) -> &'static str {
+    match code {
+        None => "none",
+        Some(code @ 1000..=1015) => REGISTERED_CLOSE_CODES[usize::from(code - 1000)],
+        Some(3000..=3999) => "3xxx",
+        Some(4000..=4999) => "4xxx",
+        Some(_) => "other",
+    }
 }
 
 /// Why an HTTP connection ended in error before a request could be answered.
@@ -32,7 +52,7 @@ pub struct ConnErrorLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: &'static str,
-    pub status: String,
+    pub status: u16,
 }
 
 /// Every metric the gateway exports.
@@ -148,11 +168,31 @@ impl Metrics {
     }
 
     pub fn closed(&self, by: &'static str, code: Option<u16>) {
-        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
-        self.closes.get_or_create(&CloseLabels { by, code }).inc();
+        self.closes.get_or_create(&CloseLabels { by, code: close_code_label(code) }).inc();
     }
 
     pub fn http(&self, route: &'static str, status: u16) {
-        self.http_requests.get_or_create(&HttpLabels { route, status: status.to_string() }).inc();
+        // Status codes are the server's own (a proxied upstream's too): 100-999, bounded.
+        self.http_requests.get_or_create(&HttpLabels { route, status }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_code_label;
+
+    #[test]
+    fn close_codes_fall_into_few_buckets() {
+        assert_eq!(close_code_label(Some(1000)), "1000");
+        assert_eq!(close_code_label(Some(1015)), "1015");
+        assert_eq!(close_code_label(Some(1016)), "other");
+        assert_eq!(close_code_label(Some(3001)), "3xxx");
+        assert_eq!(close_code_label(Some(4999)), "4xxx");
+        assert_eq!(close_code_label(Some(999)), "other");
+        assert_eq!(close_code_label(Some(65535)), "other");
+        assert_eq!(close_code_label(None), "none");
+        let distinct: std::collections::HashSet<_> =
+            (0..=u16::MAX).map(|c| close_code_label(Some(c))).collect();
+        assert_eq!(distinct.len(), 19, "16 registered codes, 3xxx, 4xxx and other");
     }
 }

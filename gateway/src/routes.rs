@@ -1,23 +1,35 @@
-//! The paths the gateway owns. Every other path belongs to the component.
+//! The paths the gateway owns, and the bounded labels requests are counted under. On the public
+//! listener every path but `/ws` belongs to the component; the admin listener has its own few.
 
-/// The WebSocket endpoint.
+/// The built-in WebSocket app (echo and random pushes).
 pub const WS: &str = "/ws";
-/// Liveness: 200 while the process runs.
+/// Liveness (admin): 200 while the process runs.
 pub const LIVEZ: &str = "/livez";
-/// Readiness: 200 while accepting, 503 while draining or while the upstream is down.
+/// Readiness (admin): 200 while accepting, 503 while draining or while the upstream is down.
 pub const READYZ: &str = "/readyz";
-/// Prometheus metrics.
+/// Prometheus metrics (admin).
 pub const METRICS: &str = "/metrics";
 /// The component's own health endpoint (served by the component, probed by Kubernetes).
 pub const COMPONENT_HEALTH: &str = "/health";
 
-/// The metrics label for a request path: the gateway's own routes by name, the rest as `component`.
-pub fn label(path: &str) -> &'static str {
+/// Label of the component's paths on the public listener.
+pub const COMPONENT: &str = "component";
+/// Label of any admin path the gateway does not serve.
+pub const ADMIN_OTHER: &str = "admin_other";
+/// Label of requests refused before routing (a missing or foreign `Host`).
+pub const REFUSED: &str = "refused";
+
+/// The metrics label of a public path: never the raw path, which a client chooses.
+pub fn public_label(path: &str) -> &'static str {
+    if path == WS { WS } else { COMPONENT }
+}
+
+/// The metrics label of an admin path.
+pub fn admin_label(path: &str) -> &'static str {
     match path {
-        WS => WS,
         LIVEZ => LIVEZ,
         READYZ => READYZ,
         METRICS => METRICS,
-        _ => "component",
+        _ => ADMIN_OTHER,
     }
 }

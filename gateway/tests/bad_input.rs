@@ -33,7 +33,7 @@ impl Scene {
     /// The gateway is alive, the bystander unharmed, `metric` reached `at_least`, and only the
     /// bystander's connection remains.
     async fn check(&mut self, metric: &str, at_least: f64) {
-        assert_eq!(self.gw.get("/livez").await.status, 200);
+        assert_eq!(self.gw.admin("/livez").await.status, 200);
         self.round += 1;
         let text = format!("bystander {}", self.round);
         send(&mut self.bystander, Message::text(text.clone())).await;

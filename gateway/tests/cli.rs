@@ -14,11 +14,26 @@ use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sidestream-gateway");
 
-/// Starts the binary and reads the bound address from its one stable start-up line.
-async fn spawn(args: &[&str]) -> (Child, std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+/// A started binary: the process, its public and admin addresses, and its log (once it exits).
+struct Spawned {
+    child: Child,
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    log: tokio::task::JoinHandle<String>,
+}
+
+/// Starts the binary and reads the bound addresses from its one stable start-up line.
+async fn spawn(args: &[&str]) -> Spawned {
     let component = component();
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--component", component.to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--component",
+            component.to_str().unwrap(),
+        ])
         .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -27,10 +42,10 @@ async fn spawn(args: &[&str]) -> (Child, std::net::SocketAddr, tokio::task::Join
         .spawn()
         .expect("spawn gateway");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = within("start-up line", async {
+    let (addr, admin) = within("start-up line", async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            if let Some(addrs) = listening_addrs(&line) {
+                return addrs;
             }
         }
         panic!("the gateway exited before listening");
@@ -45,7 +60,7 @@ async fn spawn(args: &[&str]) -> (Child, std::net::SocketAddr, tokio::task::Join
         }
         all
     });
-    (child, addr, log)
+    Spawned { child, addr, admin, log }
 }
 
 async fn run_to_exit(args: &[&str]) -> (i32, String) {
@@ -74,7 +89,7 @@ async fn bad_config_exits_non_zero_with_one_line() {
 
 #[tokio::test]
 async fn sigterm_with_1000_clients_sends_1001_to_each_and_exits_0() {
-    let (child, addr, log) =
+    let Spawned { child, addr, log, .. } =
         spawn(&["--push-min", "200ms", "--push-max", "1s", "--drain-timeout", "20s"]).await;
     let mut clients = Vec::with_capacity(1000);
     for _ in 0..1000 {
@@ -107,19 +122,19 @@ async fn sigterm_with_1000_clients_sends_1001_to_each_and_exits_0() {
     assert_eq!(exit.code(), Some(0));
     let log = within("log", log).await.unwrap();
     assert!(!log.contains("panicked"), "{log}");
-    assert!(log.contains("all websockets closed"), "{log}");
+    assert!(log.contains("drained: every connection finished"), "{log}");
 }
 
 #[tokio::test]
 async fn second_signal_exits_at_once() {
-    let (mut child, addr, _log) = spawn(&["--no-push", "--drain-timeout", "60s"]).await;
+    let Spawned { mut child, addr, admin, .. } = spawn(&["--no-push", "--drain-timeout", "60s"]).await;
     // A client that never reads holds the drain open for the whole timeout.
     let (_deaf, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let readyz = async {
         loop {
-            let r = request(addr, "GET", "/readyz", &[]).await;
+            let r = request(admin, "GET", "/readyz", &[]).await;
             if r.status == 503 {
                 return;
             }

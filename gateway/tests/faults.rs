@@ -15,7 +15,16 @@ use tokio_tungstenite::tungstenite::Message;
 /// An embedded-host gateway on a fixed address, to play the Spin runtime upstream.
 async fn upstream_on(addr: &str) -> TestGateway {
     let component = component();
-    let args = ["gw", "--listen", addr, "--no-push", "--component", component.to_str().unwrap()];
+    let args = [
+        "gw",
+        "--listen",
+        addr,
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--no-push",
+        "--component",
+        component.to_str().unwrap(),
+    ];
     TestGateway::with_config(Config::try_parse_from(args).unwrap()).await
 }
 
@@ -25,7 +34,7 @@ async fn upstream_killed_during_traffic_and_brought_back() {
     let upstream_addr = upstream.addr.to_string();
     let front = TestGateway::start(&["--upstream", &format!("http://{upstream_addr}"), "--no-push"]).await;
     let addr = front.addr;
-    eventually("ready", async || front.get("/readyz").await.status == 200).await;
+    eventually("ready", async || front.admin("/readyz").await.status == 200).await;
 
     // Steady page traffic and a WebSocket conversation while the upstream goes away and returns.
     let stop = Arc::new(AtomicBool::new(false));
@@ -55,9 +64,9 @@ async fn upstream_killed_during_traffic_and_brought_back() {
         request(addr, "GET", "/health", &[]).await.status == 502
     })
     .await;
-    eventually("not ready while the upstream is gone", async || front.get("/readyz").await.status == 503)
+    eventually("not ready while the upstream is gone", async || front.admin("/readyz").await.status == 503)
         .await;
-    assert_eq!(front.get("/livez").await.status, 200);
+    assert_eq!(front.admin("/livez").await.status, 200);
     for i in 20..40 {
         talk(i).await; // the WebSocket half never depended on the upstream
     }
@@ -67,7 +76,7 @@ async fn upstream_killed_during_traffic_and_brought_back() {
         request(addr, "GET", "/health", &[]).await.status == 200
     })
     .await;
-    eventually("ready again", async || front.get("/readyz").await.status == 200).await;
+    eventually("ready again", async || front.admin("/readyz").await.status == 200).await;
     for i in 40..60 {
         talk(i).await;
     }

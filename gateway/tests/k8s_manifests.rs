@@ -367,7 +367,8 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
 fn probes_use_the_gateway_routes_and_the_component_health() {
     let deployment = object("Deployment");
     let gateway = container(&deployment, "gateway");
-    let gateway_port = u64::from(gateway_config(&deployment).listen.port());
+    // The probes live on the admin listener: on the public one these paths are the component's.
+    let gateway_port = u64::from(gateway_config(&deployment).admin_listen.port());
     // Liveness must not be readiness: a liveness probe on /readyz would restart every pod whose
     // component is briefly down, and every pod that is draining.
     for (probe, path) in [("livenessProbe", routes::LIVEZ), ("readinessProbe", routes::READYZ)] {
@@ -398,12 +399,15 @@ async fn every_probe_path_answers_200_from_the_real_gateway_and_component() {
         "sidestream-gateway",
         "--listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
         "--component",
         component.to_str().unwrap(),
     ])
     .unwrap();
     let gateway = Gateway::bind(config).await.expect("the gateway starts with the release component");
-    let addr = gateway.local_addr().unwrap();
+    let public = gateway.local_addr().unwrap();
+    let admin = gateway.admin_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gateway.serve(async {
         let _ = stopped.await;
@@ -415,6 +419,9 @@ async fn every_probe_path_answers_200_from_the_real_gateway_and_component() {
     for c in containers(&deployment) {
         for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
             let Some(path) = c[probe]["httpGet"]["path"].as_str() else { continue };
+            // The gateway's own probes are on its admin port; the app's reach the component,
+            // which the gateway's public port serves here in its place.
+            let addr = if c[probe]["httpGet"]["port"] == "admin" { admin } else { public };
             let uri = format!("http://{addr}{path}").parse().unwrap();
             let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
                 .await

@@ -97,10 +97,11 @@ async fn start_upstream() -> Upstream {
     Upstream { addr, requests, task }
 }
 
-/// The sidecar process, with the address it logged. Killed when dropped.
+/// The sidecar process, with the addresses it logged. Killed when dropped.
 struct Sidecar {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
 }
 
 /// Starts the sidecar as the pod does (`--upstream`, JSON logs aside), on a free port.
@@ -108,6 +109,8 @@ async fn start_sidecar(bin: &PathBuf, upstream: SocketAddr, extra: &[&str]) -> S
     let mut child = Command::new(bin)
         .args([
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--upstream",
             &format!("http://{upstream}"),
@@ -124,20 +127,24 @@ async fn start_sidecar(bin: &PathBuf, upstream: SocketAddr, extra: &[&str]) -> S
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = timeout(STEP, async {
+    let (addr, admin) = timeout(STEP, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                return addr.parse::<SocketAddr>().unwrap_or_else(|_| panic!("bad address in {line:?}"));
+            if line.contains("listening addr=") {
+                let field = |name: &str| {
+                    let rest = line.split(name).nth(1).unwrap_or_default();
+                    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+                    rest[..end].parse::<SocketAddr>().unwrap_or_else(|_| panic!("bad {name} in {line:?}"))
+                };
+                return (field("listening addr="), field(" admin="));
             }
         }
         panic!("the sidecar exited before logging its address");
     })
     .await
-    .expect("the sidecar logs `listening addr=...` within 10 s");
+    .expect("the sidecar logs `listening addr=... admin=...` within 10 s");
     // Keep draining its log, so a full pipe never blocks it.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Sidecar { child, addr }
+    Sidecar { child, addr, admin }
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
@@ -211,22 +218,22 @@ async fn sidecar_answers_probes_and_proxies_the_component() {
     let upstream = start_upstream().await;
     let sidecar = start_sidecar(&bin, upstream.addr, &[]).await;
 
-    assert_eq!(get(sidecar.addr, routes::LIVEZ).await.0, StatusCode::OK);
-    wait_for(sidecar.addr, routes::READYZ, StatusCode::OK).await;
+    assert_eq!(get(sidecar.admin, routes::LIVEZ).await.0, StatusCode::OK);
+    wait_for(sidecar.admin, routes::READYZ, StatusCode::OK).await;
 
     let before = upstream.requests.load(Ordering::Relaxed);
     let (status, body) = get(sidecar.addr, routes::COMPONENT_HEALTH).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, UPSTREAM_HEALTH), "/health comes from the upstream");
     assert!(upstream.requests.load(Ordering::Relaxed) > before);
     assert_eq!(get(sidecar.addr, "/no-such-file").await.0, StatusCode::NOT_FOUND, "upstream's 404 passed on");
-    let (status, metrics) = get(sidecar.addr, routes::METRICS).await;
+    let (status, metrics) = get(sidecar.admin, routes::METRICS).await;
     assert_eq!(status, StatusCode::OK);
     assert!(metrics.contains("# TYPE"), "Prometheus text: {metrics}");
 
     // The app container goes away: the pod turns unready (no traffic), but stays alive (no restart).
     drop(upstream);
-    wait_for(sidecar.addr, routes::READYZ, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert_eq!(get(sidecar.addr, routes::LIVEZ).await.0, StatusCode::OK);
+    wait_for(sidecar.admin, routes::READYZ, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(get(sidecar.admin, routes::LIVEZ).await.0, StatusCode::OK);
     assert_eq!(get(sidecar.addr, routes::COMPONENT_HEALTH).await.0, StatusCode::BAD_GATEWAY);
 }
 

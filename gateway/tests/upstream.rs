@@ -59,7 +59,7 @@ async fn send_request(
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
 async fn readyz(gw: &TestGateway) -> u16 {
-    gw.get("/readyz").await.status
+    gw.admin("/readyz").await.status
 }
 
 /// Headers but `date`, which each server stamps with its own clock.
@@ -324,6 +324,8 @@ async fn direct_on(addr: SocketAddr) -> TestGateway {
         "--no-push",
         "--listen",
         &listen,
+        "--admin-listen",
+        "127.0.0.1:0",
         "--component",
         component.to_str().expect("UTF-8 path"),
     ])
@@ -349,7 +351,7 @@ async fn a_stopped_upstream_is_502_and_not_ready_until_it_is_back() {
     eventually("not ready with the upstream down", async || readyz(&proxy).await == 503).await;
     assert_eq!(proxy.get("/health").await.status, 502);
     // The gateway's own routes do not depend on the upstream.
-    assert_eq!(proxy.get("/livez").await.status, 200);
+    assert_eq!(proxy.admin("/livez").await.status, 200);
 
     // Back on the same port: ready again, and the very first request after that is answered.
     let back = direct_on(port).await;
@@ -420,7 +422,7 @@ async fn a_body_that_stalls_midway_is_cut_off_after_the_upstream_timeout() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "cut off after {took:?}");
     // The gateway is unharmed: its own routes still answer. The cut-off is counted.
-    assert_eq!(proxy.get("/livez").await.status, 200);
+    assert_eq!(proxy.admin("/livez").await.status, 200);
     assert_eq!(proxy.metrics().await.get("sidestream_component_errors_total"), 1.0);
     proxy.stop().await;
     holder.abort();

@@ -330,16 +330,16 @@ async fn drain_sends_1001_readyz_turns_503_and_run_returns() {
     }
     // One client holds the drain open by not reading yet.
     let mut late = gw.ws("/ws?push=off").await;
-    assert_eq!(gw.get("/readyz").await.status, 200);
+    assert_eq!(gw.admin("/readyz").await.status, 200);
 
     gw.trigger_shutdown();
     for ws in &mut clients {
         assert_eq!(close_code(ws).await, 1001);
     }
     // While `late` has not answered, the gateway is draining but still answers probes.
-    let readyz = gw.get("/readyz").await;
+    let readyz = gw.admin("/readyz").await;
     assert_eq!(readyz.status, 503, "{}", readyz.text());
-    assert_eq!(gw.get("/livez").await.status, 200);
+    assert_eq!(gw.admin("/livez").await.status, 200);
     let answer = raw_exchange(gw.addr, upgrade_request("").as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "upgrades refused while draining: {answer}");
     assert!(!gw.task.is_finished());
@@ -377,7 +377,7 @@ async fn metrics_match_what_the_clients_did() {
         while within("drain", ws.next()).await.is_some() {}
     }
     for _ in 0..4 {
-        assert_eq!(gw.get("/livez").await.status, 200);
+        assert_eq!(gw.admin("/livez").await.status, 200);
     }
     assert_eq!(gw.get("/nope").await.status, 404);
     let m = gw.metrics().await;

@@ -42,9 +42,12 @@ impl OriginPolicy {
         }
     }
 
-    /// Whether a request with this `Origin` and `Host` may upgrade. No `Origin` header means a
-    /// non-browser client, which cross-site hijacking cannot involve, so it is allowed.
-    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+    /// Whether a request with this `Origin` and `Host`, that reached the gateway over `scheme`
+    /// (`http`, or `https` behind a trusted TLS proxy), may upgrade. Same origin means same scheme,
+    /// host and port: an `http://` page must not open the sockets of the `https://` site. No
+    /// `Origin` header means a non-browser client, which cross-site hijacking cannot involve, so
+    /// it is allowed.
+    pub fn allows(&self, origin: Option<&str>, host: Option<&str>, scheme: &str) -> bool {
         let Some(origin) = origin else { return true };
         if self.any {
             return true;
@@ -54,7 +57,11 @@ impl OriginPolicy {
             return true;
         }
         let Some((host, port)) = host.and_then(parse_host) else { return false };
-        host == origin.host && port.unwrap_or(origin.port) == origin.port
+        let same_scheme = match origin.scheme.as_str() {
+            "http" | "ws" => scheme.eq_ignore_ascii_case("http"),
+            _ => scheme.eq_ignore_ascii_case("https"),
+        };
+        same_scheme && host == origin.host && port.unwrap_or(origin.port) == origin.port
     }
 }
 
@@ -110,8 +117,14 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks an upgrade request and returns the `Sec-WebSocket-Accept` value to answer with.
-pub fn validate(method: &Method, headers: &HeaderMap, origins: &OriginPolicy) -> Result<String, Rejection> {
+/// Checks an upgrade request that arrived over `scheme` and returns the `Sec-WebSocket-Accept`
+/// value to answer with.
+pub fn validate(
+    method: &Method,
+    headers: &HeaderMap,
+    origins: &OriginPolicy,
+    scheme: &str,
+) -> Result<String, Rejection> {
     if method != Method::GET {
         return Err(reject(StatusCode::BAD_REQUEST, "method", "WebSocket handshakes use GET"));
     }
@@ -148,7 +161,7 @@ pub fn validate(method: &Method, headers: &HeaderMap, origins: &OriginPolicy) ->
     }
     let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("\u{0}"));
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !origins.allows(origin, host) {
+    if !origins.allows(origin, host, scheme) {
         return Err(reject(StatusCode::FORBIDDEN, "origin", "cross-origin WebSocket refused"));
     }
     Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim_ascii()))
@@ -179,7 +192,7 @@ mod tests {
     }
 
     fn check(pairs: &[(&'static str, &str)]) -> Result<String, Rejection> {
-        validate(&Method::GET, &request(pairs), &OriginPolicy::default())
+        validate(&Method::GET, &request(pairs), &OriginPolicy::default(), "http")
     }
 
     #[test]
@@ -197,7 +210,7 @@ mod tests {
         assert_eq!(without("connection").status, StatusCode::BAD_REQUEST);
         assert_eq!(without("sec-websocket-version").status, StatusCode::BAD_REQUEST);
         assert_eq!(without("sec-websocket-key").reason, "key");
-        let post = validate(&Method::POST, &request(&good()), &OriginPolicy::default()).unwrap_err();
+        let post = validate(&Method::POST, &request(&good()), &OriginPolicy::default(), "http").unwrap_err();
         assert_eq!(post.reason, "method");
     }
 
@@ -230,21 +243,27 @@ mod tests {
         assert!(with_origin("http://127.0.0.1:8081").is_err());
         assert!(with_origin("null").is_err());
         assert!(with_origin("http://127.0.0.1:8080/path").is_err());
+        assert!(with_origin("https://127.0.0.1:8080").is_err(), "another scheme is another origin");
+        let mut h = good();
+        h.push(("origin", "http://127.0.0.1:8080"));
+        let over_tls = validate(&Method::GET, &request(&h), &OriginPolicy::default(), "https");
+        assert_eq!(over_tls.unwrap_err().status, StatusCode::FORBIDDEN, "an http page on the https site");
     }
 
     #[test]
     fn origin_policy_forms() {
         let policy = OriginPolicy::new(&["https://app.example.com".into()]);
-        assert!(policy.allows(Some("https://app.example.com"), Some("internal:8080")));
-        assert!(policy.allows(Some("https://app.example.com:443"), Some("internal:8080")));
-        assert!(!policy.allows(Some("http://app.example.com"), Some("internal:8080")));
-        assert!(policy.allows(None, None));
-        // Same host with default ports on either side.
-        assert!(policy.allows(Some("https://site.example"), Some("site.example")));
-        assert!(policy.allows(Some("http://[::1]:9000"), Some("[::1]:9000")));
-        assert!(!policy.allows(Some("http://[::1]:9000"), Some("[::1]:9001")));
-        assert!(!policy.allows(Some("http://a.example"), None));
-        assert!(OriginPolicy::new(&["*".into()]).allows(Some("http://anything"), None));
+        assert!(policy.allows(Some("https://app.example.com"), Some("internal:8080"), "http"));
+        assert!(policy.allows(Some("https://app.example.com:443"), Some("internal:8080"), "http"));
+        assert!(!policy.allows(Some("http://app.example.com"), Some("internal:8080"), "http"));
+        assert!(policy.allows(None, None, "http"));
+        // Same host with default ports on either side, over the scheme the origin names.
+        assert!(policy.allows(Some("https://site.example"), Some("site.example"), "https"));
+        assert!(!policy.allows(Some("https://site.example"), Some("site.example"), "http"));
+        assert!(policy.allows(Some("http://[::1]:9000"), Some("[::1]:9000"), "http"));
+        assert!(!policy.allows(Some("http://[::1]:9000"), Some("[::1]:9001"), "http"));
+        assert!(!policy.allows(Some("http://a.example"), None, "http"));
+        assert!(OriginPolicy::new(&["*".into()]).allows(Some("http://anything"), None, "https"));
     }
 
     #[test]

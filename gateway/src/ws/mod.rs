@@ -1,9 +1,10 @@
-//! The `/ws` endpoint: handshake validation and the per-connection loop.
+//! The `/ws` endpoint: handshake validation, admission and the per-connection loop.
 
 pub mod conn;
 pub mod handshake;
 pub mod push;
 pub mod socket;
+pub mod upgrade;
 
 use std::time::Duration;
 

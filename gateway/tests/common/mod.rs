@@ -43,7 +43,10 @@ pub fn component() -> PathBuf {
 
 /// A gateway running in this process until [`TestGateway::stop`] or drop.
 pub struct TestGateway {
+    /// The public listener.
     pub addr: SocketAddr,
+    /// The admin listener (probes, metrics).
+    pub admin: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -52,7 +55,7 @@ impl TestGateway {
     /// Starts a gateway with the embedded component and `args` on a free port.
     pub async fn start(args: &[&str]) -> Self {
         let component = component();
-        let mut all = vec!["sidestream-gateway", "--listen", "127.0.0.1:0"];
+        let mut all = vec!["sidestream-gateway", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
         if !args.contains(&"--upstream") && !args.contains(&"--component") {
             all.extend(["--component", component.to_str().unwrap()]);
         }
@@ -63,11 +66,12 @@ impl TestGateway {
     pub async fn with_config(config: Config) -> Self {
         let gateway = Gateway::bind(config).await.expect("gateway binds");
         let addr = gateway.local_addr().unwrap();
+        let admin = gateway.admin_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(async move {
             let _ = rx.await;
         }));
-        TestGateway { addr, shutdown: Some(tx), task }
+        TestGateway { addr, admin, shutdown: Some(tx), task }
     }
 
     /// Starts the drain (what SIGTERM does in the binary).
@@ -96,12 +100,18 @@ impl TestGateway {
         ws
     }
 
+    /// A GET on the public listener.
     pub async fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[]).await
     }
 
+    /// A GET on the admin listener.
+    pub async fn admin(&self, path: &str) -> Reply {
+        request(self.admin, "GET", path, &[]).await
+    }
+
     pub async fn metrics(&self) -> Metrics {
-        Metrics::parse(&self.get("/metrics").await.text())
+        Metrics::parse(&self.admin("/metrics").await.text())
     }
 }
 
@@ -109,6 +119,16 @@ impl Drop for TestGateway {
     fn drop(&mut self) {
         self.trigger_shutdown();
     }
+}
+
+/// The public and admin addresses of the start-up line `listening addr=A admin=B` (text or JSON logs).
+pub fn listening_addrs(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let field = |name: &str| -> Option<SocketAddr> {
+        let rest = line.split(name).nth(1)?;
+        let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    Some((field("listening addr=")?, field(" admin=")?))
 }
 
 /// A buffered HTTP response.
@@ -239,7 +259,7 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
     code
 }
 
-/// Sends a message and waits until `f(metrics)` holds, polling (no fixed sleeps).
+/// Waits until `f()` holds, polling (no fixed sleeps).
 pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + STEP;
     while tokio::time::Instant::now() < deadline {
