@@ -1,4 +1,6 @@
-//! Where the component's paths go: the embedded wasmtime host or a Spin runtime upstream.
+//! Where the component's paths go: the embedded wasmtime host or a Spin runtime upstream. Either
+//! way the request the component sees is the same (hop-by-hop headers gone, forwarding headers
+//! rewritten as [`TrustedProxies`] says), and no hop-by-hop header of its answer reaches the client.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,13 +11,19 @@ use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::config::{self, Config};
+use crate::forwarded::TrustedProxies;
 #[cfg(feature = "wasm-host")]
 use crate::host::Host;
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::proxy::{self, Proxy};
 
 /// The component's side of the gateway.
-pub enum Backend {
+pub struct Backend {
+    target: Target,
+    proxies: TrustedProxies,
+}
+
+enum Target {
     #[cfg(feature = "wasm-host")]
     Host(Host),
     Upstream(Proxy),
@@ -24,46 +32,51 @@ pub enum Backend {
 impl Backend {
     /// Loads the component or prepares the upstream client, as the config says.
     pub async fn new(config: &Config) -> anyhow::Result<Self> {
-        match config.backend()? {
+        let target = match config.backend()? {
             #[cfg(feature = "wasm-host")]
-            config::Backend::Component(path) => Ok(Backend::Host(Host::load(&path, config)?)),
+            config::Backend::Component(path) => Target::Host(Host::load(&path, config)?),
             #[cfg(not(feature = "wasm-host"))]
             config::Backend::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            config::Backend::Upstream(uri) => Ok(Backend::Upstream(Proxy::new(uri, config.upstream_timeout))),
-        }
+            config::Backend::Upstream(uri) => Target::Upstream(Proxy::new(uri, config.upstream_timeout)),
+        };
+        Ok(Backend { target, proxies: TrustedProxies::new(&config.trusted_proxies) })
     }
 
     pub async fn serve(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
         metrics: &Arc<Metrics>,
     ) -> Response<Body> {
-        match self {
+        proxy::strip_hop_by_hop(req.headers_mut());
+        self.proxies.rewrite(req.headers_mut(), peer);
+        let mut response = match &self.target {
             #[cfg(feature = "wasm-host")]
-            Backend::Host(host) => host.serve(req, metrics).await,
-            Backend::Upstream(proxy) => proxy.serve(req, peer, metrics).await,
-        }
+            Target::Host(host) => host.serve(req, metrics).await,
+            Target::Upstream(proxy) => proxy.serve(req, metrics).await,
+        };
+        proxy::strip_hop_by_hop(response.headers_mut());
+        response
     }
 
     /// Whether the component can answer (always, when embedded).
     pub fn is_ready(&self) -> bool {
-        match self {
+        match &self.target {
             #[cfg(feature = "wasm-host")]
-            Backend::Host(_) => true,
-            Backend::Upstream(proxy) => proxy.is_ready(),
+            Target::Host(_) => true,
+            Target::Upstream(proxy) => proxy.is_ready(),
         }
     }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match &self.target {
             #[cfg(feature = "wasm-host")]
-            Backend::Host(host) => write!(f, "embedded:{}", host.path().display()),
-            Backend::Upstream(proxy) => write!(f, "upstream:{}", proxy.upstream()),
+            Target::Host(host) => write!(f, "embedded:{}", host.path().display()),
+            Target::Upstream(proxy) => write!(f, "upstream:{}", proxy.upstream()),
         }
     }
 }

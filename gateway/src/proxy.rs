@@ -1,7 +1,6 @@
 //! `--upstream`: the component's paths proxied to the Spin runtime beside the gateway.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -28,8 +27,9 @@ use crate::routes;
 /// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1, and `Upgrade` §7.8, which only
+/// means something on the hop that negotiates it).
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -38,6 +38,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// A keep-alive client for one upstream, and its health.
@@ -76,20 +77,15 @@ impl Proxy {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    pub async fn serve(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        metrics: &Arc<Metrics>,
-    ) -> Response<Body> {
-        let req = match self.forward_request(req, peer) {
+    /// Forwards one request whose headers the [`crate::backend`] has already made fit to pass on.
+    pub async fn serve(&self, req: Request<Incoming>, metrics: &Arc<Metrics>) -> Response<Body> {
+        let req = match self.forward_request(req) {
             Ok(req) => req,
             Err(reason) => return body::text(StatusCode::BAD_REQUEST, reason),
         };
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(response)) => {
-                let (mut parts, incoming) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
+                let (parts, incoming) = response.into_parts();
                 let body = StallGuard::new(incoming, self.timeout, self.upstream.clone(), metrics.clone());
                 Response::from_parts(parts, body.boxed_unsync())
             }
@@ -106,13 +102,8 @@ impl Proxy {
         }
     }
 
-    /// Rewrites the request for the upstream: same method, path, query, body and end-to-end
-    /// headers; hop-by-hop headers removed; `X-Forwarded-*` added.
-    fn forward_request(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Request<Incoming>, &'static str> {
+    /// Points the request at the upstream: same method, path, query, headers and body.
+    fn forward_request(&self, req: Request<Incoming>) -> Result<Request<Incoming>, &'static str> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut uri = Uri::builder().path_and_query(path);
@@ -123,40 +114,19 @@ impl Proxy {
             uri = uri.authority(authority.clone());
         }
         parts.uri = uri.build().map_err(|_| "bad request target")?;
-
-        let host = parts.headers.get(header::HOST).cloned();
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::UPGRADE);
-        let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        let headers = &mut parts.headers;
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_str(&forwarded_for).map_err(|_| "bad X-Forwarded-For")?,
-        );
-        if !headers.contains_key("x-forwarded-proto") {
-            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        }
-        if let Some(host) = host {
-            if !headers.contains_key("x-forwarded-host") {
-                headers.insert("x-forwarded-host", host.clone());
-            }
-            headers.insert(header::HOST, host);
-        }
         Ok(Request::from_parts(parts, body))
     }
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), those the `Connection` header names among them.
+/// Applied both ways: nothing the client says about its hop reaches the upstream, and nothing the
+/// upstream says about its hop (an `Upgrade` offer, say) reaches the client.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);

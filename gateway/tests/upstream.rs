@@ -188,6 +188,7 @@ impl Recorder {
                             .header("x-upstream-hop", "secret")
                             .header("keep-alive", "timeout=5")
                             .header("proxy-authenticate", "Basic realm=\"upstream\"")
+                            .header("upgrade", "h2c")
                             .body(Full::new(body))
                             .expect("valid response");
                         Ok(r)
@@ -222,7 +223,10 @@ async fn requests_reach_the_upstream_intact() {
         ("authorization", "Bearer token"),
         ("cookie", "a=b"),
         ("x-custom", "1"),
+        // Forwarding headers from a client no proxy vouches for: replaced, never believed.
         ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "bank.example"),
         // Hop-by-hop: only for the link between the client and the gateway.
         ("connection", "keep-alive, x-client-hop"),
         ("x-client-hop", "secret"),
@@ -231,7 +235,7 @@ async fn requests_reach_the_upstream_intact() {
         ("proxy-authorization", "Basic Zm9vOmJhcg=="),
     ];
     let hop_request = ["x-client-hop", "keep-alive", "te", "proxy-authorization"];
-    let hop_response = ["x-upstream-hop", "keep-alive", "proxy-authenticate"];
+    let hop_response = ["x-upstream-hop", "keep-alive", "proxy-authenticate", "upgrade"];
 
     // Control: straight to the upstream, the hop-by-hop headers do travel both ways, so their
     // absence below is the proxy's doing.
@@ -256,9 +260,10 @@ async fn requests_reach_the_upstream_intact() {
     assert_eq!(header("cookie"), Some("a=b"));
     assert_eq!(header("x-custom"), Some("1"));
     assert_eq!(header("host"), Some(host.as_str()), "Host is the one the client asked for");
-    assert_eq!(header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(header("x-forwarded-for"), Some("127.0.0.1"), "the client's own claim is replaced");
     assert_eq!(header("x-forwarded-proto"), Some("http"));
     assert_eq!(header("x-forwarded-host"), Some(host.as_str()));
+    assert_eq!(header("via"), Some("1.1 sidestream"), "RFC 9110 §7.6.3");
     for hop in hop_request.iter().chain(&["upgrade"]) {
         assert_eq!(header(hop), None, "hop-by-hop request header {hop} was forwarded");
     }
@@ -288,6 +293,34 @@ async fn requests_reach_the_upstream_intact() {
         assert!(seen.body.is_empty(), "{method}");
         assert_eq!(seen.headers.get("x-forwarded-for").map(|v| v.as_bytes()), Some(&b"127.0.0.1"[..]));
     }
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_from_a_trusted_proxy_extend_the_chain() {
+    let mut upstream = Recorder::start().await;
+    let proxy = proxy_to(upstream.addr, &["--trusted-proxy", "10.0.0.0/8,127.0.0.0/8"]).await;
+    let headers = [
+        ("x-forwarded-for", "203.0.113.7, 198.51.100.2"),
+        // A second line, and one with bytes outside ASCII: neither may drop the rest.
+        ("x-forwarded-for", "192.0.2.1"),
+        ("x-forwarded-for", "zoë"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example"),
+        ("via", "1.1 ingress"),
+    ];
+    send_request(proxy.addr, "GET", "/", &headers, Bytes::new()).await;
+    let seen = upstream.next().await;
+    let all = |name: &str| -> Vec<Vec<u8>> {
+        seen.headers.get_all(name).iter().map(|v| v.as_bytes().to_vec()).collect()
+    };
+    assert_eq!(
+        all("x-forwarded-for"),
+        [b"203.0.113.7, 198.51.100.2, 192.0.2.1, zo\xc3\xab, 127.0.0.1".to_vec()]
+    );
+    assert_eq!(all("x-forwarded-proto"), [b"https".to_vec()]);
+    assert_eq!(all("x-forwarded-host"), [b"app.example".to_vec()]);
+    assert_eq!(all("via"), [b"1.1 ingress, 1.1 sidestream".to_vec()]);
     proxy.stop().await;
 }
 
