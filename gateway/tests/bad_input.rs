@@ -271,3 +271,38 @@ async fn thousands_of_connect_disconnect_cycles() {
     let m = scene.gw.metrics().await;
     assert_eq!(m.get(r#"sidestream_ws_closes_total{by="client",code="none"}"#), 500.0);
 }
+
+#[tokio::test]
+async fn requests_without_a_host_or_with_a_foreign_one_never_reach_the_component() {
+    let mut scene = Scene::new(&["--allowed-host", "dev.example"]).await;
+    let addr = scene.gw.addr;
+    // RFC 9112 §3.2: HTTP/1.1 needs a Host; the answer is the gateway's, not a component failure.
+    let answer = raw_exchange(addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("Host"), "{answer}");
+    let twice = raw_exchange(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    // HTTP/1.0 may omit it: the request names the listener, and the page is served.
+    let answer = raw_exchange(addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(answer.contains(" 200 ") && answer.contains("<!doctype html>"), "{answer}");
+    // A loopback listener answers loopback names (and --allowed-host) only: a rebound domain
+    // gets neither the page nor a WebSocket.
+    for host in ["evil.example", &format!("evil.example:{}", addr.port()), "10.0.0.1"] {
+        let page = raw_exchange(addr, format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await;
+        assert!(page.starts_with("HTTP/1.1 403") && page.contains("--allowed-host"), "{host}: {page}");
+        let upgrade = UPGRADE.replace("Host: 127.0.0.1", &format!("Host: {host}"));
+        let answer = raw_exchange(addr, upgrade.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer}");
+    }
+    for host in ["localhost", "app.localhost", "[::1]", "dev.example"] {
+        let page =
+            raw_exchange(addr, format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{host}: {page}");
+    }
+    let admin = raw_exchange(scene.gw.admin, b"GET /metrics HTTP/1.1\r\nHost: evil.example\r\n\r\n").await;
+    assert!(admin.starts_with("HTTP/1.1 403"), "the admin listener on loopback too: {admin}");
+
+    let m = scene.gw.metrics().await;
+    assert_eq!(m.get("sidestream_component_errors_total"), 0.0, "the component never saw them");
+    assert_eq!(m.get(r#"sidestream_http_requests_total{route="refused",status="400"}"#), 2.0);
+    scene.check(r#"sidestream_http_requests_total{route="refused",status="403"}"#, 7.0).await;
+}

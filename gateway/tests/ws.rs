@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
@@ -203,6 +204,9 @@ async fn cross_origin_upgrades_get_403_unless_allowed() {
     };
     let answer = raw_exchange(gw.addr, with("https://evil.example").as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // Same host and port, other scheme: another origin (an https page is not this http site).
+    let answer = raw_exchange(gw.addr, with(&format!("https://{}", gw.addr)).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "scheme compared: {answer}");
     for origin in [format!("http://{}", gw.addr), "https://app.example.com".to_owned()] {
         let answer = raw_exchange_head(gw.addr, with(&origin).as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 101"), "{origin}: {answer}");
@@ -210,7 +214,7 @@ async fn cross_origin_upgrades_get_403_unless_allowed() {
     let answer = raw_exchange_head(gw.addr, upgrade_request("").as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 101"), "no Origin: a non-browser client: {answer}");
     let m = gw.metrics().await;
-    assert_eq!(m.get(r#"sidestream_ws_handshake_rejections_total{reason="origin"}"#), 1.0);
+    assert_eq!(m.get(r#"sidestream_ws_handshake_rejections_total{reason="origin"}"#), 2.0);
     gw.stop().await;
 }
 
@@ -398,5 +402,48 @@ async fn metrics_match_what_the_clients_did() {
     assert_eq!(m.get(r#"sidestream_http_requests_total{route="/livez",status="200"}"#), 4.0);
     assert_eq!(m.get(r#"sidestream_http_requests_total{route="component",status="404"}"#), 1.0);
     assert_eq!(m.get(r#"sidestream_http_requests_total{route="/ws",status="101"}"#), 3.0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn probes_and_metrics_live_on_the_admin_listener_only() {
+    let gw = TestGateway::start(&["--no-push"]).await;
+    for path in ["/livez", "/readyz", "/metrics"] {
+        assert_eq!(gw.admin(path).await.status, 200, "admin {path}");
+        // On the public listener these are the component's paths, like any other.
+        let public = gw.get(path).await;
+        assert_eq!(public.status, 404, "public {path}: {}", public.text());
+        assert!(!public.text().contains("sidestream_"), "no metrics on the public port");
+    }
+    assert_eq!(gw.admin("/").await.status, 404, "the admin port serves no page");
+    assert_eq!(gw.admin("/ws").await.status, 404, "nor WebSockets");
+    let post = request(gw.admin, "POST", "/livez", &[]).await;
+    assert_eq!((post.status, post.header("allow")), (405, Some("GET, HEAD")));
+    let m = gw.metrics().await;
+    assert_eq!(m.get(r#"sidestream_http_requests_total{route="component",status="404"}"#), 3.0);
+    assert_eq!(m.get(r#"sidestream_http_requests_total{route="admin_other",status="404"}"#), 2.0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn close_codes_a_client_chooses_are_counted_in_a_few_buckets() {
+    let gw = TestGateway::start(&["--no-push"]).await;
+    for code in [1000u16, 3001, 3999, 4000, 4321, 4999] {
+        let mut ws = gw.ws("/ws").await;
+        let frame = CloseFrame { code: CloseCode::from(code), reason: "bye".into() };
+        within("close", ws.close(Some(frame))).await.unwrap();
+        while within("close handshake", ws.next()).await.is_some() {}
+    }
+    let wanted = [("1000", 1.0), ("3xxx", 2.0), ("4xxx", 3.0)];
+    eventually("every close counted", async || {
+        let m = gw.metrics().await;
+        wanted.iter().all(|(code, n)| {
+            m.get(&format!(r#"sidestream_ws_closes_total{{by="client",code="{code}"}}"#)) == *n
+        })
+    })
+    .await;
+    let series =
+        gw.metrics().await.0.into_keys().filter(|k| k.starts_with("sidestream_ws_closes_total")).count();
+    assert_eq!(series, 3, "six distinct codes, three series");
     gw.stop().await;
 }
