@@ -1,5 +1,6 @@
 //! Fault injection, for the gateway's containment tests only: routes that make the guest fail the
-//! ways a real component can (trap, endless loop, memory exhaustion, a slow host call).
+//! ways a real component can (trap, endless loop, memory exhaustion, a slow host call, before or
+//! after the response head).
 //!
 //! Compiled only with `--features fault-injection`, into its own target dir so it never replaces
 //! the shipped component:
@@ -8,7 +9,8 @@
 
 use std::time::Duration;
 
-use spin_sdk::http::Response;
+use futures::SinkExt;
+use spin_sdk::http::{Fields, OutgoingResponse, Response, ResponseOutparam};
 
 /// Where the fault routes live.
 pub const PREFIX: &str = "/fault/";
@@ -25,15 +27,20 @@ pub enum Fault {
     Oom(u32),
     /// `/fault/slow?ms=N`: sleeps N ms (default 1000) in a host call, then answers 200.
     Slow(u64),
+    /// `/fault/slow-body?ms=N`: answers 200 with the first line of its body, sleeps N ms (default
+    /// 1000) in a host call, then sends the second line: a guest still at work after its head.
+    SlowBody(u64),
 }
 
-/// The fault `path` asks for, if it names one.
-pub fn parse(path: &str, query: &str) -> Option<Fault> {
+/// The fault a request target (`path?query`) asks for, if it names one.
+pub fn parse(target: &str) -> Option<Fault> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match path.strip_prefix(PREFIX)? {
         "trap" => Some(Fault::Trap),
         "loop" => Some(Fault::Loop),
         "oom" => Some(Fault::Oom(param(query, "mib").unwrap_or(MAX_MIB))),
         "slow" => Some(Fault::Slow(param(query, "ms").unwrap_or(1000))),
+        "slow-body" => Some(Fault::SlowBody(param(query, "ms").unwrap_or(1000))),
         _ => None,
     }
 }
@@ -45,9 +52,9 @@ fn param<T: std::str::FromStr>(query: &str, name: &str) -> Option<T> {
     query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
-/// Fails as asked. Only `Slow`, and `Oom` when the memory fits, return a response.
-pub fn inject(fault: Fault) -> Response {
-    match fault {
+/// Fails as asked. Only the slow ones, and `Oom` when the memory fits, answer.
+pub async fn inject(fault: Fault, out: ResponseOutparam) {
+    let response = match fault {
         Fault::Trap => panic!("fault injection: trap requested"),
         Fault::Loop => {
             // `black_box` keeps the optimiser from proving the loop pointless.
@@ -68,7 +75,22 @@ pub fn inject(fault: Fault) -> Response {
             std::thread::sleep(Duration::from_millis(ms));
             text(200, format!("slept {ms} ms\n"))
         }
-    }
+        Fault::SlowBody(ms) => return slow_body(ms, out).await,
+    };
+    crate::export::send(out, response).await;
+}
+
+/// Sends the head and a first line, then sleeps before the rest of the body.
+async fn slow_body(ms: u64, out: ResponseOutparam) {
+    let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain".to_vec())]);
+    let response = OutgoingResponse::new(headers.unwrap_or_else(|_| Fields::new()));
+    let _ = response.set_status_code(200);
+    let mut body = response.take_body();
+    out.set(response);
+    let _ = body.send(b"head sent\n".to_vec()).await;
+    let _ = body.flush().await;
+    std::thread::sleep(Duration::from_millis(ms));
+    let _ = body.send(format!("slept {ms} ms\n").into_bytes()).await;
 }
 
 fn text(status: u16, body: String) -> Response {

@@ -18,14 +18,27 @@ pub use respond::{Reply, RequestHead, respond};
 
 #[allow(unsafe_code)] // the SDK's export macro generates the ABI glue
 mod export {
+    use spin_sdk::http::conversions::TryFromIncomingRequest;
+    use spin_sdk::http::{IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam};
+
     use super::{RequestHead, respond};
 
+    /// The raw wasi-http form of the handler (request and response out-parameter), so a response
+    /// can also be streamed: only the fault-injection build does that.
     #[spin_sdk::http_component]
-    fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+    async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         #[cfg(feature = "fault-injection")]
-        if let Some(fault) = super::fault::parse(req.path(), req.query()) {
-            return super::fault::inject(fault);
+        if let Some(fault) = super::fault::parse(&req.path_with_query().unwrap_or_default()) {
+            return super::fault::inject(fault, out).await;
         }
+        let response = match Request::try_from_incoming_request(req).await {
+            Ok(req) => reply(&req),
+            Err(_) => Response::new(400, "cannot read the request\n"),
+        };
+        send(out, response).await;
+    }
+
+    fn reply(req: &Request) -> Response {
         let method = req.method().to_string();
         let header = |name: &str| req.header(name).and_then(|v| v.as_str());
         let head = RequestHead {
@@ -35,11 +48,24 @@ mod export {
             if_none_match: header("if-none-match"),
         };
         let reply = respond(&head);
-        let mut builder = spin_sdk::http::Response::builder();
+        let mut builder = Response::builder();
         builder.status(reply.status);
         for (name, value) in reply.headers {
             builder.header(name, value);
         }
         builder.body(reply.body.to_vec()).build()
+    }
+
+    /// Sends a whole response (what the SDK's one-argument handler form does for it).
+    pub(crate) async fn send(out: ResponseOutparam, mut response: Response) {
+        let body = std::mem::take(response.body_mut());
+        match OutgoingResponse::try_from(response) {
+            Ok(response) => {
+                if let Err(error) = out.set_with_body(response, body).await {
+                    eprintln!("cannot send the response: {error}");
+                }
+            }
+            Err(error) => eprintln!("cannot build the response: {error}"),
+        }
     }
 }

@@ -14,3 +14,26 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
+
+/// At most `max` bytes of `text` (cut at a character boundary, marked with `…`), for log fields a
+/// client or a guest chooses: one request must not be able to write a 32 KiB log line.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_at_a_character() {
+        assert_eq!(super::clip("short", 10), "short");
+        assert_eq!(super::clip("abcdef", 3), "abc…");
+        assert_eq!(super::clip("ééé", 3), "é…", "never inside a character");
+    }
+}

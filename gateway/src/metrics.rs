@@ -75,6 +75,7 @@ pub struct Metrics {
     pub http_connections_active: Gauge,
     pub http_connection_errors: Family<ConnErrorLabels, Counter>,
     pub component_errors: Counter,
+    pub component_busy: Counter,
 }
 
 impl Default for Metrics {
@@ -103,6 +104,7 @@ impl Metrics {
             http_connections_active: Gauge::default(),
             http_connection_errors: Family::default(),
             component_errors: Counter::default(),
+            component_busy: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
@@ -151,6 +153,11 @@ impl Metrics {
             "component_errors",
             "Component requests that failed (trap, limit, deadline, upstream error)",
             m.component_errors.clone(),
+        );
+        registry.register(
+            "component_busy",
+            "Component requests answered 503 because every instance stayed busy (embedded host)",
+            m.component_busy.clone(),
         );
         Metrics { registry, ..m }
     }

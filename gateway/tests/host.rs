@@ -499,3 +499,77 @@ async fn a_failing_guest_costs_only_its_own_request() {
     );
     gw.stop().await;
 }
+
+/// Starts the fault build of the component with `args`.
+async fn fault_gateway(args: &[&str]) -> TestGateway {
+    let component = fault_component();
+    let mut all = vec!["--no-push", "--component", component.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    TestGateway::start(&all).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_host_answers_503_with_retry_after_instead_of_queueing() {
+    let gw = fault_gateway(&["--component-instances", "2", "--component-timeout", "10s"]).await;
+    // Two guests hold both instances for a while.
+    let busy: Vec<_> =
+        (0..2).map(|_| tokio::spawn(request(gw.addr, "GET", "/fault/slow?ms=3000", &[]))).collect();
+    let mut refused = None;
+    common::eventually("a request finds every instance busy", async || {
+        let started = Instant::now();
+        let reply = gw.get("/health").await;
+        refused = Some((reply, started.elapsed()));
+        refused.as_ref().is_some_and(|(r, _)| r.status == 503)
+    })
+    .await;
+    let (reply, waited) = refused.expect("a reply");
+    assert_eq!(reply.header("retry-after"), Some("1"), "{reply:?}");
+    assert!(reply.text().contains("busy"), "{}", reply.text());
+    // It waited a little for an instance (a burst of quick requests rides it out), not until its
+    // own 10 s deadline.
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(3), "waited {waited:?}");
+    for task in busy {
+        let reply = within("slow guests finish", task).await.expect("request task");
+        assert_eq!(reply.status, 200, "the guests holding the instances finish normally");
+    }
+    assert_eq!(gw.get("/health").await.status, 200, "free instances serve again");
+    let m = gw.metrics().await;
+    assert!(m.get("sidestream_component_busy_total") >= 1.0);
+    assert_eq!(m.get("sidestream_component_errors_total"), 0.0, "load shedding is not a component error");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_bounds_the_whole_response_body() {
+    warnings();
+    // One instance: a guest still running after its deadline would hold it, and the request after
+    // it would get 503.
+    let gw = fault_gateway(&["--component-instances", "1", "--component-timeout", "1s"]).await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let started = Instant::now();
+    let uri = gw.url("/fault/slow-body?ms=20000").parse().expect("uri");
+    let response = within("head", client.get(uri)).await.expect("the head arrives at once");
+    assert_eq!(response.status(), 200);
+    // The guest sleeps in a host call after its head, using no wasm time: the wall clock stops it.
+    let body = within("body ends", http_body_util::BodyExt::collect(response.into_body())).await;
+    let elapsed = started.elapsed();
+    assert!(body.is_err(), "the body is cut off, not completed: {body:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "cut off after {elapsed:?}"
+    );
+    let health = gw.get("/health").await;
+    assert_eq!(health.status, 200, "the guest was stopped and its instance freed: {}", health.text());
+    common::eventually("the cut-off is counted", async || {
+        gw.metrics().await.get("sidestream_component_errors_total") == 1.0
+    })
+    .await;
+    let log = warnings();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ran past its deadline") && l.contains("uri=/fault/slow-body?ms=20000")),
+        "{log}"
+    );
+    gw.stop().await;
+}

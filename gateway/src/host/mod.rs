@@ -2,7 +2,11 @@
 //!
 //! Shaped after wasmtime's `serve` command and the `wasmtime-wasi-http` crate example: the Engine,
 //! Linker and pre-instantiated component are built once; each request gets its own Store with a
-//! memory cap and a deadline. The guest has no filesystem, no environment, and no network.
+//! memory cap ([`limits`]) and one wall-clock deadline, from the request's arrival to the end of
+//! its response body ([`bounded`]). The guest has no filesystem, no environment, and no network.
+
+mod bounded;
+mod limits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,40 +14,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, oneshot};
+use tokio::time::{Instant, timeout_at};
 use tracing::{info, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{
-    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
-    UpdateDeadline,
-};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::body::{self, Body, BoxError};
+use self::bounded::Bounded;
+use self::limits::InstanceLimiter;
+use crate::body::{self, Body};
 use crate::config::Config;
+use crate::logging::clip;
 use crate::metrics::Metrics;
 
 /// Epoch tick: how often a running guest is interrupted to check its deadline and let other tasks
 /// run. A guest stuck in a loop therefore holds a worker thread for at most one tick at a time.
 const TICK: Duration = Duration::from_millis(10);
 
-/// Instances alive at once. The pooling allocator reserves this many slots up front; requests
-/// beyond it wait for a slot instead of failing.
-const MAX_INSTANCES: u32 = 256;
+/// How long a request waits for a free instance before the host answers 503: long enough to ride
+/// out a burst of quick requests, short enough that a full host sheds load instead of queueing it
+/// without bound.
+const SLOT_WAIT: Duration = Duration::from_millis(500);
 
 /// Per-request state inside the Store.
 struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: InstanceLimiter,
     hooks: NoOutbound,
 }
 
@@ -92,6 +98,18 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// Every instance was busy for the whole of [`SLOT_WAIT`].
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("every component instance is busy")
+    }
+}
+
+impl std::error::Error for Busy {}
+
 /// The loaded component, ready to serve.
 pub struct Host {
     path: PathBuf,
@@ -121,7 +139,7 @@ impl Host {
     /// Compiles and links the component once. Fails with the reason when it does not load.
     pub fn load(path: &Path, config: &Config) -> anyhow::Result<Self> {
         let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
-        let engine = engine(memory_bytes)?;
+        let engine = engine(memory_bytes, config.component_instances)?;
         let component = Component::from_file(&engine, path)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading component {}", path.display()))?;
@@ -164,7 +182,7 @@ impl Host {
             pre,
             memory_bytes,
             timeout: config.component_timeout,
-            slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            slots: Arc::new(Semaphore::new(config.component_instances as usize)),
             ticker,
             guests: Some(guests),
         })
@@ -175,16 +193,26 @@ impl Host {
     }
 
     /// Runs the component on one request. A guest that traps, exceeds its memory or never answers
-    /// costs this request a 500 (504 past the deadline) and one log line; nothing else is affected.
-    pub async fn serve(&self, req: Request<Incoming>, metrics: &Metrics) -> Response<Body> {
+    /// costs this request a 500 (504 past the deadline) and one log line; a host whose instances
+    /// are all busy answers 503 with `Retry-After`; nothing else is affected.
+    pub async fn serve(&self, req: Request<Incoming>, metrics: &Arc<Metrics>) -> Response<Body> {
         let method = req.method().clone();
-        let uri = req.uri().clone();
-        match self.call(req).await {
+        // Clipped: the client chooses it, up to the 32 KiB of a request head.
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let target = clip(target, 256).into_owned();
+        match self.call(req, metrics, &target).await {
             Ok(response) => response,
+            Err(error) if error.is::<Busy>() => {
+                metrics.component_busy.inc();
+                let mut r = body::text(StatusCode::SERVICE_UNAVAILABLE, "every component instance is busy");
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
             Err(error) => {
                 metrics.component_errors.inc();
                 let deadline = error.chain().any(|e| e.is::<DeadlineExceeded>());
-                warn!(%method, %uri, error = format!("{error:#}"), "component request failed");
+                let error = format!("{error:#}");
+                warn!(%method, uri = %target, error = %clip(&error, 512), "component request failed");
                 if deadline {
                     body::text(
                         StatusCode::GATEWAY_TIMEOUT,
@@ -197,30 +225,45 @@ impl Host {
         }
     }
 
-    async fn call(&self, req: Request<Incoming>) -> anyhow::Result<Response<Body>> {
-        let slot = self.slots.clone().acquire_owned().await?;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.memory_bytes)
-            .instances(16)
-            .trap_on_grow_failure(true)
-            .build();
+    async fn call(
+        &self,
+        req: Request<Incoming>,
+        metrics: &Arc<Metrics>,
+        target: &str,
+    ) -> anyhow::Result<Response<Body>> {
+        // One deadline for everything: the wait for an instance, the guest's work before its
+        // answer, and the body it streams after it.
+        let deadline = Instant::now() + self.timeout;
+        let slot =
+            match timeout_at((Instant::now() + SLOT_WAIT).min(deadline), self.slots.clone().acquire_owned())
+                .await
+            {
+                Ok(slot) => slot.context("the wasm host is shutting down")?,
+                Err(_) => return Err(Busy.into()),
+            };
         let wasi = WasiCtx::builder()
             .inherit_stderr()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state =
-            State { wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), limits, hooks: NoOutbound };
+        let state = State {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: InstanceLimiter::new(self.memory_bytes),
+            hooks: NoOutbound,
+        };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let ticks = (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-        let mut elapsed = 0u64;
+        // Epoch ticks interrupt the guest while it runs wasm: each tick it yields (so a spinning
+        // guest holds a worker for one tick at a time), and past the deadline it is stopped. The
+        // deadline itself is wall-clock time, so time spent in host calls counts as well.
         let deadline_hit = Arc::new(AtomicBool::new(false));
         let hit = deadline_hit.clone();
+        let wall_deadline = deadline.into_std();
         store.epoch_deadline_callback(move |_| {
-            elapsed += 1;
-            if elapsed < ticks {
+            if std::time::Instant::now() < wall_deadline {
                 return Ok(UpdateDeadline::Yield(1));
             }
             hit.store(true, Ordering::Relaxed);
@@ -243,12 +286,13 @@ impl Host {
         // If the client goes away before the head is ready, the guest has nobody to answer: stop
         // it rather than let it run to its deadline.
         let mut task = AbortOnDrop(Some(task));
-        let answer = tokio::time::timeout(self.timeout, receiver).await;
-        match answer {
+        match timeout_at(deadline, receiver).await {
             Ok(Ok(Ok(response))) => {
-                // From here the guest may still be streaming the body: let it run.
-                task.disarm();
-                Ok(response.map(|b| b.map_err(BoxError::from).boxed_unsync()))
+                // From here the guest may still be streaming the body: the body owns the task,
+                // stops it when the client leaves, and cuts the body off at the deadline.
+                let (parts, body) = response.into_parts();
+                let body = Bounded::new(body, deadline, task, metrics.clone(), target.to_owned());
+                Ok(Response::from_parts(parts, body.boxed_unsync()))
             }
             Ok(Ok(Err(code))) => anyhow::bail!("the component answered with an error: {code:?}"),
             // The sender was dropped without an answer: the guest returned or trapped. Its own
@@ -266,14 +310,10 @@ impl Host {
     }
 }
 
-/// Aborts the guest's task when dropped, unless disarmed.
+/// Aborts the guest's task when dropped.
 struct AbortOnDrop(Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
 
 impl AbortOnDrop {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-
     async fn join(&mut self) -> Result<wasmtime::Result<()>, tokio::task::JoinError> {
         match self.0.as_mut() {
             Some(handle) => handle.await,
@@ -291,17 +331,17 @@ impl Drop for AbortOnDrop {
 }
 
 /// An engine with epoch interruption and, when the machine allows it, the pooling allocator.
-fn engine(memory_bytes: usize) -> anyhow::Result<Engine> {
+fn engine(memory_bytes: usize, instances: u32) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     // The shipped component is stripped, so a wasm backtrace is a list of unnamed functions in
     // front of the one line that matters: the trap's reason.
     config.wasm_backtrace_max_frames(None);
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * 4)
-        .total_memories(MAX_INSTANCES * 2)
-        .total_tables(MAX_INSTANCES * 4)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
         .max_memory_size(memory_bytes)
         // Resetting a slot's memory by unmapping it faulted every page back in on the next
         // request (a fifth of the host's CPU in the benchmark). Keeping the first MiB resident and
@@ -313,7 +353,7 @@ fn engine(memory_bytes: usize) -> anyhow::Result<Engine> {
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => {
-            info!(instances = MAX_INSTANCES, "wasm host: pooling allocator");
+            info!(instances, "wasm host: pooling allocator");
             Ok(engine)
         }
         Err(error) => {
