@@ -110,6 +110,11 @@ impl Metrics {
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
         registry.register("ws_connections", "WebSockets accepted", m.connections_total.clone());
         registry.register(
+            "ws_outbox_bytes",
+            "Bytes of messages queued for clients that are slow to read",
+            m.outbox_bytes.clone(),
+        );
+        registry.register(
             "ws_messages_received",
             "Text and Binary messages received",
             m.messages_received.clone(),

@@ -306,3 +306,68 @@ async fn requests_without_a_host_or_with_a_foreign_one_never_reach_the_component
     assert_eq!(m.get(r#"sidestream_http_requests_total{route="refused",status="400"}"#), 2.0);
     scene.check(r#"sidestream_http_requests_total{route="refused",status="403"}"#, 7.0).await;
 }
+
+#[tokio::test]
+async fn a_close_that_arrives_while_echoes_are_queued_completes_the_handshake() {
+    let mut scene = Scene::new(&[]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = within("connect", socket.connect(scene.gw.addr)).await.unwrap();
+    stream.write_all(UPGRADE.as_bytes()).await.unwrap();
+    expect_101(&mut stream).await;
+    let (mut rx, mut tx) = stream.into_split();
+
+    // Send without reading, two messages at a time, each pair once the server has read the one
+    // before, until echoes start to queue in its outbox (behind megabytes of them in the kernel's
+    // buffers). The outbox still has room, so the server reads on, and the Close that follows
+    // reaches it with those echoes queued.
+    const BATCH: u32 = 2;
+    let message = |i: u32| format!("{i:08}").repeat(512);
+    let gw = &scene.gw;
+    let mut written = 0u32;
+    loop {
+        for i in written..written + BATCH {
+            within("write", tx.write_all(&frame(0x81, message(i).as_bytes(), true))).await.unwrap();
+        }
+        written += BATCH;
+        let mut stopped = false;
+        eventually("the server reads the batch", async || {
+            let m = gw.metrics().await;
+            let read = m.get("sidestream_ws_messages_received_total") >= f64::from(written);
+            stopped = read && m.get("sidestream_ws_outbox_bytes") > 0.0;
+            read
+        })
+        .await;
+        if stopped {
+            break;
+        }
+        assert!(written < 100_000, "the server never stopped reading from a client that never reads");
+    }
+    within("write", tx.write_all(&frame(0x88, &1000u16.to_be_bytes(), true))).await.unwrap();
+
+    // Read everything: echoes (in order, each whole), then the server's reply Close, then the end.
+    let mut bytes = Vec::new();
+    within("the server ends the connection", rx.read_to_end(&mut bytes)).await.unwrap();
+    let mut at = 0;
+    let mut echoes = 0u32;
+    let mut reply = None;
+    while at + 4 <= bytes.len() {
+        let (opcode, len, header) = match bytes[at + 1] {
+            126 => (bytes[at] & 0x0f, u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize, 4),
+            n => (bytes[at] & 0x0f, n as usize, 2),
+        };
+        let payload = &bytes[at + header..at + header + len];
+        match opcode {
+            0x1 => {
+                assert_eq!(payload, message(echoes).as_bytes(), "echo {echoes}");
+                echoes += 1;
+            }
+            0x8 => reply = Some(u16::from_be_bytes([payload[0], payload[1]])),
+            other => panic!("unexpected opcode {other}"),
+        }
+        at += header + len;
+    }
+    assert_eq!(reply, Some(1000), "the closing handshake completes ({echoes} echoes before it)");
+    assert!(echoes < written, "echoes still queued at the Close are dropped, not sent after it");
+    scene.check(r#"sidestream_ws_closes_total{by="client",code="1000"}"#, 1.0).await;
+}

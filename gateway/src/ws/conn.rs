@@ -68,6 +68,12 @@ impl Outbox {
         !self.queue.is_empty() || self.unflushed
     }
 
+    /// Drops everything queued (the connection can send nothing more).
+    fn discard(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+    }
+
     fn push(&mut self, message: Message, kind: Kind) {
         self.bytes += message.len();
         self.queue.push_back((message, kind));
@@ -328,8 +334,16 @@ where
                                 closing = true;
                                 deadlines.close = Some(Instant::now() + settings.close_timeout);
                             }
-                            // The reply Close is queued by tungstenite; the next read flushes it.
+                            // After the client's Close nothing more may be sent (RFC 6455 §5.5.1):
+                            // whatever still waits in the outbox is dropped, and only the reply
+                            // Close that tungstenite queued goes out, completing the handshake.
+                            outbox.discard();
                             outbox.unflushed = true;
+                            // Nothing more is read either. The flush step writes the reply and
+                            // ends; a read could end the connection first, with the reply still
+                            // unwritten behind a slow writer (tungstenite's read does not flush
+                            // what a blocked flush left in its buffer).
+                            reading = false;
                         }
                         // Pongs to our pings are queued by tungstenite; a pong just proves liveness.
                         Message::Ping(_) => outbox.unflushed = true,
