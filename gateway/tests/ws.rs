@@ -77,9 +77,22 @@ async fn pushes_keep_to_the_bounds_and_the_documented_shape() {
     gw.stop().await;
 }
 
-/// Asserts that `ws` sees its echo and no push for a while.
-async fn assert_no_pushes(ws: &mut Ws) {
-    tokio::time::sleep(Duration::from_millis(300)).await; // pushes would arrive every 2-10 ms
+/// Reads `ws` until it has seen `n` pushes (echoes and pings skipped).
+async fn pushes_seen(ws: &mut Ws, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        if let Message::Text(text) = next_data(ws).await
+            && text.contains(r#""type":"push""#)
+        {
+            seen += 1;
+        }
+    }
+}
+
+/// Asserts that `ws` has had no push while `clock`, a connection with pushes on and the same
+/// schedule, received five: the time in which `ws` would have had some too.
+async fn assert_no_pushes(ws: &mut Ws, clock: &mut Ws) {
+    pushes_seen(clock, 5).await;
     send(ws, Message::text("probe")).await;
     let mut pushes = Vec::new();
     assert_eq!(next_echo(ws, &mut pushes).await, Message::text("probe"));
@@ -90,20 +103,20 @@ async fn assert_no_pushes(ws: &mut Ws) {
 async fn push_off_query_and_no_push_flag_give_pure_echo() {
     let gw = TestGateway::start(FAST_PUSHES).await;
     let mut ws = gw.ws("/ws?push=off").await;
-    assert_no_pushes(&mut ws).await;
     let mut with = gw.ws("/ws?x=1&push=on").await;
-    let mut pushes = Vec::new();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    send(&mut with, Message::text("probe")).await;
-    next_echo(&mut with, &mut pushes).await;
-    assert!(!pushes.is_empty(), "pushes stay on without push=off");
+    assert_no_pushes(&mut ws, &mut with).await;
     gw.stop().await;
 
+    // With --no-push nothing on the gateway pushes: another gateway keeps the time.
+    let clock_gw = TestGateway::start(FAST_PUSHES).await;
     let mut args = FAST_PUSHES.to_vec();
     args.push("--no-push");
     let gw = TestGateway::start(&args).await;
-    assert_no_pushes(&mut gw.ws("/ws").await).await;
+    let mut ws = gw.ws("/ws").await;
+    assert_no_pushes(&mut ws, &mut clock_gw.ws("/ws").await).await;
+    assert_eq!(gw.metrics().await.get("sidestream_ws_pushes_sent_total"), 0.0);
     gw.stop().await;
+    clock_gw.stop().await;
 }
 
 #[tokio::test]
@@ -261,37 +274,43 @@ async fn a_client_that_never_reads_is_bounded_and_hurts_nobody() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(gw.addr).await.unwrap();
-    let (mut stuck, _) =
-        tokio_tungstenite::client_async(format!("ws://{}/ws", gw.addr), stream).await.unwrap();
-
-    // Send until the server stops reading from us: that is backpressure at work.
-    let chunk = Message::binary(vec![7u8; 16 * 1024]);
-    let mut sent = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), stuck.send(chunk.clone())).await {
-            Ok(Ok(())) => sent += 1,
-            Ok(Err(e)) => panic!("send failed: {e}"),
-            Err(_) => break,
+    let (stuck, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.addr), stream).await.unwrap();
+    // It sends and never reads; its sends block once the server stops reading from it.
+    let (mut sink, stuck_reader) = stuck.split();
+    let sender = tokio::spawn(async move {
+        let chunk = Message::binary(vec![7u8; 16 * 1024]);
+        for _ in 0..10_000 {
+            sink.send(chunk.clone()).await?;
         }
-        assert!(sent < 10_000, "the server kept reading from a client that never reads");
-    }
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    });
+    eventually("the server queues for the stuck client", async || {
+        gw.metrics().await.get("sidestream_ws_outbox_bytes") >= 32.0 * 1024.0
+    })
+    .await;
+    let received = gw.metrics().await.get("sidestream_ws_messages_received_total");
 
+    // Meanwhile another client is served as usual.
     let mut good = gw.ws("/ws").await;
     for i in 0..50 {
         send(&mut good, Message::text(format!("m{i}"))).await;
         let mut pushes = Vec::new();
         assert_eq!(next_echo(&mut good, &mut pushes).await, Message::text(format!("m{i}")));
     }
-    let max_message = 64.0 * 1024.0;
     eventually("pushes dropped for the stuck client", async || {
         gw.metrics().await.get("sidestream_ws_pushes_dropped_total") > 0.0
     })
     .await;
     let m = gw.metrics().await;
+    // The server stopped reading from the stuck client: only `good`'s 50 messages came in since.
+    assert_eq!(m.get("sidestream_ws_messages_received_total"), received + 50.0, "backpressure");
+    assert!(!sender.is_finished(), "the stuck client's sends block");
     let queued = m.get("sidestream_ws_outbox_bytes");
-    assert!(queued <= 2.0 * (32.0 * 1024.0 + max_message), "server holds {queued} bytes for slow readers");
+    let max_message = 64.0 * 1024.0;
+    assert!(queued <= 32.0 * 1024.0 + max_message, "server holds {queued} bytes for slow readers");
     assert_eq!(m.get("sidestream_ws_connections_active"), 2.0);
-    drop(stuck);
+    sender.abort();
+    drop(stuck_reader);
     eventually("stuck client released", async || {
         gw.metrics().await.get("sidestream_ws_connections_active") == 1.0
     })
@@ -309,15 +328,23 @@ async fn keepalive_pings_and_idle_timeout() {
 
     let gw = TestGateway::start(&["--no-push", "--ping-interval", "1h", "--idle-timeout", "200ms"]).await;
     let mut silent = gw.ws("/ws").await;
+    let opened = std::time::Instant::now();
+    let silent = tokio::spawn(async move {
+        let code = close_code(&mut silent).await;
+        (code, opened.elapsed())
+    });
+    // A client that keeps talking for as long as the silent one lives is never timed out.
     let mut chatty = gw.ws("/ws").await;
-    let started = std::time::Instant::now();
-    for _ in 0..6 {
-        send(&mut chatty, Message::text("hi")).await;
-        assert_eq!(next_data(&mut chatty).await, Message::text("hi"));
-        tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut n = 0;
+    while !silent.is_finished() {
+        send(&mut chatty, Message::text(format!("hi {n}"))).await;
+        assert_eq!(next_data(&mut chatty).await, Message::text(format!("hi {n}")));
+        n += 1;
     }
-    assert_eq!(close_code(&mut silent).await, 1000);
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    let (code, after) = silent.await.unwrap();
+    assert_eq!(code, 1000);
+    // Not early, and not much later than the timeout.
+    assert!(after >= Duration::from_millis(200) && after < Duration::from_secs(2), "closed after {after:?}");
     send(&mut chatty, Message::text("still open")).await;
     assert_eq!(next_data(&mut chatty).await, Message::text("still open"));
     assert_eq!(gw.metrics().await.get("sidestream_ws_idle_timeouts_total"), 1.0);

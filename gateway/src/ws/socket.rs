@@ -121,23 +121,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn carries_bytes_both_ways_and_waits_for_more() {
-        let (mut socket, mut client) = pair().await;
+    async fn a_short_read_clears_readiness_so_the_next_read_waits_without_a_system_call() {
+        let (socket, mut client) = pair().await;
         client.write_all(b"hello").await.unwrap();
+        let calls = std::cell::Cell::new(0);
         let mut buf = [0u8; 64];
-        let n = within(socket.read(&mut buf)).await.unwrap();
-        assert_eq!(&buf[..n], b"hello");
-
-        // The short read cleared readiness: the next read waits for the next bytes, then gets them.
-        let later = tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            client.write_all(b"again").await.unwrap();
-            client
-        });
-        let n = within(socket.read(&mut buf)).await.unwrap();
+        let mut recv = |buf: &mut [u8]| {
+            calls.set(calls.get() + 1);
+            rustix::net::recv(&socket.stream, buf, RecvFlags::empty()).map(|(n, _)| n)
+        };
+        let n = within(std::future::poll_fn(|cx| {
+            socket.poll_call(cx, Interest::READABLE, 64, || recv(&mut buf))
+        }))
+        .await
+        .unwrap();
+        assert_eq!((&buf[..n], calls.get()), (&b"hello"[..], 1));
+        // Five bytes of 64: the socket's buffer is drained, so the next read must wait for the next
+        // edge instead of making a call that can only fail with EAGAIN.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(socket.poll_call(&mut cx, Interest::READABLE, 64, || recv(&mut buf)).is_pending());
+        assert_eq!(calls.get(), 1, "no system call while nothing can have arrived");
+        // And it is woken, and reads, when more arrives.
+        client.write_all(b"again").await.unwrap();
+        let n = within(std::future::poll_fn(|cx| {
+            socket.poll_call(cx, Interest::READABLE, 64, || recv(&mut buf))
+        }))
+        .await
+        .unwrap();
         assert_eq!(&buf[..n], b"again");
-        let mut client = later.await.unwrap();
+    }
 
+    #[tokio::test]
+    async fn carries_megabytes_through_partial_writes() {
+        let (mut socket, mut client) = pair().await;
         // More than the socket buffers hold at once: written in parts as the reader drains them.
         let big: Vec<u8> = (0..8 << 20).map(|i: u32| i as u8).collect();
         let expected = big.clone();
@@ -149,7 +165,7 @@ mod tests {
         let mut got = Vec::new();
         within(client.read_to_end(&mut got)).await.unwrap();
         assert!(got == expected, "8 MiB arrived intact: {} bytes", got.len());
-        drop(writer.await.unwrap());
+        drop(within(writer).await.unwrap());
     }
 
     #[tokio::test]
@@ -157,14 +173,17 @@ mod tests {
         let (mut socket, client) = pair().await;
         drop(client);
         let mut buf = [0u8; 16];
-        assert_eq!(socket.read(&mut buf).await.unwrap(), 0, "end of stream");
+        assert_eq!(within(socket.read(&mut buf)).await.unwrap(), 0, "end of stream");
         // The first writes may still be accepted; writing on must fail with EPIPE or a reset.
-        let error = loop {
-            match socket.write(b"x").await {
-                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-                Err(error) => break error,
+        let error = within(async {
+            loop {
+                match socket.write(b"x").await {
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(error) => break error,
+                }
             }
-        };
+        })
+        .await;
         assert!(
             matches!(error.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
             "{error}"
