@@ -126,7 +126,7 @@ mod tests {
         client.write_all(b"hello").await.unwrap();
         let calls = std::cell::Cell::new(0);
         let mut buf = [0u8; 64];
-        let mut recv = |buf: &mut [u8]| {
+        let recv = |buf: &mut [u8]| {
             calls.set(calls.get() + 1);
             rustix::net::recv(&socket.stream, buf, RecvFlags::empty()).map(|(n, _)| n)
         };
