@@ -1,7 +1,7 @@
 // sidestream's page: a live view of the gateway's WebSocket stream.
 //
-// Connects to ws(s)://<this page's host>/ws. Query parameters, for split setups and for tests:
-//   ?ws=URL         connect there instead (ws:, wss:, or http(s): which maps to ws(s):)
+// Connects to ws(s)://<this page's host>/ws. Query parameters, mostly for tests:
+//   ?ws=URL         connect there instead: a path, or a URL on this page's own origin (see endpoint.js)
 //   ?backoff=MS     first reconnect delay (default 500; the e2e tests use 200 to stay fast)
 //   ?backoffmax=MS  ceiling of the reconnect delay (default and upper limit 30000)
 //
@@ -9,6 +9,7 @@
 // unchanged, so the echo carries the id back and the round-trip time is measured locally.
 
 import { Connection, describeClose } from "./connection.js";
+import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
 
 /** The log keeps this many entries; older ones are dropped so a long-open tab stays small. */
@@ -42,7 +43,8 @@ const el = {
 };
 
 const params = new URLSearchParams(location.search);
-const url = endpointUrl(params.get("ws"));
+const endpoint = socketUrl(params.get("ws"), location.href);
+const url = endpoint.url;
 const connection = new Connection(url, {
   baseMs: clampParam("backoff", 500, 50, 30_000),
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
@@ -63,22 +65,6 @@ let reconnectUntil = 0;
 const timeFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hour12: false,
 });
-
-function endpointUrl(override) {
-  const fallback = new URL("/ws", location.href);
-  fallback.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  if (!override) return fallback.href;
-  try {
-    const u = new URL(override, location.href);
-    if (u.protocol === "http:") u.protocol = "ws:";
-    if (u.protocol === "https:") u.protocol = "wss:";
-    if (u.protocol === "ws:" || u.protocol === "wss:") return u.href;
-  } catch {
-    // fall through: a bad override must not leave the page dead
-  }
-  queueMicrotask(() => logSystem(`Ignored ?ws=${override}: not a ws:, wss: or http(s): URL`, "warn"));
-  return fallback.href;
-}
 
 function clampParam(name, fallback, min, max) {
   const n = Number(params.get(name));
@@ -370,6 +356,9 @@ for (const radio of document.querySelectorAll('input[name="filter"]')) {
 }
 
 el.endpoint.textContent = url;
+if (endpoint.ignored) {
+  logSystem(`Ignored ?ws=${params.get("ws")}: not a path or a URL on this page's origin (${location.origin})`, "warn");
+}
 setInterval(tick, 250);
 renderCounts();
 connection.start();
