@@ -1,10 +1,5 @@
 // One WebSocket that keeps itself open: reconnects with capped exponential backoff and jitter.
-//
-// Events (all `CustomEvent`s on the instance):
-// - `state`   detail { state: "connecting" | "connected" | "reconnecting", attempt, delayMs, lastClose }
-// - `open`    the socket is open (flush queued messages here)
-// - `close`   detail { code, reason, wasClean, everOpened }: one per socket, also for failed attempts
-// - `message` detail { data }: string, or ArrayBuffer for binary frames
+// Its events are typed below (ConnectionEvents); `on` listens to them with their types.
 
 /** Above this the wait between attempts never grows: a person should not wait minutes after a blip. */
 export const MAX_BACKOFF_MS = 30_000;
@@ -12,6 +7,37 @@ export const MAX_BACKOFF_MS = 30_000;
 const HEALTHY_MS = 2_000;
 /** An attempt stuck in CONNECTING this long is abandoned (a black-holed network never fails fast). */
 const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * @typedef {"idle" | "connecting" | "connected" | "reconnecting"} ConnectionState
+ *
+ * @typedef {object} LastClose how the last socket that had opened ended
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} wasClean
+ * @property {Date} at
+ *
+ * @typedef {object} StateDetail detail of the `state` event
+ * @property {ConnectionState} state
+ * @property {number} attempt attempts made since the last healthy connection (0 during the first)
+ * @property {LastClose | null} lastClose
+ * @property {number} [delayMs] when reconnecting: the wait before the next attempt
+ *
+ * @typedef {object} CloseDetail detail of the `close` event: one per socket, failed attempts too
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} wasClean
+ * @property {boolean} everOpened false for an attempt that never connected
+ *
+ * @typedef {object} MessageDetail detail of the `message` event
+ * @property {string | ArrayBuffer} data a text frame, or a binary one
+ *
+ * @typedef {object} ConnectionEvents what `Connection.on` listens to
+ * @property {CustomEvent<StateDetail>} state
+ * @property {Event} open the socket is open (flush queued messages here)
+ * @property {CustomEvent<CloseDetail>} close
+ * @property {CustomEvent<MessageDetail>} message
+ */
 
 export class Connection extends EventTarget {
   /**
@@ -24,16 +50,29 @@ export class Connection extends EventTarget {
     this.baseMs = baseMs;
     this.maxMs = Math.min(maxMs, MAX_BACKOFF_MS);
     this.attempt = 0;
+    /** @type {WebSocket | null} */
     this.ws = null;
     this.timer = 0;
     this.connectTimer = 0;
     this.openedAt = 0;
+    /** @type {LastClose | null} */
     this.lastClose = null;
+    /** @type {ConnectionState} */
     this.state = "idle";
   }
 
   get connected() {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * addEventListener with the event's type known to the listener.
+   * @template {keyof ConnectionEvents} K
+   * @param {K} type
+   * @param {(event: ConnectionEvents[K]) => void} listener
+   */
+  on(type, listener) {
+    this.addEventListener(type, /** @type {EventListener} */ (listener));
   }
 
   start() {
@@ -43,9 +82,12 @@ export class Connection extends EventTarget {
     this.#connect();
   }
 
-  /** Sends a text frame; false when there is no open socket (the caller queues the message). */
+  /**
+   * Sends a text frame; false when there is no open socket (the caller queues the message).
+   * @param {string} text
+   */
   send(text) {
-    if (!this.connected) return false;
+    if (this.ws === null || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(text);
     return true;
   }
@@ -62,20 +104,36 @@ export class Connection extends EventTarget {
     return Math.min(this.maxMs, this.baseMs * 2 ** Math.min(this.attempt, 16));
   }
 
+  /**
+   * Dispatches an event whose type and shape ConnectionEvents fixes.
+   * @template {keyof ConnectionEvents} K
+   * @param {K} _type
+   * @param {ConnectionEvents[K]} event
+   */
+  #emit(_type, event) {
+    this.dispatchEvent(event);
+  }
+
+  /**
+   * @param {ConnectionState} state
+   * @param {{ delayMs?: number }} extra
+   */
   #setState(state, extra = {}) {
     this.state = state;
+    /** @type {StateDetail} */
     const detail = { state, attempt: this.attempt, lastClose: this.lastClose, ...extra };
-    this.dispatchEvent(new CustomEvent("state", { detail }));
+    this.#emit("state", new CustomEvent("state", { detail }));
   }
 
   #connect() {
     this.#setState("connecting");
+    /** @type {WebSocket} */
     let ws;
     try {
       ws = new WebSocket(this.url);
     } catch (err) {
       // Only a malformed URL throws here; retrying cannot fix it, but keep the loop uniform.
-      this.#onClose(null, { code: 1006, reason: String(err.message || err), wasClean: false });
+      this.#onClose(null, { code: 1006, reason: err instanceof Error ? err.message : String(err), wasClean: false });
       return;
     }
     ws.binaryType = "arraybuffer";
@@ -87,14 +145,18 @@ export class Connection extends EventTarget {
       clearTimeout(this.connectTimer);
       this.openedAt = performance.now();
       this.#setState("connected");
-      this.dispatchEvent(new Event("open"));
+      this.#emit("open", new Event("open"));
     });
     ws.addEventListener("message", (e) => {
-      this.dispatchEvent(new CustomEvent("message", { detail: { data: e.data } }));
+      this.#emit("message", new CustomEvent("message", { detail: { data: e.data } }));
     });
     ws.addEventListener("close", (e) => this.#onClose(ws, e));
   }
 
+  /**
+   * @param {WebSocket | null} ws null when the constructor threw
+   * @param {{ code: number, reason: string, wasClean: boolean }} close
+   */
   #onClose(ws, { code, reason, wasClean }) {
     clearTimeout(this.connectTimer);
     if (ws !== null && ws !== this.ws) return;
@@ -105,19 +167,22 @@ export class Connection extends EventTarget {
       if (performance.now() - this.openedAt >= HEALTHY_MS) this.attempt = 0;
     }
     this.openedAt = 0;
-    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason, wasClean, everOpened } }));
+    this.#emit("close", new CustomEvent("close", { detail: { code, reason, wasClean, everOpened } }));
 
     // "Equal jitter": wait between half and all of the ceiling, so a fleet of pages that lost the
     // same gateway does not come back in lockstep, yet nobody retries at once in a tight loop.
     const ceiling = this.backoffCeiling();
     const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
     this.attempt += 1;
-    this.#setState("reconnecting", { delayMs, until: performance.now() + delayMs });
+    this.#setState("reconnecting", { delayMs });
     this.timer = setTimeout(() => this.#connect(), delayMs);
   }
 }
 
-/** A short human description of a WebSocket close code. */
+/**
+ * A short human description of a WebSocket close code.
+ * @param {number} code
+ */
 export function describeClose(code) {
   switch (code) {
     case 1000: return "normal closure";
