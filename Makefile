@@ -59,11 +59,12 @@ test-gateway:
 test-rust: component fault-component
 	$(CARGO) test --workspace
 
-## test-page: the page's scripts without a browser, in seconds: tsc (strict) over their JSDoc types
-# TypeScript comes from page/'s lock file; static/ holds only what is served.
+## test-page: the page's scripts without a browser, in seconds: tsc (strict) over their JSDoc types, node unit tests of their logic
+# TypeScript comes from page/'s lock file: static/ holds only what is served.
 test-page:
 	cd page && npm ci --no-audit --no-fund --loglevel=error
 	page/node_modules/.bin/tsc -p page/tsconfig.json
+	node --test --test-reporter=spec page/tests/*.test.mjs
 
 test-k8s:
 	scripts/test-k8s.sh
