@@ -4,6 +4,8 @@
 //   ?ws=URL         connect there instead: a path, or a URL on this page's own origin (see endpoint.js)
 //   ?backoff=MS     first reconnect delay (default 500; the e2e tests use 200 to stay fast)
 //   ?backoffmax=MS  ceiling of the reconnect delay (default and upper limit 30000)
+//   ?drainwindow=MS window of the random wait after a Close 1001 (default 5000, the gateway's
+//                   default --drain-spread; 0 to 30000)
 //
 // What it sends and receives is typed in protocol.js: it sends chat frames, the gateway echoes them
 // unchanged (so the echo carries the id back and the round-trip time is measured locally) and pushes
@@ -11,7 +13,7 @@
 
 /** @import { ChatFrame, PushFrame } from "./protocol.js" */
 /** @import { StateDetail } from "./connection.js" */
-import { Connection, describeClose } from "./connection.js";
+import { Connection, DRAIN_WINDOW_MS, describeClose } from "./connection.js";
 import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
 import { isChat, isPush, parseJson } from "./protocol.js";
@@ -80,6 +82,7 @@ const url = endpoint.url;
 const connection = new Connection(url, {
   baseMs: clampParam("backoff", 500, 50, 30_000),
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
+  drainWindowMs: clampParam("drainwindow", DRAIN_WINDOW_MS, 0, 30_000),
 });
 const chart = new LiveChart($("chart", HTMLCanvasElement));
 

@@ -8,6 +8,13 @@
 
 /** Above this the wait between attempts never grows: a person should not wait minutes after a blip. */
 export const MAX_BACKOFF_MS = 30_000;
+/**
+ * After a Close 1001 the wait is uniform over this window. It is the gateway's default
+ * `--drain-spread` (5 s), over which a draining gateway spreads its 1001s: waiting a random point of
+ * the same window keeps the clients of a drained replica spread out on their way to the others, even
+ * when something in front of the gateway closed them all in the same instant.
+ */
+export const DRAIN_WINDOW_MS = 5_000;
 /** A connection that lived this long counts as healthy: the next reconnect starts from the base delay. */
 export const HEALTHY_MS = 2_000;
 /** An attempt stuck in CONNECTING this long is abandoned (a black-holed network never fails fast). */
@@ -55,6 +62,8 @@ const OPEN = 1;
  * @typedef {object} ConnectionOptions
  * @property {number} [baseMs] ceiling of the first reconnect delay (default 500)
  * @property {number} [maxMs] ceiling the delay grows to (default and upper limit MAX_BACKOFF_MS)
+ * @property {number} [drainWindowMs] window of the wait after a 1001 (default DRAIN_WINDOW_MS, at most
+ *   MAX_BACKOFF_MS)
  * @property {() => number} [random] uniform in [0, 1), as Math.random
  * @property {Clock} [clock]
  * @property {new (url: string) => WebSocket} [WebSocket]
@@ -72,14 +81,20 @@ export function backoffCeiling(attempt, baseMs, maxMs) {
 }
 
 /**
- * How long to wait before reconnecting, in ms: capped exponential backoff with "equal jitter",
- * between half and all of the ceiling, so nobody retries at once in a tight loop and a fleet of pages
- * that lost the same gateway does not come back in lockstep.
+ * How long to wait before reconnecting, in ms.
  *
- * @param {{ attempt: number, baseMs: number, maxMs: number }} p
+ * After a 1001 ("going away": a drain, a restart) the server left on purpose, often closing many
+ * clients at once: "full jitter", uniform in [0, drainWindowMs], spreads their return over the whole
+ * window (the short wait after a blip would bring them all back in one burst). Any other close is a
+ * failure that may repeat: capped exponential backoff with "equal jitter", between half and all of
+ * the ceiling, so nobody retries in a tight loop and a fleet that lost the same gateway still does
+ * not come back in lockstep.
+ *
+ * @param {{ attempt: number, baseMs: number, maxMs: number, goingAway: boolean, drainWindowMs: number }} p
  * @param {() => number} random uniform in [0, 1)
  */
-export function reconnectDelay({ attempt, baseMs, maxMs }, random) {
+export function reconnectDelay({ attempt, baseMs, maxMs, goingAway, drainWindowMs }, random) {
+  if (goingAway) return Math.round(random() * drainWindowMs);
   const ceiling = backoffCeiling(attempt, baseMs, maxMs);
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
@@ -99,6 +114,7 @@ export class Connection extends EventTarget {
   constructor(url, {
     baseMs = 500,
     maxMs = MAX_BACKOFF_MS,
+    drainWindowMs = DRAIN_WINDOW_MS,
     random = Math.random,
     clock = realClock,
     WebSocket = globalThis.WebSocket,
@@ -108,6 +124,7 @@ export class Connection extends EventTarget {
     this.url = url;
     this.baseMs = baseMs;
     this.maxMs = Math.min(maxMs, MAX_BACKOFF_MS);
+    this.drainWindowMs = Math.min(Math.max(0, drainWindowMs), MAX_BACKOFF_MS);
     this.random = random;
     this.clock = clock;
     this.WebSocket = WebSocket;
@@ -229,7 +246,10 @@ export class Connection extends EventTarget {
     this.openedAt = 0;
     this.#emit("close", new CustomEvent("close", { detail: { code, reason, wasClean, everOpened } }));
 
-    const delayMs = reconnectDelay({ attempt: this.attempt, baseMs: this.baseMs, maxMs: this.maxMs }, this.random);
+    // Only a server sends 1001 (a failed attempt ends in 1006), so it comes on a socket that opened.
+    const goingAway = everOpened && code === 1001;
+    const { attempt, baseMs, maxMs, drainWindowMs } = this;
+    const delayMs = reconnectDelay({ attempt, baseMs, maxMs, goingAway, drainWindowMs }, this.random);
     this.attempt += 1;
     this.#setState("reconnecting", { delayMs });
     this.timer = this.clock.setTimeout(() => this.#connect(), delayMs);

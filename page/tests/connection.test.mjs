@@ -1,11 +1,11 @@
 // The reconnect logic of static/connection.js, without a browser: how long the page waits after each
-// close, when that wait starts over, and what skips it. A fake socket, clock and random source stand
+// close (a drain's 1001 included), when that wait starts over, and what skips it. A fake socket, clock and random source stand
 // in for the browser's (fakes.mjs), so every wait is exact and no test sleeps.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  CONNECT_TIMEOUT_MS, HEALTHY_MS, MAX_BACKOFF_MS, backoffCeiling, reconnectDelay,
+  CONNECT_TIMEOUT_MS, DRAIN_WINDOW_MS, HEALTHY_MS, MAX_BACKOFF_MS, backoffCeiling, reconnectDelay,
 } from "../../static/connection.js";
 import { harness } from "./fakes.mjs";
 
@@ -24,7 +24,7 @@ test("the backoff ceiling doubles from the base delay and stops at 30 s", () => 
 test("equal jitter: each wait lies between half and all of its ceiling", () => {
   for (let attempt = 0; attempt < 10; attempt++) {
     const ceiling = backoffCeiling(attempt, 500, MAX_BACKOFF_MS);
-    const p = { attempt, baseMs: 500, maxMs: MAX_BACKOFF_MS };
+    const p = { attempt, baseMs: 500, maxMs: MAX_BACKOFF_MS, goingAway: false, drainWindowMs: DRAIN_WINDOW_MS };
     assert.equal(reconnectDelay(p, () => 0), ceiling / 2, `attempt ${attempt}, lowest`);
     assert.equal(reconnectDelay(p, () => 0.5), (3 * ceiling) / 4, `attempt ${attempt}, middle`);
     assert.equal(reconnectDelay(p, () => ALMOST_ONE), ceiling, `attempt ${attempt}, highest`);
@@ -149,4 +149,61 @@ test("frames pass through once open; sending without an open socket says so", ()
   assert.equal(h.socket.binaryType, "arraybuffer", "binary frames arrive as ArrayBuffer, not Blob");
   h.socket.fail();
   assert.equal(h.connection.send("late"), false);
+});
+
+test("after a 1001 the wait is full jitter: uniform over the drain window, 5 s by default", () => {
+  assert.equal(DRAIN_WINDOW_MS, 5000, "the gateway's default --drain-spread");
+  const drain = { attempt: 0, baseMs: 500, maxMs: MAX_BACKOFF_MS, goingAway: true, drainWindowMs: 5000 };
+  assert.equal(reconnectDelay(drain, () => 0), 0);
+  assert.equal(reconnectDelay(drain, () => 0.1), 500);
+  assert.equal(reconnectDelay(drain, () => 0.5), 2500);
+  assert.equal(reconnectDelay(drain, () => ALMOST_ONE), 5000);
+  // Whatever the backoff had reached: the server went away on purpose, it did not fail.
+  assert.equal(reconnectDelay({ ...drain, attempt: 9 }, () => 0.5), 2500);
+
+  // A page draws its wait anywhere in the window, the low end included (equal jitter never goes
+  // below half its ceiling): that is what spreads a replica's clients out.
+  const waits = [0, 0.05, 0.25, 0.5, 0.75, ALMOST_ONE].map((r) => {
+    const h = harness({ random: () => r });
+    h.socket.open();
+    h.clock.advance(HEALTHY_MS);
+    h.socket.serverClose(1001, "going away");
+    return h.lastWait;
+  });
+  assert.deepEqual(waits, [0, 250, 1250, 2500, 3750, 5000]);
+});
+
+test("the drain window can be set (?drainwindow=), within 0 to 30 s", () => {
+  for (const [drainWindowMs, wait] of [[800, 400], [0, 0], [-5, 0], [120_000, 15_000]]) {
+    const h = harness({ drainWindowMs, random: () => 0.5 });
+    h.socket.open();
+    h.socket.serverClose(1001);
+    assert.equal(h.lastWait, wait, `drainWindowMs ${drainWindowMs}`);
+  }
+});
+
+test("after a drain's wait, a failing successor gets the usual backoff again", () => {
+  const h = harness({ random: () => ALMOST_ONE });
+  h.socket.open();
+  h.clock.advance(60_000);
+  h.socket.serverClose(1001, "going away");
+  assert.equal(h.lastWait, DRAIN_WINDOW_MS);
+  // The old gateway is gone and the new one is not up yet: these are failures, not drains.
+  h.nextAttempt().fail();
+  assert.equal(h.lastWait, 1000);
+  h.nextAttempt().fail();
+  assert.equal(h.lastWait, 2000);
+  h.nextAttempt().open();
+  assert.equal(h.connection.state, "connected");
+});
+
+test("only a 1001 gets the drain's wait: other closes from the server back off as before", () => {
+  for (const code of [1000, 1006, 1011, 1012, 1013]) {
+    const h = harness({ random: () => 0 });
+    h.socket.open();
+    h.clock.advance(HEALTHY_MS);
+    if (code === 1006) h.socket.fail();
+    else h.socket.serverClose(code);
+    assert.equal(h.lastWait, 250, `close ${code}`);
+  }
 });

@@ -91,7 +91,7 @@ export class FakeClock {
 
 /**
  * A started Connection on fakes, and what it did: the sockets it opened and every `state` event.
- * @param {{ random?: () => number, baseMs?: number, maxMs?: number }} options
+ * @param {{ random?: () => number, baseMs?: number, maxMs?: number, drainWindowMs?: number }} options
  */
 export function harness({ random = () => 0.5, ...options } = {}) {
   const clock = new FakeClock();
