@@ -11,7 +11,7 @@ GATEWAY := target/release/sidestream-gateway
 TEST_GATEWAY := target/debug/sidestream-gateway
 
 .PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
-        test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
+        test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/
 run: component gateway
@@ -19,7 +19,7 @@ run: component gateway
 	$(GATEWAY) --listen $(LISTEN) --component $(COMPONENT)
 
 ## test: every suite, after installing what it needs
-test: fmt-check test-rust test-k8s test-sidecar test-conformance test-e2e
+test: fmt-check test-page test-rust test-k8s test-sidecar test-conformance test-e2e
 
 ## lint: formatting and clippy, for the native crates and the wasm component
 lint: fmt-check wasm-target
@@ -58,6 +58,13 @@ test-gateway:
 
 test-rust: component fault-component
 	$(CARGO) test --workspace
+
+## test-page: the page's scripts without a browser, in seconds: tsc (strict) over their JSDoc types, node unit tests of their logic
+# TypeScript comes from page/'s lock file: static/ holds only what is served.
+test-page:
+	cd page && npm ci --no-audit --no-fund --loglevel=error
+	page/node_modules/.bin/tsc -p page/tsconfig.json
+	node --test --test-reporter=spec page/tests/*.test.mjs
 
 test-k8s:
 	scripts/test-k8s.sh

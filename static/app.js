@@ -1,15 +1,22 @@
 // sidestream's page: a live view of the gateway's WebSocket stream.
 //
-// Connects to ws(s)://<this page's host>/ws. Query parameters, for split setups and for tests:
-//   ?ws=URL         connect there instead (ws:, wss:, or http(s): which maps to ws(s):)
+// Connects to ws(s)://<this page's host>/ws. Query parameters, mostly for tests:
+//   ?ws=URL         connect there instead: a path, or a URL on this page's own origin (see endpoint.js)
 //   ?backoff=MS     first reconnect delay (default 500; the e2e tests use 200 to stay fast)
 //   ?backoffmax=MS  ceiling of the reconnect delay (default and upper limit 30000)
+//   ?drainwindow=MS window of the random wait after a Close 1001 (default 5000, the gateway's
+//                   default --drain-spread; 0 to 30000)
 //
-// What it sends: {"type":"chat","id":N,"text":"...","sent":<epoch ms>}. The gateway echoes frames
-// unchanged, so the echo carries the id back and the round-trip time is measured locally.
+// What it sends and receives is typed in protocol.js: it sends chat frames, the gateway echoes them
+// unchanged (so the echo carries the id back and the round-trip time is measured locally) and pushes
+// values at random times.
 
-import { Connection, describeClose } from "./connection.js";
+/** @import { ChatFrame, PushFrame } from "./protocol.js" */
+/** @import { StateDetail } from "./connection.js" */
+import { Connection, DRAIN_WINDOW_MS, describeClose } from "./connection.js";
+import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
+import { isChat, isPush, parseJson } from "./protocol.js";
 
 /** The log keeps this many entries; older ones are dropped so a long-open tab stays small. */
 const LOG_LIMIT = 500;
@@ -18,45 +25,75 @@ const QUEUE_LIMIT = 100;
 /** Pushes per second is averaged over this window. */
 const RATE_WINDOW_MS = 10_000;
 
-const $ = (id) => document.getElementById(id);
+/**
+ * A message the user typed, from the send box to its echo.
+ * @typedef {object} Outgoing
+ * @property {number} id
+ * @property {string} text
+ * @property {"pending" | "sent" | "echoed"} state pending: waits for a socket; sent: waits for its echo
+ * @property {boolean} transmitted handed to a socket at least once (counted in Sent once)
+ * @property {number} sentWall epoch ms of the latest hand-over, 0 before the first
+ * @property {number} sentPerf performance.now() of the latest hand-over, for the RTT
+ * @property {{ li: HTMLLIElement, meta: HTMLElement } | null} view its log entry
+ */
+
+/** @typedef {"push" | "chat" | "echo" | "system"} EntryKind */
+/** @typedef {"ok" | "info" | "warn" | "error"} Tone */
+
+/**
+ * The element with this id, of this type: a page whose HTML and script disagree fails at load, loudly.
+ * @template {Element} T
+ * @param {string} id
+ * @param {{ new (): T, prototype: T, name: string }} type
+ * @returns {T}
+ */
+function $(id, type) {
+  const node = document.getElementById(id);
+  if (!(node instanceof type)) throw new Error(`#${id} is missing or not a ${type.name}`);
+  return node;
+}
+
 const el = {
-  status: $("status"),
-  statusText: $("status-text"),
-  countdown: $("status-countdown"),
-  reconnectNow: $("reconnect-now"),
-  endpoint: $("endpoint"),
-  form: $("send-form"),
-  input: $("message"),
-  hint: $("send-hint"),
-  log: $("log"),
-  logEmpty: $("log-empty"),
-  clear: $("clear-log"),
-  latest: $("latest-value"),
-  sent: $("count-sent"),
-  echoes: $("count-echoes"),
-  pushes: $("count-pushes"),
-  rate: $("push-rate"),
-  rtt: $("last-rtt"),
-  pending: $("count-pending"),
-  announcer: $("announcer"),
+  status: $("status", HTMLElement),
+  statusText: $("status-text", HTMLElement),
+  countdown: $("status-countdown", HTMLElement),
+  reconnectNow: $("reconnect-now", HTMLButtonElement),
+  endpoint: $("endpoint", HTMLElement),
+  form: $("send-form", HTMLFormElement),
+  input: $("message", HTMLInputElement),
+  hint: $("send-hint", HTMLElement),
+  log: $("log", HTMLOListElement),
+  logEmpty: $("log-empty", HTMLElement),
+  clear: $("clear-log", HTMLButtonElement),
+  latest: $("latest-value", HTMLElement),
+  sent: $("count-sent", HTMLElement),
+  echoes: $("count-echoes", HTMLElement),
+  pushes: $("count-pushes", HTMLElement),
+  rate: $("push-rate", HTMLElement),
+  rtt: $("last-rtt", HTMLElement),
+  pending: $("count-pending", HTMLElement),
+  pendingStat: $("stat-pending", HTMLElement),
+  announcer: $("announcer", HTMLElement),
 };
 
 const params = new URLSearchParams(location.search);
-const url = endpointUrl(params.get("ws"));
+const endpoint = socketUrl(params.get("ws"), location.href);
+const url = endpoint.url;
 const connection = new Connection(url, {
   baseMs: clampParam("backoff", 500, 50, 30_000),
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
+  drainWindowMs: clampParam("drainwindow", DRAIN_WINDOW_MS, 0, 30_000),
 });
-const chart = new LiveChart($("chart"));
+const chart = new LiveChart($("chart", HTMLCanvasElement));
 
 const counts = { sent: 0, echoes: 0, pushes: 0 };
-/** Push arrival times (performance.now()) inside RATE_WINDOW_MS. */
+/** @type {number[]} push arrival times (performance.now()) inside RATE_WINDOW_MS */
 const pushTimes = [];
 let connectedAt = 0;
 let nextId = 1;
-/** Messages typed but not yet handed to an open socket, oldest first. */
+/** @type {Outgoing[]} typed but not yet handed to an open socket, oldest first */
 const queue = [];
-/** Messages on the wire, waiting for their echo, by id. */
+/** @type {Map<number, Outgoing>} on the wire, waiting for their echo, by id */
 const inflight = new Map();
 let reconnectUntil = 0;
 
@@ -64,22 +101,13 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hour12: false,
 });
 
-function endpointUrl(override) {
-  const fallback = new URL("/ws", location.href);
-  fallback.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  if (!override) return fallback.href;
-  try {
-    const u = new URL(override, location.href);
-    if (u.protocol === "http:") u.protocol = "ws:";
-    if (u.protocol === "https:") u.protocol = "wss:";
-    if (u.protocol === "ws:" || u.protocol === "wss:") return u.href;
-  } catch {
-    // fall through: a bad override must not leave the page dead
-  }
-  queueMicrotask(() => logSystem(`Ignored ?ws=${override}: not a ws:, wss: or http(s): URL`, "warn"));
-  return fallback.href;
-}
-
+/**
+ * A numeric query parameter, clamped to [min, max]; `fallback` when absent or not a number.
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @param {number} max
+ */
 function clampParam(name, fallback, min, max) {
   const n = Number(params.get(name));
   return params.has(name) && Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : fallback;
@@ -87,6 +115,10 @@ function clampParam(name, fallback, min, max) {
 
 // ---------------------------------------------------------------- log
 
+/**
+ * @param {EntryKind} kind
+ * @param {Date} time
+ */
 function addEntry(kind, time = new Date()) {
   const li = document.createElement("li");
   li.className = `entry entry-${kind}`;
@@ -101,11 +133,16 @@ function addEntry(kind, time = new Date()) {
   body.className = "body";
   li.append(stamp, tag, body);
   el.log.prepend(li);
-  while (el.log.childElementCount > LOG_LIMIT) el.log.lastElementChild.remove();
+  while (el.log.childElementCount > LOG_LIMIT) el.log.lastElementChild?.remove();
   el.logEmpty.hidden = true;
   return { li, body, tag };
 }
 
+/**
+ * @param {string} text
+ * @param {Tone} tone
+ * @param {Record<string, string | number>} extra more data- attributes on the entry
+ */
 function logSystem(text, tone = "info", extra = {}) {
   const { li, body, tag } = addEntry("system");
   li.dataset.tone = tone;
@@ -114,6 +151,7 @@ function logSystem(text, tone = "info", extra = {}) {
   body.textContent = text;
 }
 
+/** @param {PushFrame} push */
 function logPush(push) {
   const { li, body } = addEntry("push");
   li.dataset.seq = String(push.seq);
@@ -128,9 +166,10 @@ function logPush(push) {
   value.className = "value";
   value.textContent = push.value.toFixed(4);
   body.append(seq, bar, value);
-  if (typeof push.ts === "string") li.title = `server time ${push.ts}`;
+  li.title = `server time ${push.ts}`;
 }
 
+/** @param {Outgoing} msg */
 function logChat(msg) {
   const { li, body } = addEntry("chat");
   li.dataset.id = String(msg.id);
@@ -140,23 +179,29 @@ function logChat(msg) {
   const meta = document.createElement("span");
   meta.className = "meta";
   body.append(text, meta);
-  msg.li = li;
-  msg.meta = meta;
+  msg.view = { li, meta };
   setChatState(msg, msg.state);
 }
 
-function setChatState(msg, state, rttMs) {
+/**
+ * @param {Outgoing} msg
+ * @param {"pending" | "sent" | "echoed"} state
+ * @param {number} rttMs for "echoed"
+ */
+function setChatState(msg, state, rttMs = 0) {
   msg.state = state;
-  if (!msg.li) return;
-  msg.li.dataset.state = state;
-  if (state === "pending") msg.meta.textContent = "pending · sends on reconnect";
-  else if (state === "sent") msg.meta.textContent = "sent · waiting for echo";
-  else if (state === "echoed") {
-    msg.li.dataset.rtt = rttMs.toFixed(1);
-    msg.meta.textContent = `echoed · RTT ${formatMs(rttMs)}`;
+  if (!msg.view) return;
+  const { li, meta } = msg.view;
+  li.dataset.state = state;
+  if (state === "pending") meta.textContent = "pending · sends on reconnect";
+  else if (state === "sent") meta.textContent = "sent · waiting for echo";
+  else {
+    li.dataset.rtt = rttMs.toFixed(1);
+    meta.textContent = `echoed · RTT ${formatMs(rttMs)}`;
   }
 }
 
+/** @param {string} text */
 function logEcho(text) {
   const { body } = addEntry("echo");
   const span = document.createElement("span");
@@ -165,6 +210,7 @@ function logEcho(text) {
   body.append(span);
 }
 
+/** @param {number} ms */
 function formatMs(ms) {
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
@@ -183,7 +229,8 @@ function submit() {
     el.hint.dataset.tone = "warn";
     return;
   }
-  const msg = { id: nextId++, text, state: "pending", transmitted: false };
+  /** @type {Outgoing} */
+  const msg = { id: nextId++, text, state: "pending", transmitted: false, sentWall: 0, sentPerf: 0, view: null };
   logChat(msg);
   el.input.value = "";
   el.hint.textContent = "";
@@ -196,12 +243,16 @@ function submit() {
   renderCounts();
 }
 
-/** Hands one message to the socket; false when there is none open. */
+/**
+ * Hands one message to the socket; false when there is none open.
+ * @param {Outgoing} msg
+ */
 function transmit(msg) {
   msg.sentWall = Date.now();
   msg.sentPerf = performance.now();
-  const frame = JSON.stringify({ type: "chat", id: msg.id, text: msg.text, sent: msg.sentWall });
-  if (!connection.send(frame)) return false;
+  /** @type {ChatFrame} */
+  const frame = { type: "chat", id: msg.id, text: msg.text, sent: msg.sentWall };
+  if (!connection.send(JSON.stringify(frame))) return false;
   if (!msg.transmitted) counts.sent += 1;
   msg.transmitted = true;
   inflight.set(msg.id, msg);
@@ -229,6 +280,7 @@ function requeueInflight() {
 
 // ---------------------------------------------------------------- receiving
 
+/** @param {string | ArrayBuffer} data */
 function onMessage(data) {
   if (typeof data !== "string") {
     counts.echoes += 1;
@@ -236,17 +288,13 @@ function onMessage(data) {
     renderCounts();
     return;
   }
-  let frame = null;
-  try {
-    frame = JSON.parse(data);
-  } catch {
-    // not JSON: an echo of something another client sent raw; show it as it came
-  }
-  if (frame && frame.type === "push" && typeof frame.value === "number") {
+  // Not JSON, or not a shape the page knows: an echo of something sent raw; shown as it came.
+  const frame = parseJson(data);
+  const msg = isChat(frame) ? inflight.get(frame.id) : undefined;
+  if (isPush(frame)) {
     onPush(frame);
-  } else if (frame && frame.type === "chat" && inflight.has(frame.id)) {
-    const msg = inflight.get(frame.id);
-    inflight.delete(frame.id);
+  } else if (msg !== undefined) {
+    inflight.delete(msg.id);
     const rtt = performance.now() - msg.sentPerf;
     counts.echoes += 1;
     el.rtt.textContent = formatMs(rtt);
@@ -256,11 +304,12 @@ function onMessage(data) {
     el.announcer.textContent = `Message ${msg.id} echoed in ${formatMs(rtt)}`;
   } else {
     counts.echoes += 1;
-    logEcho(frame && typeof frame.text === "string" ? frame.text : data);
+    logEcho(isChat(frame) ? frame.text : data);
   }
   renderCounts();
 }
 
+/** @param {PushFrame} push */
 function onPush(push) {
   const now = performance.now();
   counts.pushes += 1;
@@ -282,22 +331,27 @@ function renderCounts() {
   setText(el.pushes, String(counts.pushes));
   setText(el.rate, ((pushTimes.length * 1000) / span).toFixed(1));
   setText(el.pending, String(queue.length));
-  const stat = el.pending.closest(".stat");
   const active = queue.length > 0 ? "true" : "false";
-  if (stat.dataset.active !== active) stat.dataset.active = active;
+  if (el.pendingStat.dataset.active !== active) el.pendingStat.dataset.active = active;
 }
 
-/** Writes only changes: the counters tick four times a second and most of them rarely move. */
+/**
+ * Writes only changes: the counters tick four times a second and most of them rarely move.
+ * @param {Node} node
+ * @param {string} text
+ */
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
+/** @param {{ code: number, reason: string }} close */
 function closeText(close) {
   const reason = close.reason ? close.reason : describeClose(close.code);
   return `${close.code} ${reason}`;
 }
 
-function renderStatus({ state, attempt, lastClose, delayMs }) {
+/** @param {StateDetail} detail */
+function renderStatus({ state, attempt, lastClose, delayMs = 0 }) {
   el.status.dataset.state = state;
   const offline = state === "reconnecting" || (state === "connecting" && attempt > 0);
   el.input.placeholder = offline ? "Offline: messages wait in a queue…" : "Type a message…";
@@ -335,13 +389,13 @@ function tick() {
 
 // ---------------------------------------------------------------- wiring
 
-connection.addEventListener("state", (e) => renderStatus(e.detail));
-connection.addEventListener("open", () => {
+connection.on("state", (e) => renderStatus(e.detail));
+connection.on("open", () => {
   connectedAt = performance.now();
   logSystem(`Connected to ${url}`, "ok");
   flushQueue();
 });
-connection.addEventListener("close", (e) => {
+connection.on("close", (e) => {
   const { code, reason, everOpened } = e.detail;
   connectedAt = 0;
   requeueInflight();
@@ -351,7 +405,7 @@ connection.addEventListener("close", (e) => {
     : `Connection closed: ${closeText({ code, reason })}. Reconnecting…`;
   logSystem(text, code === 1000 || code === 1001 ? "warn" : "error", { code });
 });
-connection.addEventListener("message", (e) => onMessage(e.detail.data));
+connection.on("message", (e) => onMessage(e.detail.data));
 
 el.form.addEventListener("submit", (e) => {
   e.preventDefault();
@@ -364,12 +418,16 @@ el.clear.addEventListener("click", () => {
   el.input.focus();
 });
 for (const radio of document.querySelectorAll('input[name="filter"]')) {
+  if (!(radio instanceof HTMLInputElement)) continue;
   radio.addEventListener("change", () => {
     if (radio.checked) el.log.dataset.filter = radio.value;
   });
 }
 
 el.endpoint.textContent = url;
+if (endpoint.ignored) {
+  logSystem(`Ignored ?ws=${params.get("ws")}: not a path or a URL on this page's origin (${location.origin})`, "warn");
+}
 setInterval(tick, 250);
 renderCounts();
 connection.start();

@@ -11,6 +11,8 @@
 const FRAME_MS = 50; // the line scrolls about 1 px per 70 ms on a wide screen; 20 fps looks smooth
 const PAD = { top: 12, right: 14, bottom: 24, left: 34 }; // CSS px, room for the axis labels
 
+/** @typedef {{ line: string, grid: string, text: string, surface: string, font: string }} Colors */
+
 export class LiveChart {
   /**
    * @param {HTMLCanvasElement} canvas
@@ -18,7 +20,10 @@ export class LiveChart {
    */
   constructor(canvas, { windowMs = 60_000 } = {}) {
     this.canvas = canvas;
-    this.ctx = canvas.getContext("2d");
+    const ctx = canvas.getContext("2d");
+    // Every browser the page targets has a 2D canvas; without one there is no chart to degrade to.
+    if (ctx === null) throw new Error("no 2D canvas context");
+    this.ctx = ctx;
     this.windowMs = windowMs;
     /** @type {{ t: number, v: number }[]} t is performance.now() */
     this.points = [];
@@ -27,6 +32,7 @@ export class LiveChart {
     this.dpr = 0;
     this.cssWidth = 0;
     this.cssHeight = 0;
+    /** @type {Colors | null} re-read from the stylesheet when the colour scheme changes */
     this.colors = null;
     this.frame = this.frame.bind(this);
 
@@ -39,6 +45,10 @@ export class LiveChart {
     requestAnimationFrame(this.frame);
   }
 
+  /**
+   * @param {number} value in [0, 1] (clamped)
+   * @param {number} t performance.now() of its arrival
+   */
   add(value, t = performance.now()) {
     this.points.push({ t, v: Math.min(1, Math.max(0, value)) });
     // Drawing prunes too, but a hidden tab gets no animation frames: keep memory bounded anyway.
@@ -68,8 +78,10 @@ export class LiveChart {
     this.dirty = true;
   }
 
+  /** @returns {Colors} */
   #readColors() {
     const style = getComputedStyle(this.canvas);
+    /** @type {(name: string, fallback: string) => string} */
     const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
     this.colors = {
       line: get("--chart-line", "#0d9488"),
@@ -78,8 +90,10 @@ export class LiveChart {
       surface: get("--chart-surface", "#ffffff"),
       font: `11px ${style.fontFamily}`,
     };
+    return this.colors;
   }
 
+  /** @param {DOMHighResTimeStamp} now */
   frame(now) {
     requestAnimationFrame(this.frame);
     if (window.devicePixelRatio !== this.dpr) this.#resize();
@@ -90,9 +104,10 @@ export class LiveChart {
     this.#draw(performance.now());
   }
 
+  /** @param {number} now */
   #draw(now) {
-    if (this.colors === null) this.#readColors();
-    const { ctx, dpr, cssWidth: W, cssHeight: H, colors: c } = this;
+    const c = this.colors ?? this.#readColors();
+    const { ctx, dpr, cssWidth: W, cssHeight: H } = this;
     const start = now - this.windowMs;
 
     // Keep one point left of the window so the line enters from the edge instead of popping in.
@@ -107,7 +122,9 @@ export class LiveChart {
     const top = PAD.top;
     const plotW = Math.max(1, W - PAD.left - PAD.right);
     const plotH = Math.max(1, H - PAD.top - PAD.bottom);
+    /** @type {(t: number) => number} */
     const x = (t) => left + ((t - start) / this.windowMs) * plotW;
+    /** @type {(v: number) => number} */
     const y = (v) => top + (1 - v) * plotH;
 
     // Grid and axes. Half-pixel offsets keep 1 px lines crisp at a ratio of 1.
@@ -190,6 +207,10 @@ export class LiveChart {
     this.#report(inside, pts.length);
   }
 
+  /**
+   * @param {number} inside points inside the window
+   * @param {number} drawn points drawn in this frame
+   */
   #report(inside, drawn) {
     const d = this.canvas.dataset;
     if (d.points !== String(inside)) d.points = String(inside);

@@ -1,51 +1,174 @@
-// One WebSocket that keeps itself open: reconnects with capped exponential backoff and jitter.
+// One WebSocket that keeps itself open: after every close it waits, then tries again, for as long as
+// the page is open.
 //
-// Events (all `CustomEvent`s on the instance):
-// - `state`   detail { state: "connecting" | "connected" | "reconnecting", attempt, delayMs, lastClose }
-// - `open`    the socket is open (flush queued messages here)
-// - `close`   detail { code, reason, wasClean, everOpened }: one per socket, also for failed attempts
-// - `message` detail { data }: string, or ArrayBuffer for binary frames
+// The wait (see `reconnectDelay`) is what keeps a fleet of pages from hammering a gateway that just
+// came back, all in the same instant. Everything the class touches outside itself (the WebSocket
+// constructor, the clock and timers, the random source) can be injected, so node unit-tests it
+// without a browser (page/tests/connection.test.mjs); nothing runs at import time.
 
 /** Above this the wait between attempts never grows: a person should not wait minutes after a blip. */
 export const MAX_BACKOFF_MS = 30_000;
+/**
+ * After a Close 1001 the wait is uniform over this window. It is the gateway's default
+ * `--drain-spread` (5 s), over which a draining gateway spreads its 1001s: waiting a random point of
+ * the same window keeps the clients of a drained replica spread out on their way to the others, even
+ * when something in front of the gateway closed them all in the same instant.
+ */
+export const DRAIN_WINDOW_MS = 5_000;
 /** A connection that lived this long counts as healthy: the next reconnect starts from the base delay. */
-const HEALTHY_MS = 2_000;
+export const HEALTHY_MS = 2_000;
 /** An attempt stuck in CONNECTING this long is abandoned (a black-holed network never fails fast). */
-const CONNECT_TIMEOUT_MS = 10_000;
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+// readyState values, fixed by the WebSocket standard (an injected class need not carry the statics).
+const CONNECTING = 0;
+const OPEN = 1;
+
+/**
+ * @typedef {"idle" | "connecting" | "connected" | "reconnecting"} ConnectionState
+ *
+ * @typedef {object} LastClose how the last socket that had opened ended
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} wasClean
+ * @property {Date} at
+ *
+ * @typedef {object} StateDetail detail of the `state` event
+ * @property {ConnectionState} state
+ * @property {number} attempt attempts made since the last healthy connection (0 during the first)
+ * @property {LastClose | null} lastClose
+ * @property {number} [delayMs] when reconnecting: the wait before the next attempt
+ *
+ * @typedef {object} CloseDetail detail of the `close` event: one per socket, failed attempts too
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} wasClean
+ * @property {boolean} everOpened false for an attempt that never connected
+ *
+ * @typedef {object} MessageDetail detail of the `message` event
+ * @property {string | ArrayBuffer} data a text frame, or a binary one
+ *
+ * @typedef {object} ConnectionEvents what `Connection.on` can listen to
+ * @property {CustomEvent<StateDetail>} state
+ * @property {Event} open the socket is open (flush queued messages here)
+ * @property {CustomEvent<CloseDetail>} close
+ * @property {CustomEvent<MessageDetail>} message
+ *
+ * @typedef {object} Clock
+ * @property {() => number} now monotonic milliseconds, as performance.now()
+ * @property {(fn: () => void, ms: number) => unknown} setTimeout
+ * @property {(handle: unknown) => void} clearTimeout
+ *
+ * @typedef {object} ConnectionOptions
+ * @property {number} [baseMs] ceiling of the first reconnect delay (default 500)
+ * @property {number} [maxMs] ceiling the delay grows to (default and upper limit MAX_BACKOFF_MS)
+ * @property {number} [drainWindowMs] window of the wait after a 1001 (default DRAIN_WINDOW_MS, at most
+ *   MAX_BACKOFF_MS)
+ * @property {() => number} [random] uniform in [0, 1), as Math.random
+ * @property {Clock} [clock]
+ * @property {new (url: string) => WebSocket} [WebSocket]
+ * @property {EventTarget | null} [network] where the browser fires `online` (window)
+ */
+
+/**
+ * The ceiling of the wait before attempt `attempt + 1` of the backoff: base * 2^attempt, capped.
+ * @param {number} attempt
+ * @param {number} baseMs
+ * @param {number} maxMs
+ */
+export function backoffCeiling(attempt, baseMs, maxMs) {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 16));
+}
+
+/**
+ * How long to wait before reconnecting, in ms.
+ *
+ * After a 1001 ("going away": a drain, a restart) the server left on purpose, often closing many
+ * clients at once: "full jitter", uniform in [0, drainWindowMs], spreads their return over the whole
+ * window (the short wait after a blip would bring them all back in one burst). Any other close is a
+ * failure that may repeat: capped exponential backoff with "equal jitter", between half and all of
+ * the ceiling, so nobody retries in a tight loop and a fleet that lost the same gateway still does
+ * not come back in lockstep.
+ *
+ * @param {{ attempt: number, baseMs: number, maxMs: number, goingAway: boolean, drainWindowMs: number }} p
+ * @param {() => number} random uniform in [0, 1)
+ */
+export function reconnectDelay({ attempt, baseMs, maxMs, goingAway, drainWindowMs }, random) {
+  if (goingAway) return Math.round(random() * drainWindowMs);
+  const ceiling = backoffCeiling(attempt, baseMs, maxMs);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/** @type {Clock} */
+const realClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(/** @type {ReturnType<typeof setTimeout>} */ (handle)),
+};
 
 export class Connection extends EventTarget {
   /**
    * @param {string} url ws: or wss: URL
-   * @param {{ baseMs?: number, maxMs?: number }} backoff
+   * @param {ConnectionOptions} options
    */
-  constructor(url, { baseMs = 500, maxMs = MAX_BACKOFF_MS } = {}) {
+  constructor(url, {
+    baseMs = 500,
+    maxMs = MAX_BACKOFF_MS,
+    drainWindowMs = DRAIN_WINDOW_MS,
+    random = Math.random,
+    clock = realClock,
+    WebSocket = globalThis.WebSocket,
+    network = typeof window === "undefined" ? null : window,
+  } = {}) {
     super();
     this.url = url;
     this.baseMs = baseMs;
     this.maxMs = Math.min(maxMs, MAX_BACKOFF_MS);
+    this.drainWindowMs = Math.min(Math.max(0, drainWindowMs), MAX_BACKOFF_MS);
+    this.random = random;
+    this.clock = clock;
+    this.WebSocket = WebSocket;
+    this.network = network;
     this.attempt = 0;
+    /** @type {WebSocket | null} */
     this.ws = null;
-    this.timer = 0;
-    this.connectTimer = 0;
+    /** @type {unknown} */
+    this.timer = undefined;
+    /** @type {unknown} */
+    this.connectTimer = undefined;
     this.openedAt = 0;
+    /** @type {LastClose | null} */
     this.lastClose = null;
+    /** @type {ConnectionState} */
     this.state = "idle";
   }
 
   get connected() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    return this.ws !== null && this.ws.readyState === OPEN;
+  }
+
+  /**
+   * addEventListener with the event's type known to the listener.
+   * @template {keyof ConnectionEvents} K
+   * @param {K} type
+   * @param {(event: ConnectionEvents[K]) => void} listener
+   */
+  on(type, listener) {
+    this.addEventListener(type, /** @type {EventListener} */ (listener));
   }
 
   start() {
-    addEventListener("online", () => {
-      if (this.state === "reconnecting") this.reconnectNow();
-    });
+    // Back online after a network change: the wait has no more reason to run its course.
+    this.network?.addEventListener("online", () => this.reconnectNow());
     this.#connect();
   }
 
-  /** Sends a text frame; false when there is no open socket (the caller queues the message). */
+  /**
+   * Sends a text frame; false when there is no open socket (the caller queues the message).
+   * @param {string} text
+   */
   send(text) {
-    if (!this.connected) return false;
+    if (this.ws === null || this.ws.readyState !== OPEN) return false;
     this.ws.send(text);
     return true;
   }
@@ -53,71 +176,90 @@ export class Connection extends EventTarget {
   /** Skips the rest of the current wait. */
   reconnectNow() {
     if (this.state !== "reconnecting") return;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.#connect();
   }
 
-  /** Full delay for the current attempt, before jitter: base * 2^attempt, capped. */
-  backoffCeiling() {
-    return Math.min(this.maxMs, this.baseMs * 2 ** Math.min(this.attempt, 16));
+  /**
+   * Dispatches an event whose type and shape ConnectionEvents fixes.
+   * @template {keyof ConnectionEvents} K
+   * @param {K} _type
+   * @param {ConnectionEvents[K]} event
+   */
+  #emit(_type, event) {
+    this.dispatchEvent(event);
   }
 
+  /**
+   * @param {ConnectionState} state
+   * @param {{ delayMs?: number }} extra
+   */
   #setState(state, extra = {}) {
     this.state = state;
+    /** @type {StateDetail} */
     const detail = { state, attempt: this.attempt, lastClose: this.lastClose, ...extra };
-    this.dispatchEvent(new CustomEvent("state", { detail }));
+    this.#emit("state", new CustomEvent("state", { detail }));
   }
 
   #connect() {
     this.#setState("connecting");
+    /** @type {WebSocket} */
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new this.WebSocket(this.url);
     } catch (err) {
       // Only a malformed URL throws here; retrying cannot fix it, but keep the loop uniform.
-      this.#onClose(null, { code: 1006, reason: String(err.message || err), wasClean: false });
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#onClose(null, { code: 1006, reason, wasClean: false });
       return;
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    this.connectTimer = setTimeout(() => {
-      if (ws.readyState === WebSocket.CONNECTING) ws.close();
+    this.connectTimer = this.clock.setTimeout(() => {
+      if (ws.readyState === CONNECTING) ws.close();
     }, CONNECT_TIMEOUT_MS);
     ws.addEventListener("open", () => {
-      clearTimeout(this.connectTimer);
-      this.openedAt = performance.now();
+      this.clock.clearTimeout(this.connectTimer);
+      this.openedAt = this.clock.now();
       this.#setState("connected");
-      this.dispatchEvent(new Event("open"));
+      this.#emit("open", new Event("open"));
     });
     ws.addEventListener("message", (e) => {
-      this.dispatchEvent(new CustomEvent("message", { detail: { data: e.data } }));
+      this.#emit("message", new CustomEvent("message", { detail: { data: e.data } }));
     });
     ws.addEventListener("close", (e) => this.#onClose(ws, e));
   }
 
+  /**
+   * @param {WebSocket | null} ws null when the constructor threw
+   * @param {{ code: number, reason: string, wasClean: boolean }} close
+   */
   #onClose(ws, { code, reason, wasClean }) {
-    clearTimeout(this.connectTimer);
+    this.clock.clearTimeout(this.connectTimer);
     if (ws !== null && ws !== this.ws) return;
-    const everOpened = ws !== null && this.openedAt > 0 && this.state === "connected";
+    const everOpened = ws !== null && this.state === "connected";
     this.ws = null;
     if (everOpened) {
       this.lastClose = { code, reason, wasClean, at: new Date() };
-      if (performance.now() - this.openedAt >= HEALTHY_MS) this.attempt = 0;
+      if (this.clock.now() - this.openedAt >= HEALTHY_MS) this.attempt = 0;
     }
     this.openedAt = 0;
-    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason, wasClean, everOpened } }));
+    this.#emit("close", new CustomEvent("close", { detail: { code, reason, wasClean, everOpened } }));
 
-    // "Equal jitter": wait between half and all of the ceiling, so a fleet of pages that lost the
-    // same gateway does not come back in lockstep, yet nobody retries at once in a tight loop.
-    const ceiling = this.backoffCeiling();
-    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    // Only a server sends 1001 (a failed attempt ends in 1006), so it comes on a socket that opened.
+    const goingAway = everOpened && code === 1001;
+    const { attempt, baseMs, maxMs, drainWindowMs } = this;
+    const delayMs = reconnectDelay({ attempt, baseMs, maxMs, goingAway, drainWindowMs }, this.random);
     this.attempt += 1;
-    this.#setState("reconnecting", { delayMs, until: performance.now() + delayMs });
-    this.timer = setTimeout(() => this.#connect(), delayMs);
+    this.#setState("reconnecting", { delayMs });
+    this.timer = this.clock.setTimeout(() => this.#connect(), delayMs);
   }
 }
 
-/** A short human description of a WebSocket close code. */
+/**
+ * A short human description of a WebSocket close code.
+ * @param {number} code
+ */
 export function describeClose(code) {
   switch (code) {
     case 1000: return "normal closure";

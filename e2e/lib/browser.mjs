@@ -50,7 +50,10 @@ export async function launch(options = DESKTOP) {
 
   /** Text frames the page sent and received over its WebSockets, in order. */
   const frames = { sent: [], received: [] };
+  /** The URL of every WebSocket the page opened on the wire, in order (one the CSP blocked never gets here). */
+  const sockets = [];
   page.on("websocket", (ws) => {
+    sockets.push(ws.url());
     ws.on("framesent", (f) => frames.sent.push(f.payload));
     ws.on("framereceived", (f) => frames.received.push(f.payload));
   });
@@ -60,6 +63,7 @@ export async function launch(options = DESKTOP) {
     page,
     problems,
     frames,
+    sockets,
     /** Problems other than the browser reporting a WebSocket it could not open (expected while a gateway is down). */
     unexpectedProblems() {
       return problems.filter((p) => !/^console error: WebSocket connection to '.*' failed/.test(p));

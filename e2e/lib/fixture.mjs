@@ -15,8 +15,8 @@ export async function setup(t, { name, browser: browserOptions = DESKTOP }) {
     if (browser) await browser.close();
     await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
   });
-  const start = async (listen) => {
-    const gateway = await startGateway({ name, listen });
+  const start = async (listen, extraArgs = []) => {
+    const gateway = await startGateway({ name, listen, extraArgs });
     gateways.push(gateway);
     return gateway;
   };

@@ -11,8 +11,9 @@ import { chatEntry, counters, statusText, typeAndSend, waitForCount, waitForStat
 
 const TIMEOUT = { timeout: 90_000 };
 // A short first delay and ceiling (see app.js) so the page notices the new gateway within a second
-// or two; the backoff logic itself is the same as with the defaults.
-const FAST_RECONNECT = "/?backoff=200&backoffmax=2000";
+// or two, and a short window for the wait after a drain; the logic itself is the same as with the
+// defaults.
+const FAST_RECONNECT = "/?backoff=200&backoffmax=2000&drainwindow=300";
 const RESTART_WAIT = 30_000;
 
 test("a message typed while the gateway is down stays pending and is sent after it comes back", TIMEOUT, async (t) => {
@@ -85,5 +86,31 @@ test("when the gateway drains, the page shows the 1001 close and reconnects to i
   const c = await counters(page);
   assert.deepEqual([c.sent, c.echoes, c.pending], [2, 2, 0]);
   assert.ok(second.running);
+  assert.deepEqual(browser.unexpectedProblems(), []);
+});
+
+test("after a drain the page waits a random part of the 5 s drain window, counted down in the status", TIMEOUT, async (t) => {
+  const { gateway, browser, page, startGateway } = await setup(t, { name: "drain-jitter" });
+  // The page's one random draw lands at 90 % of the window: 4.5 s, where the backoff after a blip
+  // would wait 0.2 s at most (?backoff=200). Only the drain window is left at its default.
+  await page.addInitScript(() => {
+    Math.random = () => 0.9;
+  });
+  await page.goto(gateway.url("/?backoff=200&backoffmax=2000"));
+  await waitForStatus(page, "connected");
+
+  const exited = gateway.stop("SIGTERM");
+  await page.locator('.entry-system[data-code="1001"]').waitFor({ timeout: 10_000 });
+  const closedAt = Date.now();
+  assert.match(await waitForStatus(page, "reconnecting"), /^Closed: 1001 going away · reconnecting in [45] s$/);
+  // The countdown runs down to the attempt.
+  await page.waitForFunction(() => /^ in 0\.\d s$/.test(document.getElementById("status-countdown").textContent));
+  assert.equal((await exited).code, 0);
+  await startGateway(gateway.addr);
+
+  await waitForStatus(page, "connected", RESTART_WAIT);
+  const waited = Date.now() - closedAt;
+  assert.ok(waited >= 4_000, `reconnected ${waited} ms after the 1001, before the 4.5 s wait was over`);
+  assert.equal(await statusText(page), "Connected");
   assert.deepEqual(browser.unexpectedProblems(), []);
 });
