@@ -286,7 +286,7 @@ fn app_container_is_the_spin_app_on_the_port_the_gateway_proxies_to() {
 }
 
 #[test]
-fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
+fn service_and_ingress_lead_to_the_gateway_public_port_only() {
     let deployment = object("Deployment");
     let config = gateway_config(&deployment);
     assert!(
@@ -302,15 +302,22 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
         "declared port = --listen"
     );
 
+    let admin_port = u64::from(config.admin_listen.port());
     let service = object("Service");
     let ports = service["spec"]["ports"].as_array().expect("Service ports");
-    assert_eq!(ports.len(), 1);
-    let (owner, target) = resolve_port(containers(&deployment), &ports[0]["targetPort"]);
-    assert_eq!(
-        (owner.as_str(), target),
-        ("gateway", gateway_port),
-        "the Service sends traffic to the gateway"
-    );
+    assert_eq!(ports.len(), 1, "one Service port: the gateway's public listener");
+    for port in ports {
+        let (owner, target) = resolve_port(containers(&deployment), &port["targetPort"]);
+        assert_ne!(
+            target, admin_port,
+            "the Service must not expose the gateway's admin port (/metrics, /readyz)"
+        );
+        assert_eq!(
+            (owner.as_str(), target),
+            ("gateway", gateway_port),
+            "the Service sends traffic to the gateway's public port"
+        );
+    }
 
     let ingress = object("Ingress");
     let mut backends = 0;
@@ -319,10 +326,16 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
             let backend = &path["backend"]["service"];
             assert_eq!(backend["name"], service["metadata"]["name"], "the Ingress backend is the Service");
             let port = &backend["port"];
-            assert!(
-                ports.iter().any(|p| (port.get("name").is_some() && p["name"] == port["name"])
-                    || p["port"] == port["number"]),
-                "the Ingress names Service port {port}, which does not exist"
+            let service_port = ports
+                .iter()
+                .find(|p| {
+                    (port.get("name").is_some() && p["name"] == port["name"]) || p["port"] == port["number"]
+                })
+                .unwrap_or_else(|| panic!("the Ingress names Service port {port}, which does not exist"));
+            assert_eq!(
+                resolve_port(containers(&deployment), &service_port["targetPort"]),
+                ("gateway".to_owned(), gateway_port),
+                "the Ingress routes to the Service port of the gateway's public listener"
             );
             backends += 1;
         }
@@ -351,16 +364,54 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
             config.ping_interval
         );
     }
+}
 
+#[test]
+fn network_policy_admits_the_public_port_from_anywhere_and_the_admin_port_from_monitoring_only() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let public = ("gateway".to_owned(), u64::from(config.listen.port()));
+    let admin = ("gateway".to_owned(), u64::from(config.admin_listen.port()));
     let policy = object("NetworkPolicy");
-    let admitted: Vec<(String, u64)> = policy["spec"]["ingress"]
+    let policy_types: BTreeSet<&str> = policy["spec"]["policyTypes"]
         .as_array()
-        .expect("ingress rules")
+        .expect("policyTypes")
         .iter()
-        .flat_map(|rule| rule["ports"].as_array().expect("every rule limits ports"))
-        .map(|p| resolve_port(containers(&deployment), &p["port"]))
+        .map(|t| str_of(t, "a policy type"))
         .collect();
-    assert_eq!(admitted, [("gateway".to_owned(), gateway_port)], "only the gateway's port is reachable");
+    assert!(policy_types.contains("Ingress"), "without the Ingress type the rules below admit everything");
+
+    // Port -> who may reach it: None for anyone (a rule without `from`), else the rule's peers.
+    let mut admitted: BTreeMap<(String, u64), Vec<Option<Value>>> = BTreeMap::new();
+    for rule in policy["spec"]["ingress"].as_array().expect("ingress rules") {
+        let from = rule.get("from").cloned();
+        // A rule without ports admits every port, the component's 80 among them.
+        for port in rule["ports"].as_array().expect("every rule limits ports") {
+            admitted
+                .entry(resolve_port(containers(&deployment), &port["port"]))
+                .or_default()
+                .push(from.clone());
+        }
+    }
+    assert_eq!(
+        admitted.keys().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&public, &admin]),
+        "only the gateway's two ports are reachable from outside the pod"
+    );
+    assert_eq!(
+        admitted[&public],
+        [None],
+        "the public port is open to every peer (the Ingress controller first)"
+    );
+    // Kubernetes labels every namespace with its own name: this peer is the pods of `monitoring`.
+    let monitoring = serde_json::json!({
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    });
+    assert_eq!(
+        admitted[&admin],
+        [Some(serde_json::json!([monitoring]))],
+        "the admin port (/metrics, /readyz) only from the pods of the namespace `monitoring`"
+    );
 }
 
 #[test]
