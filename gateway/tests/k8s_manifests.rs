@@ -501,7 +501,23 @@ fn drain_finishes_within_the_termination_grace_period() {
         needed < Duration::from_secs(grace),
         "preStop sleep + --drain-timeout ({needed:?}) must end before the kubelet kills the pod ({grace} s)"
     );
+    // The gateway proxies the component's paths until its drain ends; the app container gets its
+    // SIGTERM when its own preStop ends, and Spin stopping first would make those paths 502.
+    let app_stop = Duration::from_secs(pre_stop_sleep(container(&deployment, "app")));
+    assert!(
+        app_stop > needed,
+        "the app container's preStop sleep ({app_stop:?}) must outlast the gateway's preStop sleep + \
+         --drain-timeout ({needed:?}), or component paths answer 502 while the gateway drains"
+    );
+    assert!(
+        app_stop + SPIN_EXIT < Duration::from_secs(grace),
+        "the app container's preStop sleep ({app_stop:?}) + {SPIN_EXIT:?} for Spin to exit must end before the \
+         kubelet kills the pod ({grace} s)"
+    );
 }
+
+/// What the app container is given, after its SIGTERM, for Spin to stop its listener and exit.
+const SPIN_EXIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn app_image_holds_spin_toml_and_the_component_where_spin_toml_says() {
