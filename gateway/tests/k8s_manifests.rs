@@ -514,10 +514,38 @@ fn drain_finishes_within_the_termination_grace_period() {
         "the app container's preStop sleep ({app_stop:?}) + {SPIN_EXIT:?} for Spin to exit must end before the \
          kubelet kills the pod ({grace} s)"
     );
+    assert_eq!(
+        config.effective_drain_spread(),
+        config.drain_spread,
+        "--drain-spread is cut to half of --drain-timeout: the pod's closes would not spread as its args say"
+    );
 }
 
 /// What the app container is given, after its SIGTERM, for Spin to stop its listener and exit.
 const SPIN_EXIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn gateway_believes_forwarded_headers_from_in_cluster_addresses_only() {
+    let config = gateway_config(&object("Deployment"));
+    assert!(
+        !config.trusted_proxies.is_empty(),
+        "--trusted-proxy: the ingress controller's X-Forwarded-Proto"
+    );
+    let trusted = |ip: &str| config.trusted_proxies.iter().any(|net| net.contains(ip.parse().unwrap()));
+    // Pod addresses of common setups (flannel's 10.244/16, k3s' 10.42/16, Calico's 192.168/16, an AWS
+    // default VPC's 172.31/16): an ingress controller there must be believed, or every wss:// opened
+    // by an https:// page gets 403 (the Origin check compares schemes).
+    for pod in ["10.244.1.17", "10.42.0.9", "192.168.12.3", "172.31.5.10"] {
+        assert!(trusted(pod), "an ingress controller at {pod} is not a --trusted-proxy");
+    }
+    // Public addresses (documentation ranges) never: a client could claim any address and scheme.
+    for outsider in ["192.0.2.1", "198.51.100.20", "203.0.113.7", "2001:db8::1"] {
+        assert!(
+            !trusted(outsider),
+            "{outsider} is a --trusted-proxy: anyone's X-Forwarded-* would be believed"
+        );
+    }
+}
 
 #[test]
 fn app_image_holds_spin_toml_and_the_component_where_spin_toml_says() {
