@@ -27,5 +27,5 @@ LABEL org.opencontainers.image.title="sidestream-gateway" \
 COPY --from=build /src/target/x86_64-unknown-linux-musl/release/sidestream-gateway /sidestream-gateway
 # Numeric, so Kubernetes can verify runAsNonRoot without an /etc/passwd (65532: distroless's nonroot).
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/sidestream-gateway"]

@@ -55,7 +55,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         procfs::check_pid(pid)?;
     }
     let (mut pool, ready) =
-        Pool::open(&args.url, args.connections, args.per_worker, Mode::Fanout, false).await?;
+        Pool::open(&args.url, args.connections, args.per_worker, Mode::Fanout, false, 0).await?;
     if ready.opened == 0 {
         bail!("no connection opened: {}", ready.first_error.unwrap_or_default());
     }

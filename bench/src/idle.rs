@@ -1,5 +1,8 @@
-//! `idle`: open N connections that stay quiet and report the server's resident memory per
-//! connection (VmRSS after minus before, divided by N).
+//! `idle`: open N connections that then stay quiet and report the server's resident memory per
+//! connection (VmRSS after minus before, divided by N). `--clients busy` has each echo one large
+//! message first (what a connection keeps after a burst); `--clients stuck` has each send large
+//! messages without ever reading, until the server stops reading from it (the adversary's worst
+//! case).
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +29,24 @@ pub struct Args {
     /// Skip the one echo per connection that makes lazily allocated buffers exist.
     #[arg(long)]
     pub no_warm: bool,
+    /// What each connection does before it holds still.
+    #[arg(long, value_enum, default_value = "idle")]
+    pub clients: Clients,
+    /// The message size of `--clients busy` and `--clients stuck`.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub message_size: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Clients {
+    Idle,
+    Busy,
+    Stuck,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    pub clients: Clients,
     pub connections: usize,
     pub opened: usize,
     pub failed: usize,
@@ -43,8 +60,14 @@ pub struct Outcome {
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     procfs::check_pid(args.server_pid)?;
     let rss_before = procfs::rss_kib(args.server_pid)?;
+    let mode = match args.clients {
+        Clients::Idle => Mode::Idle,
+        Clients::Busy => Mode::Busy,
+        Clients::Stuck => Mode::Stuck,
+    };
     let (pool, ready) =
-        Pool::open(&args.url, args.connections, args.per_worker, Mode::Idle, !args.no_warm).await?;
+        Pool::open(&args.url, args.connections, args.per_worker, mode, !args.no_warm, args.message_size)
+            .await?;
     if ready.opened == 0 {
         bail!("no connection opened: {}", ready.first_error.unwrap_or_default());
     }
@@ -54,6 +77,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         eprintln!("idle: {} of {} connections failed, first: {e}", ready.failed, args.connections);
     }
     Ok(Outcome {
+        clients: args.clients,
         connections: args.connections,
         opened: ready.opened,
         failed: ready.failed,
@@ -80,8 +104,9 @@ async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
 
 pub fn print(o: &Outcome) {
     println!(
-        "idle n={} (opened {}, failed {}): rss {} -> {} KiB, {:.0} bytes/conn, closed early {}",
+        "idle n={} clients={:?} (opened {}, failed {}): rss {} -> {} KiB, {:.0} bytes/conn, closed early {}",
         o.connections,
+        o.clients,
         o.opened,
         o.failed,
         o.rss_before_kib,

@@ -314,6 +314,8 @@ async fn idle_run(spec: &Spec, n: usize, push: bool, failures: &mut Vec<String>)
             per_worker: 9_000,
             server_pid: s.pid().unwrap_or(0),
             no_warm: false,
+            clients: idle::Clients::Idle,
+            message_size: 0,
         };
         async move { idle::run(&a).await }
     })

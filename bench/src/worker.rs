@@ -26,6 +26,23 @@ pub enum Mode {
     Idle,
     /// Hold the connections and time every push against its `ts`.
     Fanout,
+    /// Echo one `--message-size` message on each, then hold them like `idle`: what a connection
+    /// keeps after it has been busy.
+    Busy,
+    /// The adversary: send `--message-size` messages and never read, until the server stops
+    /// reading (a send makes no progress for a second); then hold.
+    Stuck,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Idle => "idle",
+            Mode::Fanout => "fanout",
+            Mode::Busy => "busy",
+            Mode::Stuck => "stuck",
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +56,9 @@ pub struct Args {
     /// One echo round trip per connection once open, so lazily allocated buffers exist.
     #[arg(long)]
     pub warm: bool,
+    /// Message size of `busy` and `stuck`.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub message_size: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -88,13 +108,21 @@ struct Shared {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared { lateness: Mutex::new(Some(stats::histogram())), ..Default::default() });
     let mut ready = Ready::default();
-    let mut opened =
-        stream::iter(0..args.connections).map(|_| open(&args.url, args.warm)).buffer_unordered(128);
+    let mut opened = stream::iter(0..args.connections)
+        .map(|_| open(&args.url, args.warm, args.mode, args.message_size))
+        .buffer_unordered(128);
     while let Some(result) = opened.next().await {
         match result {
             Ok(conn) => {
                 ready.opened += 1;
-                tokio::spawn(hold(conn, args.mode, shared.clone()));
+                match args.mode {
+                    // Never read: the adversary keeps its socket and does nothing more.
+                    Mode::Stuck => tokio::spawn(async move {
+                        let _held = conn;
+                        std::future::pending::<()>().await
+                    }),
+                    mode => tokio::spawn(hold(conn, mode, shared.clone())),
+                };
             }
             Err(e) => {
                 ready.failed += 1;
@@ -134,23 +162,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
-async fn open(url: &str, warm: bool) -> anyhow::Result<ws::Ws> {
-    let mut conn = tokio::time::timeout(Duration::from_secs(30), ws::connect(url))
-        .await
-        .context("connect timed out")??;
+async fn open(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
+    let connect = async {
+        match mode {
+            // A small receive buffer, so the kernel does not soak up megabytes of echoes first.
+            Mode::Stuck => ws::connect_with_recv_buffer(url, 4096).await,
+            _ => ws::connect(url).await,
+        }
+    };
+    let mut conn =
+        tokio::time::timeout(Duration::from_secs(30), connect).await.context("connect timed out")??;
     if warm {
-        conn.send(Message::Text("warm".into())).await?;
-        let echoed = async {
-            while let Some(m) = conn.next().await {
-                if m?.to_text().is_ok_and(|t| t == "warm") {
-                    return Ok(());
-                }
-            }
-            bail!("closed before the warm-up echo")
-        };
-        tokio::time::timeout(Duration::from_secs(30), echoed).await.context("warm-up echo timed out")??;
+        echo_once(&mut conn, "warm".into()).await?;
+    }
+    match mode {
+        Mode::Busy => echo_once(&mut conn, "b".repeat(message_size)).await?,
+        Mode::Stuck => {
+            let message = Message::binary(vec![0x5au8; message_size]);
+            // Until the server stops reading from it: then a send stays blocked.
+            while tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await.is_ok() {}
+        }
+        Mode::Idle | Mode::Fanout => {}
     }
     Ok(conn)
+}
+
+/// Sends `text` and waits for its echo.
+async fn echo_once(conn: &mut ws::Ws, text: String) -> anyhow::Result<()> {
+    conn.send(Message::text(text.clone())).await?;
+    let echoed = async {
+        while let Some(m) = conn.next().await {
+            if m?.to_text().is_ok_and(|t| t == text) {
+                return Ok(());
+            }
+        }
+        bail!("closed before the echo")
+    };
+    tokio::time::timeout(Duration::from_secs(30), echoed).await.context("echo timed out")?
 }
 
 async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
@@ -229,6 +277,7 @@ impl Pool {
         per_worker: usize,
         mode: Mode,
         warm: bool,
+        message_size: usize,
     ) -> anyhow::Result<(Pool, Ready)> {
         let exe = std::env::current_exe().context("locating sidestream-bench")?;
         let n = total.div_ceil(per_worker.max(1)).max(1);
@@ -236,11 +285,8 @@ impl Pool {
         for i in 0..n {
             let share = total / n + usize::from(i < total % n);
             let mut cmd = Command::new(&exe);
-            cmd.args(["worker", "--url", url, "--connections", &share.to_string(), "--mode"])
-                .arg(match mode {
-                    Mode::Idle => "idle",
-                    Mode::Fanout => "fanout",
-                })
+            cmd.args(["worker", "--url", url, "--connections", &share.to_string(), "--mode", mode.name()])
+                .args(["--message-size", &message_size.to_string()])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .kill_on_drop(true);

@@ -25,6 +25,23 @@ pub async fn connect(url: &str) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
+/// Opens one WebSocket whose socket has a receive buffer of `bytes` (set before connecting, so the
+/// window is small from the start): a client that reads slowly, or not at all.
+pub async fn connect_with_recv_buffer(url: &str, bytes: u32) -> anyhow::Result<Ws> {
+    let authority = authority(url)?;
+    let addr =
+        tokio::net::lookup_host(authority).await?.next().with_context(|| format!("resolving {authority}"))?;
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_recv_buffer_size(bytes)?;
+    let stream = socket.connect(addr).await.with_context(|| format!("connecting to {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
+        .await
+        .with_context(|| format!("WebSocket handshake with {url}"))?;
+    Ok(ws)
+}
+
 /// `host:port` of a `ws://` or `http://` URL (the bench only ever talks to loopback).
 pub fn authority(url: &str) -> anyhow::Result<&str> {
     let rest = url

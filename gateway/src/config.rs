@@ -77,6 +77,13 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
     pub max_message_size: usize,
 
+    /// Kernel send and receive buffer of each WebSocket's socket, in bytes (SO_SNDBUF and SO_RCVBUF;
+    /// the kernel doubles the value for its bookkeeping). Bounds what a client that stops reading
+    /// costs in kernel memory, which counts against the container's limit; 0 leaves the sizes to the
+    /// kernel's autotuning (megabytes per stuck connection).
+    #[arg(long, env = "SIDESTREAM_SOCKET_BUFFER", default_value_t = 16 * 1024)]
+    pub socket_buffer: usize,
+
     /// Most WebSockets open at once; beyond it upgrades get 503 with Retry-After.
     #[arg(long, env = "SIDESTREAM_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -157,6 +164,9 @@ impl Config {
         }
         if self.max_message_size < 125 {
             bail!("--max-message-size must be at least 125 bytes (the largest control frame)");
+        }
+        if self.socket_buffer != 0 && !(4096..=16 << 20).contains(&self.socket_buffer) {
+            bail!("--socket-buffer must be 0 (the kernel's autotuning) or between 4096 and 16777216 bytes");
         }
         if self.max_connections == 0 {
             bail!("--max-connections must be at least 1");

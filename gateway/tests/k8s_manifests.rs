@@ -736,3 +736,47 @@ fn image_names_agree_between_kustomization_deployment_and_docs() {
         );
     }
 }
+
+/// A Kubernetes memory quantity in bytes (`384Mi`, `1Gi`, `512M`, plain bytes).
+fn bytes_of(quantity: &str) -> u64 {
+    let units = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(number) = quantity.strip_suffix(suffix) {
+            return number.parse::<u64>().unwrap_or_else(|_| panic!("{quantity}")) * factor;
+        }
+    }
+    quantity.parse().unwrap_or_else(|_| panic!("{quantity} is not a memory quantity"))
+}
+
+#[test]
+fn every_connection_slot_taken_by_an_adversary_fits_the_gateways_memory_limit() {
+    let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let limit =
+        bytes_of(str_of(&container(&deployment, "gateway")["resources"]["limits"]["memory"], "memory limit"));
+    // What one client that never reads can make the gateway hold (the code's own bound), plus the
+    // kernel's socket buffers, which count against the container too: twice --socket-buffer each way.
+    assert_ne!(config.socket_buffer, 0, "the pod bounds the kernel's socket buffers (--socket-buffer)");
+    let per_connection =
+        sidestream_gateway::ws::memory_bound(config.max_message_size) + 4 * config.socket_buffer;
+    // The process besides its WebSockets: runtime, upstream pool, metrics (about 10 MiB measured).
+    const REST: u64 = 32 << 20;
+    let needed = config.max_connections as u64 * per_connection as u64 + REST;
+    assert!(
+        needed <= limit,
+        "--max-connections={} x {} KiB per adversarial connection + {} MiB = {} MiB exceeds the gateway's \
+         memory limit of {} MiB: lower --max-connections or --max-message-size, or raise the limit",
+        config.max_connections,
+        per_connection >> 10,
+        REST >> 20,
+        needed >> 20,
+        limit >> 20
+    );
+}

@@ -277,3 +277,132 @@ async fn sidecar_echoes_websockets_and_drains_on_sigterm() {
     let status = timeout(STEP, sidecar.child.wait()).await.expect("exits within 10 s of SIGTERM").unwrap();
     assert!(status.success(), "exit status after a drain: {status}");
 }
+
+/// The sidecar's args in `k8s/deployment.yaml`, so the memory test measures what the pod runs.
+fn pod_gateway_args() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../k8s/deployment.yaml");
+    let text = std::fs::read_to_string(path).expect("k8s/deployment.yaml");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("one YAML document");
+    let containers = doc["spec"]["template"]["spec"]["containers"].as_sequence().expect("containers");
+    let gateway = containers.iter().find(|c| c["name"] == "gateway").expect("a gateway container");
+    gateway["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string").to_owned())
+        .collect()
+}
+
+/// The value of `--flag=value` among `args`.
+fn flag(args: &[String], name: &str) -> usize {
+    let prefix = format!("{name}=");
+    let value =
+        args.iter().find_map(|a| a.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {name} in the pod"));
+    value.parse().unwrap_or_else(|_| panic!("{name}={value}"))
+}
+
+fn rss_bytes(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the sidecar's status");
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Bytes queued in the kernel (send plus receive queues, `/proc/net/tcp`) on the established
+/// sockets whose local port is `port`.
+fn kernel_queued(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields.get(1)?.rsplit_once(':')?.1, 16).ok()?;
+            let (tx, rx) = fields.get(4)?.split_once(':')?;
+            if local_port != port || *fields.get(3)? != "01" {
+                return None;
+            }
+            Some(usize::from_str_radix(tx, 16).ok()? + usize::from_str_radix(rx, 16).ok()?)
+        })
+        .sum()
+}
+
+/// The documented worst case: a client that sends the largest messages and never reads costs the
+/// pod's gateway at most this much of its own memory (measured 58 KiB; `k8s/deployment.yaml`).
+const ADVERSARY_MAX_BYTES: usize = 64 * 1024;
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the static sidecar build: make test-sidecar"]
+async fn an_adversarial_client_costs_no_more_memory_than_documented() {
+    const CLIENTS: usize = 200;
+    let bin = sidecar_bin();
+    let upstream = start_upstream().await;
+    let pod = pod_gateway_args();
+    let (max_message, socket_buffer) = (flag(&pod, "--max-message-size"), flag(&pod, "--socket-buffer"));
+    let (message, buffer) = (max_message.to_string(), socket_buffer.to_string());
+    let sidecar = start_sidecar(
+        &bin,
+        upstream.addr,
+        &["--max-message-size", &message, "--socket-buffer", &buffer, "--max-connections", "1000"],
+    )
+    .await;
+    let pid = sidecar.child.id().expect("running");
+    let before = rss_bytes(pid);
+
+    // Each client sends the largest messages the pod allows and never reads: once the server stops
+    // reading from it, its sends block for good.
+    let mut clients = JoinSet::new();
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = timeout(STEP, socket.connect(sidecar.addr)).await.unwrap().unwrap();
+        let url = format!("ws://{}{}?push=off", sidecar.addr, routes::WS);
+        let (ws, _) = timeout(STEP, tokio_tungstenite::client_async(url, stream)).await.unwrap().unwrap();
+        let message = Message::binary(vec![0x5au8; max_message]);
+        clients.spawn(async move {
+            let (mut sink, _never_read) = ws.split();
+            while sink.send(message.clone()).await.is_ok() {}
+        });
+    }
+    // Every one of them stuck: its outbox full behind the kernel's buffers.
+    let stuck = timeout(STEP * 3, async {
+        loop {
+            let (_, metrics) = get(sidecar.admin, routes::METRICS).await;
+            let queued = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("sidestream_ws_outbox_bytes "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if queued >= (CLIENTS * 32 * 1024) as f64 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(stuck.is_ok(), "not every client filled its outbox");
+    // Resident memory once it stops moving.
+    let mut after = rss_bytes(pid);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = rss_bytes(pid);
+        if now.abs_diff(after) * 100 <= after {
+            break;
+        }
+        after = now;
+    }
+    let per_client = after.saturating_sub(before) / CLIENTS;
+    let bound = sidestream_gateway::ws::memory_bound(max_message);
+    assert!(per_client <= bound, "{per_client} bytes per adversary, over the code's own bound of {bound}");
+    assert!(
+        per_client <= ADVERSARY_MAX_BYTES,
+        "{per_client} bytes per adversary: more than the {ADVERSARY_MAX_BYTES} documented in k8s/deployment.yaml"
+    );
+    let kernel = kernel_queued(sidecar.addr.port()) / CLIENTS;
+    assert!(kernel <= 4 * socket_buffer, "{kernel} bytes per adversary queued in the kernel");
+    eprintln!("adversary: {per_client} bytes in the sidecar, {kernel} queued in the kernel, per client");
+    clients.abort_all();
+}

@@ -27,6 +27,22 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// and keeps an idle connection near 4 KB. Larger messages still work, in several reads.
 const READ_BUFFER: usize = 1024;
 
+/// A connection's own state: its task, timers, the socket's registration, tungstenite's context with
+/// its initial buffers (an idle connection measures about 4 KiB).
+const CONNECTION_STATE: usize = 8 * 1024;
+
+/// The most memory one WebSocket can make the gateway hold, whatever its client does, from the
+/// bounds in this module: the frame being read and a fragmented message being put together (one
+/// `max_message_size` each), the writer's buffer plus the message that overflows it, the outbox's
+/// budget plus the message that crossed it, and the connection's own state. The kernel's socket
+/// buffers come on top (`--socket-buffer`, doubled by the kernel, in each direction).
+pub const fn memory_bound(max_message_size: usize) -> usize {
+    CONNECTION_STATE
+        + 2 * max_message_size
+        + (WRITE_BUFFER + max_message_size)
+        + (OUTBOX_BUDGET + max_message_size)
+}
+
 /// How long a client gets to answer our Close before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,6 +58,8 @@ pub struct Settings {
     pub close_timeout: Duration,
     /// The same during a drain: never longer than the drain itself.
     pub drain_close_timeout: Duration,
+    /// SO_SNDBUF and SO_RCVBUF of each WebSocket's socket; `None` leaves them to the kernel.
+    pub socket_buffer: Option<usize>,
     pub protocol: WebSocketConfig,
 }
 
@@ -54,6 +72,7 @@ impl Settings {
             idle_timeout: config.idle_timeout,
             close_timeout: CLOSE_TIMEOUT,
             drain_close_timeout: CLOSE_TIMEOUT.min(config.drain_timeout),
+            socket_buffer: (config.socket_buffer != 0).then_some(config.socket_buffer),
             protocol: WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)

@@ -27,6 +27,15 @@ impl Socket {
         Socket { stream }
     }
 
+    /// Fixes the kernel's send and receive buffers at `bytes` each (it doubles them for its own
+    /// bookkeeping), instead of letting autotuning grow them to megabytes for a peer that stops
+    /// reading or a server that stops reading from it.
+    pub fn set_buffers(&self, bytes: usize) -> io::Result<()> {
+        rustix::net::sockopt::set_socket_send_buffer_size(&self.stream, bytes)?;
+        rustix::net::sockopt::set_socket_recv_buffer_size(&self.stream, bytes)?;
+        Ok(())
+    }
+
     /// Makes `call` (a `recv` or `send` of `len` bytes) once the socket is ready for `interest`.
     ///
     /// With edge-triggered epoll, a short transfer (some bytes, fewer than asked) proves the

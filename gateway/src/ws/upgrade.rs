@@ -117,7 +117,9 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
     shared.drain.websockets.spawn(
         async move {
             let _slot = slot;
-            let Some((io, early)) = take_socket(on_upgrade, id).await else { return };
+            let Some((io, early)) = take_socket(on_upgrade, id, cx.settings.socket_buffer).await else {
+                return;
+            };
             debug!(conn = id, %peer, pushes, "ws opened");
             let protocol = Some(cx.settings.protocol);
             let ws = WebSocketStream::from_partially_read(io, early, Role::Server, protocol).await;
@@ -130,7 +132,11 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
 
 /// Waits for hyper to hand the upgraded connection back, as the bare TCP socket plus whatever the
 /// client sent right behind its handshake (WebSocket data, too).
-pub async fn take_socket(on_upgrade: hyper::upgrade::OnUpgrade, id: u64) -> Option<(Socket, Vec<u8>)> {
+pub async fn take_socket(
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    id: u64,
+    buffers: Option<usize>,
+) -> Option<(Socket, Vec<u8>)> {
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -146,7 +152,13 @@ pub async fn take_socket(on_upgrade: hyper::upgrade::OnUpgrade, id: u64) -> Opti
             // buffer alive (twice an idle connection's whole footprint).
             let early = read_buf.to_vec();
             drop(read_buf);
-            Some((Socket::new(io.into_inner()), early))
+            let socket = Socket::new(io.into_inner());
+            if let Some(bytes) = buffers
+                && let Err(error) = socket.set_buffers(bytes)
+            {
+                debug!(conn = id, %error, "cannot size the socket's buffers");
+            }
+            Some((socket, early))
         }
         // Cannot happen while `serve_connection` serves `ConnIo`; said, not hidden.
         Err(_) => {
