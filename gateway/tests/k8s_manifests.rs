@@ -703,8 +703,19 @@ fn gateway_image_is_the_static_sidecar_build_run_as_the_pods_user() {
         (u64_of(&context["runAsUser"], "runAsUser"), u64_of(&context["runAsGroup"], "runAsGroup"))
     );
 
-    let exposed: u64 = stage.iter().find_map(|l| l.strip_prefix("EXPOSE ")).expect("EXPOSE").parse().unwrap();
-    assert_eq!(exposed, u64::from(gateway_config(&deployment).listen.port()));
+    let exposed: Vec<u16> = stage
+        .iter()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .expect("EXPOSE")
+        .split_whitespace()
+        .map(|port| port.parse().expect("a port number"))
+        .collect();
+    let config = gateway_config(&deployment);
+    assert_eq!(
+        exposed,
+        [config.listen.port(), config.admin_listen.port()],
+        "the public port, then the admin port"
+    );
 }
 
 #[test]
