@@ -39,9 +39,9 @@ impl ResourceLimiter for InstanceLimiter {
             // A trap, not a failed `memory.grow`: the guest learns nothing it could retry, and the
             // log says what happened.
             wasmtime::bail!(
-                "the instance's memory cap of {} MiB is reached ({} MiB asked for in all)",
+                "the instance's memory cap of {} MiB is reached ({} KiB asked for in all)",
                 self.cap >> 20,
-                after >> 20
+                after >> 10
             );
         }
         self.total = after;

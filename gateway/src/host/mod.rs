@@ -210,7 +210,8 @@ impl Host {
             }
             Err(error) => {
                 metrics.component_errors.inc();
-                let deadline = error.chain().any(|e| e.is::<DeadlineExceeded>());
+                // `is` sees a context too, where a deadline that interrupted the guest is recorded.
+                let deadline = error.is::<DeadlineExceeded>();
                 let error = format!("{error:#}");
                 warn!(%method, uri = %target, error = %clip(&error, 512), "component request failed");
                 if deadline {
