@@ -8,6 +8,7 @@
 //! standard headers, never Spin-only ones, so the same `.wasm` runs on `spin up`, on the SpinKube shim
 //! and on any `wasi:http` host.
 
+pub mod apps;
 mod assets;
 #[cfg(feature = "fault-injection")]
 mod fault;
@@ -32,10 +33,28 @@ mod export {
             return super::fault::inject(fault, out).await;
         }
         let response = match Request::try_from_incoming_request(req).await {
-            Ok(req) => reply(&req),
+            Ok(req) => app(&req).unwrap_or_else(|| reply(&req)),
             Err(_) => Response::new(400, "cannot read the request\n"),
         };
         send(out, response).await;
+    }
+
+    /// A WebSocket-over-HTTP request for one of the apps, answered by it.
+    fn app(req: &Request) -> Option<Response> {
+        let content_type = req.header("content-type").and_then(|v| v.as_str());
+        if !super::apps::is_websocket_events(&req.method().to_string(), content_type) {
+            return None;
+        }
+        let meta = sidestream_events::meta_of(
+            req.headers().filter_map(|(name, value)| Some((name, value.as_str()?))),
+        );
+        let answer = super::apps::handle(req.path(), meta, req.body())?;
+        let mut builder = Response::builder();
+        builder.status(answer.status);
+        for (name, value) in answer.headers {
+            builder.header(name, value);
+        }
+        Some(builder.body(answer.body).build())
     }
 
     fn reply(req: &Request) -> Response {

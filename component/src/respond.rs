@@ -64,6 +64,18 @@ pub fn respond(req: &RequestHead<'_>) -> Reply {
             body: if is_head { b"" } else { HEALTH_BODY.as_bytes() },
         };
     }
+    if crate::apps::is_app(req.path) {
+        // A WebSocket app: reached through the gateway's upgrade, never as a page.
+        return Reply {
+            status: 426,
+            headers: vec![
+                ("upgrade", "websocket".into()),
+                ("content-type", "text/plain; charset=utf-8".into()),
+                ("x-content-type-options", "nosniff".into()),
+            ],
+            body: if is_head { b"" } else { b"a WebSocket app: open it with a WebSocket\n" },
+        };
+    }
     let Some(asset) = assets::find(req.path) else {
         return Reply {
             status: 404,

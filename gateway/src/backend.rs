@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
@@ -16,6 +17,27 @@ use crate::forwarded::TrustedProxies;
 use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::proxy::{self, Proxy};
+
+/// Why a WebSocket app's request got no answer to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// The component could not be reached, or had no instance free: worth another attempt.
+    Unavailable(String),
+    /// No answer within the deadline.
+    Timeout,
+    /// It failed: a trap, a broken connection, an answer too large.
+    Failed(String),
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::Unavailable(why) => write!(f, "the component is unavailable: {why}"),
+            ExchangeError::Timeout => f.write_str("the component did not answer in time"),
+            ExchangeError::Failed(why) => write!(f, "the component failed: {why}"),
+        }
+    }
+}
 
 /// The component's side of the gateway.
 pub struct Backend {
@@ -59,6 +81,27 @@ impl Backend {
         };
         proxy::strip_hop_by_hop(response.headers_mut());
         response
+    }
+
+    /// One request of a WebSocket app (its headers already set by [`crate::apps`]), buffered both
+    /// ways, its answer's body at most `limit` bytes.
+    #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
+    pub async fn exchange(
+        &self,
+        req: Request<Bytes>,
+        limit: usize,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Response<Bytes>, ExchangeError> {
+        match &self.target {
+            #[cfg(feature = "wasm-host")]
+            Target::Host(host) => host.exchange(req, limit, metrics).await,
+            Target::Upstream(proxy) => proxy.exchange(req, limit).await,
+        }
+    }
+
+    /// The networks whose forwarding headers are believed.
+    pub fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
     }
 
     /// Whether the component can answer (always, when embedded).

@@ -33,3 +33,27 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub enum ReadError {
+    /// More than the limit.
+    TooLarge(usize),
+    /// The body ended with an error (a reset, a stall, a deadline).
+    Broken(String),
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| ReadError::Broken(error.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(ReadError::TooLarge(limit));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.into())
+}

@@ -131,6 +131,25 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_COMPONENT_INSTANCES", default_value_t = 256)]
     pub component_instances: u32,
 
+    /// Most bytes of a WebSocket app's events in one request to the component. While that much
+    /// waits for the request in flight, the gateway stops reading from the client.
+    #[arg(long, env = "SIDESTREAM_APP_BATCH_BYTES", default_value_t = 64 * 1024)]
+    pub app_batch_bytes: usize,
+
+    /// Largest answer a WebSocket app's request may get from the component, in bytes (larger: the
+    /// connection closes with 1011).
+    #[arg(long, env = "SIDESTREAM_APP_MAX_ANSWER_BYTES", default_value_t = 1 << 20)]
+    pub app_max_answer_bytes: usize,
+
+    /// More attempts for a WebSocket app's request that did not reach the component, and for a
+    /// connection's last CLOSE or DISCONNECT whatever went wrong, with exponential backoff.
+    #[arg(long, env = "SIDESTREAM_APP_RETRIES", default_value_t = 5)]
+    pub app_retries: u32,
+
+    /// The wait before the first of those attempts; each next one waits twice as long.
+    #[arg(long, env = "SIDESTREAM_APP_RETRY_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub app_retry_delay: Duration,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -181,6 +200,7 @@ impl Config {
             ("--push-max", self.push_max, true),
             ("--drain-timeout", self.drain_timeout, true),
             ("--drain-spread", self.drain_spread, true),
+            ("--app-retry-delay", self.app_retry_delay, false),
         ] {
             if value.is_zero() && !zero_ok {
                 bail!("{flag} must be longer than 0");
@@ -194,6 +214,15 @@ impl Config {
         }
         if self.component_memory_mib == 0 || self.component_memory_mib > 4096 {
             bail!("--component-memory-mib must be between 1 and 4096");
+        }
+        if !(1024..=64 << 20).contains(&self.app_batch_bytes) {
+            bail!("--app-batch-bytes must be between 1024 and 67108864");
+        }
+        if !(1024..=64 << 20).contains(&self.app_max_answer_bytes) {
+            bail!("--app-max-answer-bytes must be between 1024 and 67108864");
+        }
+        if self.app_retries > 20 {
+            bail!("--app-retries must be at most 20");
         }
         if self.component_instances == 0 || self.component_instances > 10_000 {
             bail!("--component-instances must be between 1 and 10000");

@@ -4,8 +4,9 @@
 //! shut down gracefully (hyper answers the request in flight with `Connection: close`, and idle
 //! keep-alive connections close). WebSockets get their Close 1001 spread evenly over
 //! `--drain-spread`, so the reconnects of a whole replica do not reach the others as one burst.
-//! Upgraded sockets escape hyper's graceful shutdown, so they are tracked here. The drain ends when
-//! everything has finished, or when `--drain-timeout` has passed since it began.
+//! Upgraded sockets escape hyper's graceful shutdown, so they are tracked here, and so are the last
+//! events of WebSocket apps on their way to the component. The drain ends when everything has
+//! finished, or when `--drain-timeout` has passed since it began.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,8 @@ pub struct Drain {
     pub websockets: TaskTracker,
     /// HTTP connection tasks of both listeners.
     pub connections: TaskTracker,
+    /// WebSocket apps' last events on their way to the component.
+    pub deliveries: TaskTracker,
 }
 
 /// How a drain ended.
@@ -40,7 +43,7 @@ pub enum Outcome {
     /// Everything in flight finished.
     Finished,
     /// The budget ran out with this much still open.
-    TimedOut { websockets: usize, connections: usize },
+    TimedOut { websockets: usize, connections: usize, deliveries: usize },
 }
 
 impl Drain {
@@ -107,8 +110,11 @@ impl Drain {
         };
         self.websockets.close();
         self.connections.close();
+        // Deliveries start as WebSockets end, so they are waited for after those.
         let finished = async {
             tokio::join!(closes, self.websockets.wait(), self.connections.wait());
+            self.deliveries.close();
+            self.deliveries.wait().await;
         };
         tokio::select! {
             () = finished => {
@@ -119,6 +125,7 @@ impl Drain {
                 let outcome = Outcome::TimedOut {
                     websockets: self.websockets.len(),
                     connections: self.connections.len(),
+                    deliveries: self.deliveries.len(),
                 };
                 warn!(?outcome, "drain timeout passed; dropping the rest");
                 outcome

@@ -8,6 +8,7 @@
 //! Run it: `make run`, or `cargo run --release -p sidestream-gateway -- --help`.
 
 pub mod admin;
+pub mod apps;
 pub mod authority;
 pub mod backend;
 pub mod body;

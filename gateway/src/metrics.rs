@@ -55,6 +55,30 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// One request of a WebSocket app: what it carried and how it went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppRequestLabels {
+    /// `open`, `events`, `keepalive` or `last` (the CLOSE or DISCONNECT).
+    pub kind: &'static str,
+    /// `ok`, `refused`, `unavailable`, `timeout`, `failed` or `bad_answer`.
+    pub result: &'static str,
+}
+
+/// Something a WebSocket app sent that was ignored, or a control message it sent.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabels {
+    pub what: &'static str,
+}
+
+/// A connection's last event, delivered to its component or not.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LastEventLabels {
+    /// `close` or `disconnect`.
+    pub event: &'static str,
+    /// `delivered`, `refused` (the component answered 4xx) or `gave_up`.
+    pub result: &'static str,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -76,6 +100,14 @@ pub struct Metrics {
     pub http_connection_errors: Family<ConnErrorLabels, Counter>,
     pub component_errors: Counter,
     pub component_busy: Counter,
+    pub app_messages_sent: Counter,
+    pub app_connections_active: Gauge,
+    pub app_requests: Family<AppRequestLabels, Counter>,
+    pub app_ignored: Family<WhatLabels, Counter>,
+    pub app_controls: Family<WhatLabels, Counter>,
+    pub app_last_events: Family<LastEventLabels, Counter>,
+    pub app_retries: Counter,
+    pub app_late_answers: Counter,
 }
 
 impl Default for Metrics {
@@ -105,6 +137,14 @@ impl Metrics {
             http_connection_errors: Family::default(),
             component_errors: Counter::default(),
             component_busy: Counter::default(),
+            app_messages_sent: Counter::default(),
+            app_connections_active: Gauge::default(),
+            app_requests: Family::default(),
+            app_ignored: Family::default(),
+            app_controls: Family::default(),
+            app_last_events: Family::default(),
+            app_retries: Counter::default(),
+            app_late_answers: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
@@ -164,6 +204,46 @@ impl Metrics {
             "Component requests answered 503 because every instance stayed busy (embedded host)",
             m.component_busy.clone(),
         );
+        registry.register(
+            "app_messages_sent",
+            "Messages from WebSocket apps in the component sent to their clients",
+            m.app_messages_sent.clone(),
+        );
+        registry.register(
+            "app_connections_active",
+            "Open WebSockets served by an app in the component",
+            m.app_connections_active.clone(),
+        );
+        registry.register(
+            "app_requests",
+            "Requests to WebSocket apps in the component, by what they carried and how they went",
+            m.app_requests.clone(),
+        );
+        registry.register(
+            "app_ignored",
+            "Parts of WebSocket apps' answers ignored: unknown or invalid control messages, unprefixed messages, unknown events",
+            m.app_ignored.clone(),
+        );
+        registry.register(
+            "app_controls",
+            "GRIP control messages from WebSocket apps, by type",
+            m.app_controls.clone(),
+        );
+        registry.register(
+            "app_last_events",
+            "Connections' last CLOSE or DISCONNECT to their WebSocket app, by how the delivery ended",
+            m.app_last_events.clone(),
+        );
+        registry.register(
+            "app_retries",
+            "Requests to WebSocket apps sent again after a failed attempt",
+            m.app_retries.clone(),
+        );
+        registry.register(
+            "app_late_answers",
+            "WebSocket apps' answers that came after their connection had ended",
+            m.app_late_answers.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -181,6 +261,10 @@ impl Metrics {
 
     pub fn closed(&self, by: &'static str, code: Option<u16>) {
         self.closes.get_or_create(&CloseLabels { by, code: close_code_label(code) }).inc();
+    }
+
+    pub fn app_request(&self, kind: &'static str, result: &'static str) {
+        self.app_requests.get_or_create(&AppRequestLabels { kind, result }).inc();
     }
 
     pub fn http(&self, route: &'static str, status: u16) {

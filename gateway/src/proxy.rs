@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
+use crate::backend::ExchangeError;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::routes;
@@ -41,10 +43,13 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// What the client sends: a client's body passed on, or a WebSocket app's buffered request.
+type OutBody = UnsyncBoxBody<Bytes, BoxError>;
+
 /// A keep-alive client for one upstream, and its health.
 pub struct Proxy {
     upstream: Uri,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, OutBody>,
     timeout: Duration,
     healthy: Arc<AtomicBool>,
     checker: JoinHandle<()>,
@@ -79,7 +84,7 @@ impl Proxy {
 
     /// Forwards one request whose headers the [`crate::backend`] has already made fit to pass on.
     pub async fn serve(&self, req: Request<Incoming>, metrics: &Arc<Metrics>) -> Response<Body> {
-        let req = match self.forward_request(req) {
+        let req = match self.forward_request(req.map(|body| body.map_err(BoxError::from).boxed_unsync())) {
             Ok(req) => req,
             Err(reason) => return body::text(StatusCode::BAD_REQUEST, reason),
         };
@@ -102,8 +107,39 @@ impl Proxy {
         }
     }
 
+    /// One request of a WebSocket app over the keep-alive pool, buffered both ways: its answer, at
+    /// most `limit` bytes of body, within `--upstream-timeout` for the head and for each piece of
+    /// the body.
+    pub async fn exchange(
+        &self,
+        req: Request<Bytes>,
+        limit: usize,
+    ) -> Result<Response<Bytes>, ExchangeError> {
+        let req = req.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
+        let req = self.forward_request(req).map_err(|reason| ExchangeError::Failed(reason.into()))?;
+        let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(response)) => response,
+            // Never reached: worth another attempt.
+            Ok(Err(error)) if error.is_connect() => {
+                return Err(ExchangeError::Unavailable(error.to_string()));
+            }
+            Ok(Err(error)) => return Err(ExchangeError::Failed(error.to_string())),
+            Err(_) => return Err(ExchangeError::Timeout),
+        };
+        let (parts, body) = response.into_parts();
+        let body = StallGuard::quiet(body, self.timeout).boxed_unsync();
+        match body::read_limited(body, limit).await {
+            Ok(body) => Ok(Response::from_parts(parts, body)),
+            Err(body::ReadError::TooLarge(limit)) => {
+                Err(ExchangeError::Failed(format!("the answer is over {limit} bytes")))
+            }
+            Err(body::ReadError::Broken(why)) if why.starts_with(STALLED) => Err(ExchangeError::Timeout),
+            Err(body::ReadError::Broken(why)) => Err(ExchangeError::Failed(why)),
+        }
+    }
+
     /// Points the request at the upstream: same method, path, query, headers and body.
-    fn forward_request(&self, req: Request<Incoming>) -> Result<Request<Incoming>, &'static str> {
+    fn forward_request(&self, req: Request<OutBody>) -> Result<Request<OutBody>, &'static str> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut uri = Uri::builder().path_and_query(path);
@@ -168,14 +204,35 @@ struct StallGuard {
     /// Armed when a poll finds nothing, disarmed by the next frame.
     timer: Pin<Box<Sleep>>,
     waiting: bool,
-    upstream: Uri,
-    metrics: Arc<Metrics>,
+    /// Where a cut-off is logged and counted; `None` when the caller reports it itself.
+    report: Option<(Uri, Arc<Metrics>)>,
 }
+
+/// The error a stalled body ends with.
+#[derive(Debug)]
+struct Stalled(Duration);
+
+/// How a stalled body's error begins.
+const STALLED: &str = "the upstream sent nothing for";
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{STALLED} {:?}", self.0)
+    }
+}
+
+impl std::error::Error for Stalled {}
 
 impl StallGuard {
     fn new(inner: Incoming, limit: Duration, upstream: Uri, metrics: Arc<Metrics>) -> Self {
         let timer = Box::pin(tokio::time::sleep(limit));
-        StallGuard { inner, limit, timer, waiting: false, upstream, metrics }
+        StallGuard { inner, limit, timer, waiting: false, report: Some((upstream, metrics)) }
+    }
+
+    /// A guard whose caller reports the cut-off.
+    fn quiet(inner: Incoming, limit: Duration) -> Self {
+        let timer = Box::pin(tokio::time::sleep(limit));
+        StallGuard { inner, limit, timer, waiting: false, report: None }
     }
 }
 
@@ -197,9 +254,11 @@ impl hyper::body::Body for StallGuard {
             this.timer.as_mut().reset(Instant::now() + this.limit);
         }
         ready!(this.timer.as_mut().poll(cx));
-        this.metrics.component_errors.inc();
-        warn!(upstream = %this.upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
-        Poll::Ready(Some(Err(format!("the upstream sent nothing for {:?}", this.limit).into())))
+        if let Some((upstream, metrics)) = &this.report {
+            metrics.component_errors.inc();
+            warn!(%upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
+        }
+        Poll::Ready(Some(Err(Stalled(this.limit).into())))
     }
 
     fn is_end_stream(&self) -> bool {

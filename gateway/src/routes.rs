@@ -14,6 +14,8 @@ pub const COMPONENT_HEALTH: &str = "/health";
 
 /// Label of the component's paths on the public listener.
 pub const COMPONENT: &str = "component";
+/// Label of WebSocket upgrades to the component's apps.
+pub const WEBSOCKET_APP: &str = "websocket_app";
 /// Label of any admin path the gateway does not serve.
 pub const ADMIN_OTHER: &str = "admin_other";
 /// Label of requests refused before routing (a missing or foreign `Host`).

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 
+use crate::apps;
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
 use crate::config::Config;
@@ -24,6 +25,7 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub ws: Arc<ws::Settings>,
+    pub apps: apps::Settings,
     pub origins: OriginPolicy,
     pub proxies: TrustedProxies,
     pub public_hosts: HostPolicy,
@@ -56,6 +58,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             metrics: Arc::new(Metrics::new()),
             ws: Arc::new(ws::Settings::from_config(&config)),
+            apps: apps::Settings::from_config(&config),
             origins: OriginPolicy::new(&config.allowed_origins),
             proxies: TrustedProxies::new(&config.trusted_proxies),
             public_hosts: HostPolicy::new(public.local_addr()?, &config.allowed_hosts),

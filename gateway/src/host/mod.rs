@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, oneshot};
@@ -30,6 +31,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use self::bounded::Bounded;
 use self::limits::InstanceLimiter;
+use crate::backend::ExchangeError;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::logging::clip;
@@ -226,12 +228,45 @@ impl Host {
         }
     }
 
-    async fn call(
+    /// One request of a WebSocket app, buffered both ways: its answer, at most `limit` bytes of
+    /// body, within the same deadline as any request.
+    pub async fn exchange(
         &self,
-        req: Request<Incoming>,
+        req: Request<Bytes>,
+        limit: usize,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Response<Bytes>, ExchangeError> {
+        let target = clip(req.uri().path(), 256).into_owned();
+        let response = match self.call(req.map(Full::new), metrics, &target).await {
+            Ok(response) => response,
+            Err(error) if error.is::<Busy>() => {
+                metrics.component_busy.inc();
+                return Err(ExchangeError::Unavailable("every component instance is busy".into()));
+            }
+            Err(error) if error.is::<DeadlineExceeded>() => return Err(ExchangeError::Timeout),
+            Err(error) => return Err(ExchangeError::Failed(clip(&format!("{error:#}"), 512).into_owned())),
+        };
+        let (parts, body) = response.into_parts();
+        match body::read_limited(body, limit).await {
+            Ok(body) => Ok(Response::from_parts(parts, body)),
+            Err(body::ReadError::TooLarge(limit)) => {
+                Err(ExchangeError::Failed(format!("the answer is over {limit} bytes")))
+            }
+            // The body guard ends a body that runs past the deadline.
+            Err(body::ReadError::Broken(_)) => Err(ExchangeError::Timeout),
+        }
+    }
+
+    async fn call<B>(
+        &self,
+        req: Request<B>,
         metrics: &Arc<Metrics>,
         target: &str,
-    ) -> anyhow::Result<Response<Body>> {
+    ) -> anyhow::Result<Response<Body>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         // One deadline for everything: the wait for an instance, the guest's work before its
         // answer, and the body it streams after it.
         let deadline = Instant::now() + self.timeout;

@@ -1,19 +1,18 @@
 //! One WebSocket connection: one task, one loop over one future that polls every source in order.
 //!
-//! The loop reads frames (echoing data), fires random-timed pushes, sends keepalive pings, watches
-//! for silence, and closes with 1001 when the gateway drains. All outbound traffic goes through the
-//! [`Outbox`], which is where backpressure is decided: echoes are never dropped, so when the outbox
-//! is full the loop stops reading from the client; pushes that do not fit are dropped and counted.
+//! The loop owns the socket: it reads frames and hands the client's messages to its [`Handler`]
+//! (the built-in echo, or an app in the component), sends keepalive pings, watches for silence,
+//! completes closing handshakes, and closes with 1001 when the gateway drains. Everything it sends
+//! goes through the [`Outbox`], which is where backpressure is decided.
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker, ready};
-use std::time::SystemTime;
+use std::task::{Poll, Waker};
 
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
@@ -24,15 +23,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tracing::{debug, info};
 
-use super::push::Schedule;
-use super::{OUTBOX_BUDGET, Settings};
+use super::Settings;
+use super::handler::{Closer, End, Flow, Handler};
+use super::outbox::{Kind, Out, Outbox};
 use crate::metrics::Metrics;
 
 /// What a connection task is given.
 #[derive(Debug)]
 pub struct Context {
     pub id: u64,
-    pub pushes: bool,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     /// Fires when the gateway starts draining: close with 1001.
@@ -41,122 +40,10 @@ pub struct Context {
     pub draining: Arc<AtomicBool>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Echo,
-    Push,
-    Control,
-}
-
-/// Outbound frames waiting for the socket, with their byte total.
-struct Outbox {
-    queue: VecDeque<(Message, Kind)>,
-    bytes: usize,
-    /// What this connection last added to the shared `outbox_bytes` gauge. Published once per
-    /// flush attempt, so an echo that goes straight out costs the shared gauge nothing.
-    published: usize,
-    /// Frames were handed to the writer since the last flush.
-    unflushed: bool,
-}
-
-impl Outbox {
-    fn has_room(&self) -> bool {
-        self.bytes < OUTBOX_BUDGET
-    }
-
-    fn has_work(&self) -> bool {
-        !self.queue.is_empty() || self.unflushed
-    }
-
-    /// Drops everything queued (the connection can send nothing more).
-    fn discard(&mut self) {
-        self.queue.clear();
-        self.bytes = 0;
-    }
-
-    fn push(&mut self, message: Message, kind: Kind) {
-        self.bytes += message.len();
-        self.queue.push_back((message, kind));
-    }
-
-    /// The common case: nothing is waiting and the writer is ready, so the frame goes straight to
-    /// it (the flush step then writes it out) and the queue never allocates. Otherwise it queues.
-    fn send_or_queue<W>(&mut self, sink: &mut W, message: Message, kind: Kind, metrics: &Metrics)
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
-        if self.queue.is_empty() {
-            // Asking without a waker is enough: on Pending, the flush step asks again properly.
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if let Poll::Ready(Ok(())) = sink.poll_ready_unpin(&mut cx) {
-                let len = message.len() as u64;
-                if sink.start_send_unpin(message).is_ok() {
-                    self.unflushed = true;
-                    Self::count(kind, len, metrics);
-                }
-                // A failed start_send means the connection is gone; the next read or flush ends it.
-                return;
-            }
-        }
-        self.push(message, kind);
-    }
-
-    fn count(kind: Kind, len: u64, metrics: &Metrics) {
-        match kind {
-            Kind::Echo => metrics.messages_echoed.inc(),
-            Kind::Push => metrics.pushes_sent.inc(),
-            Kind::Control => return,
-        };
-        metrics.bytes_sent.inc_by(len);
-    }
-
-    fn publish(&mut self, metrics: &Metrics) {
-        if self.bytes != self.published {
-            metrics.outbox_bytes.inc_by(self.bytes as i64 - self.published as i64);
-            self.published = self.bytes;
-        }
-    }
-
-    /// Hands queued frames to the writer as it accepts them, then flushes, so a burst becomes one
-    /// write. Cancel-safe: a frame leaves the queue only in the same poll that the writer takes it.
-    fn poll_flush<W>(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        sink: &mut W,
-        metrics: &Metrics,
-    ) -> Poll<Result<(), WsError>>
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
-        while !self.queue.is_empty() {
-            ready!(sink.poll_ready_unpin(cx))?;
-            let Some((message, kind)) = self.queue.pop_front() else { break };
-            let len = message.len();
-            self.bytes -= len;
-            sink.start_send_unpin(message)?;
-            self.unflushed = true;
-            Self::count(kind, len as u64, metrics);
-        }
-        if self.unflushed {
-            ready!(sink.poll_flush_unpin(cx))?;
-            self.unflushed = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Who closed the connection, and how.
-#[derive(Clone, Copy, Debug)]
-struct Closed {
-    by: &'static str,
-    code: Option<u16>,
-}
-
-/// Every deadline a connection keeps, behind one tokio timer: one registration in the runtime's
-/// timer wheel per connection instead of four, and one timer for the loop to check.
+/// Every deadline the loop keeps, behind one tokio timer: one registration in the runtime's timer
+/// wheel per connection, and one timer for the loop to check. The handler's own deadline (the
+/// next push, a keep-alive) joins them.
 struct Deadlines {
-    /// The next push, when pushes are on.
-    push: Option<Instant>,
     ping: Instant,
     /// When to look for silence: the idle timeout counts from the last frame heard, but this only
     /// moves when it is reached (moving a timer per frame would cost more than one timestamp).
@@ -166,46 +53,58 @@ struct Deadlines {
 }
 
 impl Deadlines {
-    fn next(&self) -> Instant {
+    fn next(&self, handler: Option<Instant>) -> Instant {
         match self.close {
             Some(close) => close,
-            None => self.push.map_or(self.ping, |push| push.min(self.ping)).min(self.idle),
+            None => handler.map_or(self.ping, |h| h.min(self.ping)).min(self.idle),
         }
     }
 }
 
 /// What woke the connection loop: the first ready source, in priority order.
-enum Event {
+enum Event<R> {
     Drain,
     Flushed(Result<(), WsError>),
-    /// The earliest of the [`Deadlines`] has passed.
+    /// The earliest of the deadlines has passed.
     Timer,
+    /// The handler's work in flight is done.
+    Ready(R),
     Frame(Option<Result<Message, WsError>>),
+}
+
+/// The close handshake as far as it has come.
+#[derive(Default)]
+struct Closing {
+    /// Who sent the first Close, and its code.
+    started: Option<(Closer, u16)>,
+    /// The client's Close frame, once it arrived.
+    client_close: Option<(u16, String)>,
+}
+
+impl Closing {
+    fn begun(&self) -> bool {
+        self.started.is_some()
+    }
 }
 
 /// Runs one WebSocket until it closes. Never panics on anything the client sends.
 ///
 /// One future polls everything in a fixed order (like a biased `select!`), with the socket owned
 /// whole: reading and writing need no `split()` and no lock between the two halves.
-pub async fn serve<S>(mut ws: WebSocketStream<S>, cx: Context)
+pub async fn serve<S, H>(mut ws: WebSocketStream<S>, cx: Context, mut handler: H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
 {
-    let Context { id, pushes, settings, metrics, mut drain, draining } = cx;
-    let mut outbox = Outbox { queue: VecDeque::new(), bytes: 0, published: 0, unflushed: false };
-    let mut schedule =
-        settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
+    let Context { id, settings, metrics, mut drain, draining } = cx;
+    let mut outbox = Outbox::default();
 
     let start = Instant::now();
-    let mut deadlines = Deadlines {
-        push: schedule.as_mut().map(|schedule| start + schedule.next_delay()),
-        ping: start + settings.ping_interval,
-        idle: start + settings.idle_timeout,
-        close: None,
-    };
+    let mut deadlines =
+        Deadlines { ping: start + settings.ping_interval, idle: start + settings.idle_timeout, close: None };
     // A copy of the timer's deadline, kept beside the loop's other state: comparing it after each
     // event does not touch the timer's own memory.
-    let mut timer_at = deadlines.next();
+    let mut timer_at = deadlines.next(handler.deadline());
     let timer = sleep_until(timer_at);
     tokio::pin!(timer);
     let mut last_heard = start;
@@ -219,8 +118,7 @@ where
     let mut drain_armed = false;
     let mut timer_armed = false;
 
-    let mut closed: Option<Closed> = None;
-    let mut closing = false;
+    let mut closing = Closing::default();
     let mut reading = true;
 
     loop {
@@ -232,7 +130,7 @@ where
                 timer_armed = false;
             }
             // A oneshot must not be polled after it fired: only until closing starts.
-            if !closing && (!drain_armed || draining.load(Ordering::Acquire)) {
+            if !closing.begun() && (!drain_armed || draining.load(Ordering::Acquire)) {
                 if Pin::new(&mut drain).poll(cx).is_ready() {
                     return Poll::Ready(Event::Drain);
                 }
@@ -252,10 +150,14 @@ where
                 }
                 timer_armed = true;
             }
+            if let Poll::Ready(ready) = handler.poll_ready(cx) {
+                return Poll::Ready(Event::Ready(ready));
+            }
             // Reading comes last: a client that never stops sending must not starve its own
             // pushes, pings or timers.
             if reading
                 && outbox.has_room()
+                && handler.takes_messages()
                 && let Poll::Ready(frame) = ws.poll_next_unpin(cx)
             {
                 return Poll::Ready(Event::Frame(frame));
@@ -264,12 +166,12 @@ where
         })
         .await;
 
-        match event {
-            Event::Drain => {
-                start_close(&mut outbox, &mut closed, &mut closing, 1001, "going away");
-                deadlines.close = Some(Instant::now() + settings.drain_close_timeout);
-            }
-            Event::Flushed(Ok(())) => {}
+        // What to do next, and who asked for it (a handler's Close is the handler's; the drain,
+        // the idle timeout and protocol errors are the gateway's).
+        let drained = matches!(event, Event::Drain);
+        let (flow, origin) = match event {
+            Event::Drain => (Flow::Close(1001, "going away".into()), Closer::Gateway),
+            Event::Flushed(Ok(())) => (Flow::Continue, Closer::Gateway),
             Event::Flushed(Err(e)) => {
                 log_error(id, "write", &e);
                 break;
@@ -281,36 +183,26 @@ where
                 if deadlines.close.is_some_and(|close| close <= now) {
                     break;
                 }
-                if deadlines.close.is_none() {
-                    if let Some((schedule, due)) = schedule.as_mut().zip(deadlines.push)
-                        && due <= now
-                    {
-                        // Stamp the time the push was scheduled for, so a client measuring
-                        // lateness against `ts` sees timer lag as well as the network.
-                        let text = schedule.next_message(SystemTime::now() - (now - due));
-                        if outbox.bytes + text.len() <= OUTBOX_BUDGET {
-                            outbox.send_or_queue(&mut ws, Message::text(text), Kind::Push, &metrics);
-                        } else {
-                            metrics.pushes_dropped.inc();
-                        }
-                        // The next delay counts from this push, so two pushes are never closer
-                        // than --push-min, however late this one was.
-                        deadlines.push = Some(now + schedule.next_delay());
-                    }
-                    if deadlines.ping <= now {
-                        outbox.push(Message::Ping(Bytes::new()), Kind::Control);
-                        deadlines.ping = now + settings.ping_interval;
-                    }
+                let mut flow = (Flow::Continue, Closer::Handler);
+                if handler.deadline().is_some_and(|due| due <= now) {
+                    flow.0 = handler.on_deadline(now, &mut Out::new(&mut outbox, &mut ws, &metrics));
+                }
+                if deadlines.ping <= now {
+                    outbox.push(Message::Ping(Bytes::new()), Kind::Control);
+                    deadlines.ping = now + settings.ping_interval;
+                }
+                if deadlines.idle <= now {
+                    deadlines.idle = last_heard + settings.idle_timeout;
                     if deadlines.idle <= now {
-                        deadlines.idle = last_heard + settings.idle_timeout;
-                        if deadlines.idle <= now {
-                            metrics.idle_timeouts.inc();
-                            debug!(conn = id, "idle timeout");
-                            start_close(&mut outbox, &mut closed, &mut closing, 1000, "idle timeout");
-                            deadlines.close = Some(now + settings.close_timeout);
-                        }
+                        metrics.idle_timeouts.inc();
+                        debug!(conn = id, "idle timeout");
+                        flow = (Flow::Close(1000, "idle timeout".into()), Closer::Gateway);
                     }
                 }
+                flow
+            }
+            Event::Ready(ready) => {
+                (handler.on_ready(ready, &mut Out::new(&mut outbox, &mut ws, &metrics)), Closer::Handler)
             }
             Event::Frame(frame) => {
                 last_heard = Instant::now();
@@ -319,19 +211,22 @@ where
                         Message::Text(_) | Message::Binary(_) => {
                             metrics.messages_received.inc();
                             metrics.bytes_received.inc_by(message.len() as u64);
-                            // After our Close, the protocol forbids sending data: drop late echoes.
-                            if !closing {
-                                outbox.send_or_queue(&mut ws, message, Kind::Echo, &metrics);
-                            }
+                            // After a Close, the protocol forbids sending data: late messages go
+                            // nowhere.
+                            let flow = if closing.begun() {
+                                Flow::Continue
+                            } else {
+                                handler.on_message(message, &mut Out::new(&mut outbox, &mut ws, &metrics))
+                            };
+                            (flow, Closer::Handler)
                         }
                         Message::Close(frame) => {
-                            if closed.is_none() {
-                                // A Close without a code reads as 1005, "no status received" (RFC 6455 §7.1.5).
-                                let code = frame.map_or(1005, |f| u16::from(f.code));
-                                closed = Some(Closed { by: "client", code: Some(code) });
-                            }
-                            if !closing {
-                                closing = true;
+                            // A Close without a code reads as 1005, "no status received" (RFC 6455 §7.1.5).
+                            let (code, reason) = frame
+                                .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                            closing.started.get_or_insert((Closer::Client, code));
+                            closing.client_close = Some((code, reason));
+                            if deadlines.close.is_none() {
                                 deadlines.close = Some(Instant::now() + settings.close_timeout);
                             }
                             // After the client's Close nothing more may be sent (RFC 6455 §5.5.1):
@@ -344,18 +239,21 @@ where
                             // unwritten behind a slow writer (tungstenite's read does not flush
                             // what a blocked flush left in its buffer).
                             reading = false;
+                            (Flow::Continue, Closer::Client)
                         }
                         // Pongs to our pings are queued by tungstenite; a pong just proves liveness.
-                        Message::Ping(_) => outbox.unflushed = true,
-                        Message::Pong(_) | Message::Frame(_) => {}
+                        Message::Ping(_) => {
+                            outbox.unflushed = true;
+                            (Flow::Continue, Closer::Client)
+                        }
+                        Message::Pong(_) | Message::Frame(_) => (Flow::Continue, Closer::Client),
                     },
                     Some(Err(error)) => {
                         reading = false;
                         match violation(&error) {
                             Some((code, reason)) => {
                                 info!(conn = id, %error, code, "closing on a client error");
-                                start_close(&mut outbox, &mut closed, &mut closing, code, reason);
-                                deadlines.close = Some(Instant::now() + settings.close_timeout);
+                                (Flow::Close(code, reason.into()), Closer::Gateway)
                             }
                             None => {
                                 log_error(id, "read", &error);
@@ -367,36 +265,57 @@ where
                     None => break,
                 }
             }
+        };
+        let (flow, origin) = match flow {
+            Flow::Fail(code, reason) => (Flow::Close(code, reason), Closer::Gateway),
+            flow => (flow, origin),
+        };
+        match flow {
+            Flow::Continue => {}
+            Flow::Close(code, reason) if !closing.begun() => {
+                start_close(&mut outbox, code, reason);
+                closing.started = Some((origin, code));
+                // A drain's closing handshake never outlasts the drain itself.
+                let wait = if drained { settings.drain_close_timeout } else { settings.close_timeout };
+                deadlines.close = Some(Instant::now() + wait);
+            }
+            Flow::Close(..) | Flow::Fail(..) => {}
+            Flow::Abort => break,
         }
         if !reading && !outbox.has_work() {
             break;
         }
-        if timer_fired || deadlines.next() != timer_at {
-            timer_at = deadlines.next();
+        let next = deadlines.next(handler.deadline());
+        if timer_fired || next != timer_at {
+            timer_at = next;
             timer.as_mut().reset(timer_at);
             timer_armed = false;
         }
     }
 
-    metrics.outbox_bytes.dec_by(outbox.published as i64);
-    let closed = closed.unwrap_or(Closed { by: "client", code: None });
-    metrics.closed(closed.by, closed.code);
-    debug!(conn = id, by = closed.by, code = closed.code, "ws closed");
+    outbox.unpublish(&metrics);
+    let (by, code) = match closing.started {
+        Some((closer, code)) => (Some(closer), Some(code)),
+        None => (None, None),
+    };
+    let label = match by {
+        Some(Closer::Client) | None => "client",
+        Some(Closer::Gateway) => "server",
+        Some(Closer::Handler) => "component",
+    };
+    metrics.closed(label, code);
+    debug!(conn = id, by = label, code, "ws closed");
+    handler.on_end(End { by, client_close: closing.client_close });
 }
 
-/// Queues our Close frame (after whatever is already queued, so no echo is lost).
-fn start_close(
-    outbox: &mut Outbox,
-    closed: &mut Option<Closed>,
-    closing: &mut bool,
-    code: u16,
-    reason: &'static str,
-) {
-    *closing = true;
-    if closed.is_none() {
-        *closed = Some(Closed { by: "server", code: Some(code) });
+/// Queues our Close frame (after whatever is already queued, so no message is lost). The reason is
+/// cut to what a Close frame holds (123 bytes), at a character boundary.
+fn start_close(outbox: &mut Outbox, code: u16, reason: Cow<'static, str>) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
     }
-    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
     outbox.push(Message::Close(Some(frame)), Kind::Control);
 }
 

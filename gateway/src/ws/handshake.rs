@@ -117,6 +117,11 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Whether a request asks to become a WebSocket (`Upgrade: websocket`), valid or not.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, header::UPGRADE, "websocket")
+}
+
 /// Checks an upgrade request that arrived over `scheme` and returns the `Sec-WebSocket-Accept`
 /// value to answer with.
 pub fn validate(

@@ -1,7 +1,11 @@
-//! The `/ws` endpoint: handshake validation, admission and the per-connection loop.
+//! WebSockets: handshake validation, admission, the per-connection loop and its outbox, and the
+//! built-in app on `/ws`.
 
+pub mod builtin;
 pub mod conn;
+pub mod handler;
 pub mod handshake;
+pub mod outbox;
 pub mod push;
 pub mod socket;
 pub mod upgrade;

@@ -12,7 +12,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use super::builtin::Builtin;
 use super::handshake::Rejection;
+use super::push::Schedule;
 use super::socket::Socket;
 use crate::body::{self, Body};
 use crate::http::ConnIo;
@@ -102,10 +104,12 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
     };
     let id = slot.id;
     let pushes = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "push=off"));
+    let settings = shared.ws.clone();
+    let schedule =
+        settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
     let cx = super::conn::Context {
         id,
-        pushes,
-        settings: shared.ws.clone(),
+        settings,
         metrics: shared.metrics.clone(),
         drain,
         draining: shared.drain.flag(),
@@ -123,7 +127,7 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
             debug!(conn = id, %peer, pushes, "ws opened");
             let protocol = Some(cx.settings.protocol);
             let ws = WebSocketStream::from_partially_read(io, early, Role::Server, protocol).await;
-            super::conn::serve(ws, cx).await;
+            super::conn::serve(ws, cx, Builtin::new(schedule)).await;
         }
         .instrument(span),
     );

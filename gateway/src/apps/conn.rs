@@ -1,0 +1,391 @@
+//! A connection served by an app in the component: the handler its connection loop runs.
+//!
+//! The client's messages queue as events; at most one request is in flight, and whatever arrived
+//! meanwhile goes, in order, into the next one. Each answer's events are carried out in order:
+//! messages go to the client through the outbox (never dropped, so a client that does not read
+//! stops its own requests), control messages act on the connection, a `CLOSE` closes it. A request
+//! that never reached the component is tried again with backoff; one that failed, timed out or
+//! got an unusable answer closes the connection with 1011. The connection's end is always told to
+//! the component ([`super::delivery`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Sink;
+use http::Response;
+use sidestream_events::control::{Control, KeepAlive, Message as ControlMessage, MessageKind};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
+use tracing::{debug, warn};
+
+use super::session::{Action, Failure, Ignored, Session};
+use crate::backend::ExchangeError;
+use crate::server::Shared;
+use crate::ws::handler::{Closer, End, Flow, Handler};
+use crate::ws::outbox::{Kind, Out};
+
+/// An answer on its way, as a future the connection polls.
+pub type Answer = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ExchangeError>> + Send>>;
+
+/// A request in flight: what it carries (for another attempt) and its answer to come.
+pub struct InFlight {
+    kind: &'static str,
+    body: Bytes,
+    attempt: u32,
+    answer: Answer,
+}
+
+impl InFlight {
+    /// Waits for the answer of a request whose connection has ended.
+    pub async fn finish(self) -> Result<Response<Bytes>, ExchangeError> {
+        self.answer.await
+    }
+}
+
+/// What the handler's own work delivers to the loop.
+pub enum Ready {
+    /// The first answer's actions, carried out once the socket is up.
+    Opened(Vec<Action>),
+    Answered {
+        kind: &'static str,
+        body: Bytes,
+        attempt: u32,
+        result: Result<Response<Bytes>, ExchangeError>,
+    },
+}
+
+/// A request to send again after a wait.
+struct Retry {
+    at: Instant,
+    kind: &'static str,
+    body: Bytes,
+    attempt: u32,
+}
+
+/// Keeps `app_connections_active` true while the handler lives.
+struct Active(Arc<Shared>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.metrics.app_connections_active.dec();
+    }
+}
+
+pub struct ComponentApp {
+    shared: Arc<Shared>,
+    conn: u64,
+    session: Session,
+    opened: Option<Vec<Action>>,
+    in_flight: Option<InFlight>,
+    retry: Option<Retry>,
+    keep_alive_at: Option<Instant>,
+    /// After `detach`: the client's messages no longer go to the component.
+    detached: bool,
+    /// The component ended the connection with `DISCONNECT`: nothing more is told to it.
+    dropped: bool,
+    /// A GRIP keep-alive for the client, and when it is due.
+    keep_alive_message: Option<(KeepAlive, Instant)>,
+    delayed: Option<(Message, Instant)>,
+    _active: Active,
+}
+
+impl ComponentApp {
+    /// The handler of a connection whose `OPEN` was accepted, with that answer's other actions.
+    pub fn new(shared: Arc<Shared>, conn: u64, session: Session, opened: Vec<Action>) -> Self {
+        shared.metrics.app_connections_active.inc();
+        let keep_alive_at = session.keep_alive().map(|every| Instant::now() + every);
+        ComponentApp {
+            _active: Active(shared.clone()),
+            shared,
+            conn,
+            session,
+            opened: Some(opened),
+            in_flight: None,
+            retry: None,
+            keep_alive_at,
+            detached: false,
+            dropped: false,
+            keep_alive_message: None,
+            delayed: None,
+        }
+    }
+
+    fn start(&mut self, kind: &'static str, body: Bytes, attempt: u32) {
+        let request = self.session.request(body.clone(), attempt);
+        let shared = self.shared.clone();
+        let answer: Answer = Box::pin(async move {
+            let limit = shared.apps.max_answer_bytes;
+            shared.backend.exchange(request, limit, &shared.metrics).await
+        });
+        self.in_flight = Some(InFlight { kind, body, attempt, answer });
+        self.keep_alive_at = None;
+    }
+
+    /// Sends what waits, if nothing is in flight and the client keeps up with the answers.
+    fn next<W>(&mut self, out: &Out<'_, W>)
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && out.has_room() {
+            let events = self.session.take_events();
+            self.start("events", events, 1);
+        }
+    }
+
+    fn sent_to_client(&mut self, now: Instant) {
+        if let Some((keep_alive, due)) = &mut self.keep_alive_message
+            && keep_alive.mode == sidestream_events::control::KeepAliveMode::Idle
+        {
+            *due = now + keep_alive.timeout;
+        }
+    }
+
+    /// Carries out an answer's actions, in order.
+    fn act<W>(&mut self, actions: Vec<Action>, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        let now = Instant::now();
+        for action in actions {
+            match action {
+                Action::Send(message) => {
+                    out.send(message, Kind::App);
+                    self.sent_to_client(now);
+                }
+                Action::Control(control) => self.control(control, now, out),
+                Action::Close(close) => {
+                    let (code, reason) = close.unwrap_or((1000, String::new()));
+                    return Flow::Close(code, reason.into());
+                }
+                Action::Drop => {
+                    self.dropped = true;
+                    return Flow::Abort;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn control<W>(&mut self, control: Control, now: Instant, out: &mut Out<'_, W>)
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        let metrics = &self.shared.metrics;
+        let what = match &control {
+            Control::Subscribe { .. } => "subscribe",
+            Control::Unsubscribe { .. } => "unsubscribe",
+            Control::Detach => "detach",
+            Control::Session { .. } => "session",
+            Control::SetMeta { .. } => "set_meta",
+            Control::KeepAlive(_) => "keep_alive",
+            Control::SendDelayed { .. } => "send_delayed",
+            Control::FlushDelayed => "flush_delayed",
+        };
+        metrics.app_controls.get_or_create(&crate::metrics::WhatLabels { what }).inc();
+        match control {
+            // Channels, and the session id and meta values their publish filters read, are
+            // counted for now and have no effect.
+            Control::Subscribe { .. }
+            | Control::Unsubscribe { .. }
+            | Control::Session { .. }
+            | Control::SetMeta { .. } => {
+                debug!(conn = self.conn, what, "control message without effect");
+            }
+            Control::Detach => self.detached = true,
+            Control::KeepAlive(keep_alive) => {
+                self.keep_alive_message = keep_alive.map(|k| {
+                    let due = now + k.timeout;
+                    (k, due)
+                });
+            }
+            Control::SendDelayed { message, timeout } => {
+                // One delayed message at a time: a new one sends the one before it now.
+                if let Some((earlier, _)) = self.delayed.take() {
+                    out.send(earlier, Kind::App);
+                }
+                self.delayed = Some((to_message(message), now + timeout));
+            }
+            Control::FlushDelayed => {
+                if let Some((message, _)) = self.delayed.take() {
+                    out.send(message, Kind::App);
+                }
+            }
+        }
+    }
+
+    pub(super) fn count_ignored(&self, ignored: &[Ignored]) {
+        for what in ignored {
+            let what = match what {
+                Ignored::UnknownControl => "unknown_control",
+                Ignored::BadControl => "bad_control",
+                Ignored::Unprefixed => "unprefixed",
+                Ignored::UnknownEvent => "unknown_event",
+            };
+            self.shared.metrics.app_ignored.get_or_create(&crate::metrics::WhatLabels { what }).inc();
+        }
+    }
+}
+
+fn to_message(message: ControlMessage) -> Message {
+    let bytes = WsBytes::from(message.content);
+    match message.kind {
+        MessageKind::Text => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Message::text(text),
+            Err(_) => Message::binary(bytes),
+        },
+        MessageKind::Binary => Message::binary(bytes),
+        MessageKind::Ping => Message::Ping(bytes),
+        MessageKind::Pong => Message::Pong(bytes),
+    }
+}
+
+/// The metrics label of a failed exchange.
+fn result_label(error: &ExchangeError) -> &'static str {
+    match error {
+        ExchangeError::Unavailable(_) => "unavailable",
+        ExchangeError::Timeout => "timeout",
+        ExchangeError::Failed(_) => "failed",
+    }
+}
+
+impl Handler for ComponentApp {
+    type Ready = Ready;
+
+    fn deadline(&self) -> Option<Instant> {
+        let keep_alive = self.keep_alive_at.filter(|_| self.in_flight.is_none() && self.retry.is_none());
+        [
+            self.retry.as_ref().map(|r| r.at),
+            keep_alive,
+            self.keep_alive_message.as_ref().map(|(_, at)| *at),
+            self.delayed.as_ref().map(|(_, at)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_deadline<W>(&mut self, now: Instant, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        if let Some(retry) = self.retry.take_if(|r| r.at <= now) {
+            self.start(retry.kind, retry.body, retry.attempt);
+        }
+        if self.keep_alive_at.is_some_and(|at| at <= now) && self.in_flight.is_none() && self.retry.is_none()
+        {
+            let events = self.session.take_events();
+            let kind = if events.is_empty() { "keepalive" } else { "events" };
+            self.start(kind, events, 1);
+        }
+        if let Some((keep_alive, due)) = &mut self.keep_alive_message
+            && *due <= now
+        {
+            *due = now + keep_alive.timeout;
+            out.send(to_message(keep_alive.message.clone()), Kind::App);
+        }
+        if let Some((message, _)) = self.delayed.take_if(|(_, at)| *at <= now) {
+            out.send(message, Kind::App);
+            self.sent_to_client(now);
+        }
+        Flow::Continue
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        if let Some(actions) = self.opened.take() {
+            return Poll::Ready(Ready::Opened(actions));
+        }
+        let Some(in_flight) = &mut self.in_flight else { return Poll::Pending };
+        let result = std::task::ready!(in_flight.answer.as_mut().poll(cx));
+        let InFlight { kind, body, attempt, .. } = self.in_flight.take().expect("polled just now");
+        Poll::Ready(Ready::Answered { kind, body, attempt, result })
+    }
+
+    fn on_ready<W>(&mut self, ready: Ready, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        let metrics = self.shared.metrics.clone();
+        let (kind, body, attempt, result) = match ready {
+            Ready::Opened(actions) => return self.act(actions, out),
+            Ready::Answered { kind, body, attempt, result } => (kind, body, attempt, result),
+        };
+        let now = Instant::now();
+        match result {
+            Ok(response) => match self.session.apply(&response) {
+                Ok((actions, ignored)) => {
+                    metrics.app_request(kind, "ok");
+                    self.count_ignored(&ignored);
+                    let flow = self.act(actions, out);
+                    self.keep_alive_at = self.session.keep_alive().map(|every| now + every);
+                    if flow == Flow::Continue {
+                        self.next(out);
+                    }
+                    flow
+                }
+                Err(failure) => {
+                    metrics.app_request(kind, "bad_answer");
+                    let why = match failure {
+                        Failure::Status(status) => {
+                            format!("status {status}, not 200 {}", sidestream_events::reply::CONTENT_TYPE)
+                        }
+                        Failure::Malformed(error) => error.to_string(),
+                        Failure::LateOpen => "an OPEN after the first answer".into(),
+                    };
+                    warn!(conn = self.conn, kind, %why, "WebSocket app answered badly; closing with 1011");
+                    Flow::Fail(1011, "the app's answer was not usable".into())
+                }
+            },
+            Err(ExchangeError::Unavailable(why)) if attempt <= self.shared.apps.retries => {
+                metrics.app_retries.inc();
+                let at = now + self.shared.apps.backoff(attempt + 1);
+                debug!(conn = self.conn, kind, attempt, %why, "WebSocket app unavailable; trying again");
+                self.retry = Some(Retry { at, kind, body, attempt: attempt + 1 });
+                Flow::Continue
+            }
+            Err(error) => {
+                metrics.app_request(kind, result_label(&error));
+                warn!(conn = self.conn, kind, attempt, %error, "WebSocket app request failed; closing with 1011");
+                Flow::Fail(1011, "the app failed".into())
+            }
+        }
+    }
+
+    fn takes_messages(&self) -> bool {
+        self.session.pending() < self.shared.apps.batch_bytes
+    }
+
+    fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        if !self.detached {
+            self.session.queue(&message);
+            self.next(out);
+        }
+        Flow::Continue
+    }
+
+    fn on_end(self, end: End) {
+        if self.dropped {
+            return;
+        }
+        // A closing handshake the client or the app began, that the client completed, is a
+        // CLOSE with the client's code; anything else (the gateway's own closes, a vanished client)
+        // is a DISCONNECT.
+        let close = match end.by {
+            Some(Closer::Client | Closer::Handler) => end.client_close,
+            Some(Closer::Gateway) | None => None,
+        };
+        let shared = self.shared.clone();
+        shared.drain.deliveries.spawn(super::delivery::deliver(
+            self.shared,
+            self.session,
+            self.in_flight,
+            close,
+        ));
+    }
+}

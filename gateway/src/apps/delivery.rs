@@ -1,0 +1,71 @@
+//! A connection's last event for its component: `CLOSE` after a closing handshake, `DISCONNECT`
+//! after anything else (a client that vanished, a limit, the drain, a failing component).
+//!
+//! Delivered with retries, whatever went wrong with an attempt (no answer, a 5xx, a trap, a
+//! timeout), with exponential backoff, up to `--app-retries` more attempts; an answer of 2xx or
+//! 4xx ends it. Each retry carries `Sidestream-Attempt`. A request still in flight when the
+//! connection ended is answered first (its answer has nowhere to go, and is counted), so the
+//! component sees the connection's events in order. The drain waits for deliveries too, within
+//! its one budget.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use super::conn::InFlight;
+use super::session::Session;
+use crate::server::Shared;
+
+pub async fn deliver(
+    shared: Arc<Shared>,
+    session: Session,
+    in_flight: Option<InFlight>,
+    close: Option<(u16, String)>,
+) {
+    let metrics = &shared.metrics;
+    if let Some(in_flight) = in_flight {
+        let _ = in_flight.finish().await;
+        metrics.app_late_answers.inc();
+    }
+    let event = if close.is_some() { "close" } else { "disconnect" };
+    let settings = &shared.apps;
+    let mut attempt = 1;
+    loop {
+        let request =
+            session.last_request(close.as_ref().map(|(code, reason)| (*code, reason.as_str())), attempt);
+        let problem = match shared.backend.exchange(request, settings.max_answer_bytes, metrics).await {
+            Ok(answer) if answer.status().is_success() => {
+                metrics.app_request("last", "ok");
+                metrics
+                    .app_last_events
+                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "delivered" })
+                    .inc();
+                return;
+            }
+            // The component heard it and said no: asking again would not change its mind.
+            Ok(answer) if answer.status().is_client_error() => {
+                metrics.app_request("last", "refused");
+                metrics
+                    .app_last_events
+                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "refused" })
+                    .inc();
+                return;
+            }
+            Ok(answer) => format!("status {}", answer.status()),
+            Err(error) => error.to_string(),
+        };
+        if attempt > settings.retries {
+            metrics.app_request("last", "failed");
+            metrics
+                .app_last_events
+                .get_or_create(&crate::metrics::LastEventLabels { event, result: "gave_up" })
+                .inc();
+            warn!(connection = %session.id, event, attempts = attempt, %problem, "giving up on a connection's last event");
+            return;
+        }
+        attempt += 1;
+        metrics.app_retries.inc();
+        debug!(connection = %session.id, event, attempt, %problem, "the last event again");
+        tokio::time::sleep(settings.backoff(attempt)).await;
+    }
+}

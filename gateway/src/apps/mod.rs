@@ -1,0 +1,79 @@
+//! WebSocket apps in the component: every WebSocket upgrade but `/ws` is offered to the component
+//! at its own path, and the connection's events reach it as plain HTTP requests in Pushpin's
+//! WebSocket-over-HTTP protocol (<https://pushpin.org/docs/protocols/websocket-over-http/>), so
+//! the same component runs on Spin, the SpinKube shim, any wasi-http host, and behind Pushpin.
+//!
+//! [`open`] turns the handshake into the `OPEN` request and the component's answer into a `101`
+//! or a refusal; [`conn`] is the handler the connection loop runs: it batches the client's messages
+//! into requests (one in flight at a time) and carries out the answers; [`delivery`] sends a
+//! connection's last event, `CLOSE` or `DISCONNECT`, with retries; [`session`] is the protocol
+//! itself, without I/O.
+
+pub mod conn;
+pub mod delivery;
+pub mod open;
+pub mod session;
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// The limits of WebSocket apps, fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Most bytes of events in one request; reading from the client stops at it.
+    pub batch_bytes: usize,
+    /// Largest answer body.
+    pub max_answer_bytes: usize,
+    /// Attempts after the first, for requests that did not reach the component and for last
+    /// events.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles with each.
+    pub retry_delay: Duration,
+}
+
+/// The longest wait between two attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// A refused handshake's body goes to the client up to this size (as Pushpin's `REJECT_BODY_MAX`).
+pub const MAX_REFUSAL_BODY: usize = 100_000;
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Settings {
+            batch_bytes: config.app_batch_bytes,
+            max_answer_bytes: config.app_max_answer_bytes,
+            retries: config.app_retries,
+            retry_delay: config.app_retry_delay,
+        }
+    }
+
+    /// The wait before attempt `attempt` (2 is the first retry): the delay doubling each time,
+    /// plus up to one delay of jitter so that many connections retrying at once spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self.retry_delay.saturating_mul(1 << attempt.saturating_sub(2).min(16));
+        let jitter = self.retry_delay.mul_f64(rand::random::<f64>());
+        (doubled + jitter).min(MAX_RETRY_WAIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_longer_each_time_within_bounds() {
+        let settings = Settings {
+            batch_bytes: 0,
+            max_answer_bytes: 0,
+            retries: 5,
+            retry_delay: Duration::from_millis(100),
+        };
+        for (attempt, low) in [(2, 100), (3, 200), (4, 400), (5, 800)] {
+            let wait = settings.backoff(attempt);
+            let low = Duration::from_millis(low);
+            assert!(wait >= low && wait <= low + Duration::from_millis(100), "attempt {attempt}: {wait:?}");
+        }
+        assert_eq!(settings.backoff(40), MAX_RETRY_WAIT);
+    }
+}

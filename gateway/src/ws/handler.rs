@@ -1,0 +1,79 @@
+//! What a WebSocket's messages go to. The connection loop ([`super::conn`]) owns the socket, the
+//! outbox, pings, the idle timeout, the close handshake and the drain; a handler decides what the
+//! client's messages mean and what else is sent: the built-in echo and pushes ([`super::builtin`]),
+//! or an app in the component ([`crate::apps`]).
+
+use std::borrow::Cow;
+use std::task::{Context, Poll};
+
+use futures_util::Sink;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+
+use super::outbox::Out;
+
+/// What the loop should do after a handler's turn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Start the closing handshake with this code and reason (at most 123 bytes are sent).
+    Close(u16, Cow<'static, str>),
+    /// The same, on the gateway's behalf rather than the handler's (the handler's work failed).
+    Fail(u16, Cow<'static, str>),
+    /// End the connection now, without a closing handshake.
+    Abort,
+}
+
+/// Who started a connection's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closer {
+    /// The client sent the first Close.
+    Client,
+    /// The gateway: a limit, a timeout, a protocol error, the drain.
+    Gateway,
+    /// The handler (a component's `CLOSE`).
+    Handler,
+}
+
+/// How a connection ended, for the handler's last word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct End {
+    /// Who started the close; `None` when the stream just ended (a reset, a vanished client).
+    pub by: Option<Closer>,
+    /// The client's Close frame, if one arrived: its code (1005 without one) and reason.
+    pub client_close: Option<(u16, String)>,
+}
+
+/// A connection's handler. Its methods are called from the connection's one loop, never
+/// concurrently; `W` is the socket's writer, reached through [`Out`].
+pub trait Handler {
+    /// What the handler's own work in flight (a request to a component) delivers.
+    type Ready;
+
+    /// The handler's next deadline (the next push, a keep-alive), kept on the connection's timer.
+    fn deadline(&self) -> Option<Instant>;
+
+    /// Its deadline has passed.
+    fn on_deadline<W>(&mut self, now: Instant, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin;
+
+    /// Polled on every turn of the loop, before the socket is read.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Self::Ready>;
+
+    fn on_ready<W>(&mut self, ready: Self::Ready, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin;
+
+    /// Whether the handler takes another message now (its own backpressure, besides the outbox's).
+    fn takes_messages(&self) -> bool;
+
+    /// A Text or Binary message from the client (never after the closing handshake has begun).
+    fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin;
+
+    /// The connection is over.
+    fn on_end(self, end: End);
+}
