@@ -12,6 +12,8 @@ pub mod apps;
 mod assets;
 #[cfg(feature = "fault-injection")]
 mod fault;
+#[cfg(feature = "fault-injection")]
+mod fault_app;
 mod negotiate;
 mod respond;
 
@@ -48,13 +50,26 @@ mod export {
         let meta = sidestream_events::meta_of(
             req.headers().filter_map(|(name, value)| Some((name, value.as_str()?))),
         );
-        let answer = super::apps::handle(req.path(), meta, req.body())?;
+        #[cfg(feature = "fault-injection")]
+        if req.path() == super::fault_app::PATH {
+            let attempt = req.header("sidestream-attempt").and_then(|v| v.as_str()?.parse().ok());
+            return Some(build(super::fault_app::handle(
+                req.query(),
+                attempt.unwrap_or(1),
+                meta,
+                req.body(),
+            )));
+        }
+        super::apps::handle(req.path(), meta, req.body()).map(build)
+    }
+
+    fn build(answer: super::apps::Answer) -> Response {
         let mut builder = Response::builder();
         builder.status(answer.status);
         for (name, value) in answer.headers {
             builder.header(name, value);
         }
-        Some(builder.body(answer.body).build())
+        builder.body(answer.body).build()
     }
 
     fn reply(req: &Request) -> Response {

@@ -358,6 +358,13 @@ impl Handler for ComponentApp {
         self.session.pending() < self.shared.apps.batch_bytes
     }
 
+    fn on_flushed<W>(&mut self, out: &mut Out<'_, W>)
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        self.next(out);
+    }
+
     fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
     where
         W: Sink<Message, Error = WsError> + Unpin,

@@ -69,6 +69,12 @@ impl Handler for Builtin {
         true
     }
 
+    fn on_flushed<W>(&mut self, _: &mut Out<'_, W>)
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+    }
+
     fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
     where
         W: Sink<Message, Error = WsError> + Unpin,

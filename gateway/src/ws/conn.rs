@@ -171,7 +171,12 @@ where
         let drained = matches!(event, Event::Drain);
         let (flow, origin) = match event {
             Event::Drain => (Flow::Close(1001, "going away".into()), Closer::Gateway),
-            Event::Flushed(Ok(())) => (Flow::Continue, Closer::Gateway),
+            Event::Flushed(Ok(())) => {
+                if !closing.begun() {
+                    handler.on_flushed(&mut Out::new(&mut outbox, &mut ws, &metrics));
+                }
+                (Flow::Continue, Closer::Gateway)
+            }
             Event::Flushed(Err(e)) => {
                 log_error(id, "write", &e);
                 break;

@@ -69,6 +69,11 @@ pub trait Handler {
     /// Whether the handler takes another message now (its own backpressure, besides the outbox's).
     fn takes_messages(&self) -> bool;
 
+    /// The outbox was written out: what waited for the client to catch up may go on.
+    fn on_flushed<W>(&mut self, out: &mut Out<'_, W>)
+    where
+        W: Sink<Message, Error = WsError> + Unpin;
+
     /// A Text or Binary message from the client (never after the closing handshake has begun).
     fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
     where
