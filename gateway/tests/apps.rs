@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -132,10 +130,11 @@ async fn a_handshake_the_app_refuses_or_no_app_serves_gets_the_components_answer
         handshake(gw.addr, "/fault/ws?refuse=403", &[]).await.err(),
         Some((403, "refused by the app\n".into()))
     );
-    let (status, _) = handshake(gw.addr, "/no-app-here", &[]).await.err().expect("no app");
+    let (status, _) = handshake(gw.addr, "/no-app-here", &[]).await.expect_err("no app");
     assert_eq!(status, 404, "the component's 404 is the handshake's answer");
     // The gateway's own checks come first, as for /ws.
-    let (status, _) = handshake(gw.addr, "/echo", &[("origin", "https://evil.example")]).await.err().unwrap();
+    let (status, _) =
+        handshake(gw.addr, "/echo", &[("origin", "https://evil.example")]).await.expect_err("origin");
     assert_eq!(status, 403);
     let m = gw.metrics().await;
     assert_eq!(m.get(r#"sidestream_app_requests_total{kind="open",result="refused"}"#), 2.0);
