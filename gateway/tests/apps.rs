@@ -649,3 +649,33 @@ async fn the_same_component_behind_a_second_gateway_gives_the_same_transcript() 
     proxied.stop().await;
     direct.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_the_last_event_survives_two_failed_attempts_after_a_reset_a_limit_and_on_drain() {
+    let mut gw = fault_gateway(&["--app-retry-delay", "50ms", "--max-message-size", "1024", "--drain-spread", "0s"]).await;
+    let mut bystander = Bystander::new(&gw).await;
+    let path = "/fault/ws?last-fails=2";
+    let delivered = r#"sidestream_app_last_events_total{event="disconnect",result="delivered"}"#;
+
+    let mut ws = gw.ws(path).await;
+    send(&mut ws, Message::text("before the reset")).await;
+    assert_eq!(next_data(&mut ws).await, Message::text("before the reset"));
+    reset(ws);
+    metric_reaches(&gw, delivered, 1.0).await;
+    bystander.check().await;
+
+    let mut big = gw.ws(path).await;
+    send(&mut big, Message::text("x".repeat(2000))).await;
+    assert_eq!(close_code(&mut big).await, 1009);
+    metric_reaches(&gw, delivered, 2.0).await;
+    bystander.check().await;
+    assert_eq!(gw.metrics().await.get("sidestream_app_retries_total"), 4.0, "two failed attempts each");
+
+    let mut drained = gw.ws(path).await;
+    gw.trigger_shutdown();
+    assert_eq!(close_code(&mut drained).await, 1001);
+    // The bystander does not answer its 1001, which holds the drain open: the admin port still
+    // answers meanwhile.
+    metric_reaches(&gw, delivered, 3.0).await;
+    within("the drain waits for every last event", &mut gw.task).await.unwrap().unwrap();
+}
