@@ -1,22 +1,32 @@
-// sidestream's page: a live view of the gateway's WebSocket stream.
+// sidestream's page: a live view of a WebSocket app, the gateway's built-in stream or the component's
+// echo app, switched in the header.
 //
-// Connects to ws(s)://<this page's host>/ws. Query parameters, mostly for tests:
-//   ?ws=URL         connect there instead: a path, or a URL on this page's own origin (see endpoint.js)
+// Connects to ws(s)://<this page's host>/ws, or /echo. Query parameters:
+//   ?app=echo       open the component's /echo app (default: the built-in /ws); the switch keeps it
+//                   current, so a copied link opens the same app (see apps.js)
+//   ?ws=URL         connect the chosen app there instead: a path, or a URL on this page's own origin
+//                   (see endpoint.js); mostly for tests, and dropped by the switch
 //   ?backoff=MS     first reconnect delay (default 500; the e2e tests use 200 to stay fast)
 //   ?backoffmax=MS  ceiling of the reconnect delay (default and upper limit 30000)
 //   ?drainwindow=MS window of the random wait after a Close 1001 (default 5000, the gateway's
 //                   default --drain-spread; 0 to 30000)
 //
-// What it sends and receives is typed in protocol.js: it sends chat frames, the gateway echoes them
-// unchanged (so the echo carries the id back and the round-trip time is measured locally) and pushes
-// values at random times.
+// What it sends and receives is typed in protocol.js: it sends chat frames; /ws echoes them unchanged
+// and pushes values at random times, /echo answers each with an echo frame that numbers it and carries
+// it whole as text, and pushes nothing. Either way the echo brings the id back and the round-trip time
+// is measured locally.
+//
+// The log is the page's history and outlives a switch (which it marks); the chart and the counters
+// describe the app in use and start over with it.
 
+/** @import { App } from "./apps.js" */
 /** @import { ChatFrame, PushFrame } from "./protocol.js" */
-/** @import { StateDetail } from "./connection.js" */
+/** @import { CloseDetail, StateDetail } from "./connection.js" */
+import { APPS, hrefForApp, startingPoint } from "./apps.js";
 import { Connection, DRAIN_WINDOW_MS, describeClose } from "./connection.js";
 import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
-import { isChat, isPush, parseJson } from "./protocol.js";
+import { pendingFor, readFrame } from "./protocol.js";
 
 /** The log keeps this many entries; older ones are dropped so a long-open tab stays small. */
 const LOG_LIMIT = 500;
@@ -74,17 +84,20 @@ const el = {
   pending: $("count-pending", HTMLElement),
   pendingStat: $("stat-pending", HTMLElement),
   announcer: $("announcer", HTMLElement),
+  chart: $("chart", HTMLCanvasElement),
+  appRadios: { ws: $("app-ws", HTMLInputElement), echo: $("app-echo", HTMLInputElement) },
 };
 
 const params = new URLSearchParams(location.search);
-const endpoint = socketUrl(params.get("ws"), location.href);
-const url = endpoint.url;
-const connection = new Connection(url, {
+const start = startingPoint(location.href);
+/** The app on screen: the one the socket is open, or being opened, to. */
+let app = start.app;
+const connection = new Connection(start.url, {
   baseMs: clampParam("backoff", 500, 50, 30_000),
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
   drainWindowMs: clampParam("drainwindow", DRAIN_WINDOW_MS, 0, 30_000),
 });
-const chart = new LiveChart($("chart", HTMLCanvasElement));
+const chart = new LiveChart(el.chart);
 
 const counts = { sent: 0, echoes: 0, pushes: 0 };
 /** @type {number[]} push arrival times (performance.now()) inside RATE_WINDOW_MS */
@@ -201,13 +214,56 @@ function setChatState(msg, state, rttMs = 0) {
   }
 }
 
-/** @param {string} text */
-function logEcho(text) {
-  const { body } = addEntry("echo");
+/**
+ * @param {Outgoing} msg
+ * @param {number} rttMs
+ * @param {number | null} n /echo's count of the message; null from /ws, which counts nothing
+ */
+function setEchoed(msg, rttMs, n) {
+  setChatState(msg, "echoed", rttMs);
+  if (!msg.view || n === null) return;
+  msg.view.li.dataset.n = String(n);
+  msg.view.meta.textContent = `echo #${n} · RTT ${formatMs(rttMs)}`;
+}
+
+/**
+ * An echo of nothing the page is waiting for: something sent raw, a binary frame.
+ * @param {string} text
+ * @param {number | null} n /echo's count, when it gave one
+ */
+function logEcho(text, n = null) {
+  const { li, body } = addEntry("echo");
+  if (n !== null) {
+    li.dataset.n = String(n);
+    const seq = document.createElement("span");
+    seq.className = "seq";
+    seq.textContent = `#${n}`;
+    body.append(seq);
+  }
   const span = document.createElement("span");
   span.className = "text";
   span.textContent = text;
   body.append(span);
+}
+
+/**
+ * The line that marks a switch in the log; `meta` is filled in once the old socket has closed.
+ * @param {App} from
+ * @param {App} to
+ */
+function logSwitch(from, to) {
+  const { li, body, tag } = addEntry("system");
+  tag.textContent = "app";
+  li.dataset.tone = "info";
+  li.dataset.switch = to.id;
+  li.classList.add("entry-switch");
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = `Switched from ${from.label} to ${to.label}`;
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  body.append(text, meta);
+  return { li, meta };
 }
 
 /** @param {number} ms */
@@ -288,11 +344,10 @@ function onMessage(data) {
     renderCounts();
     return;
   }
-  // Not JSON, or not a shape the page knows: an echo of something sent raw; shown as it came.
-  const frame = parseJson(data);
-  const msg = isChat(frame) ? inflight.get(frame.id) : undefined;
-  if (isPush(frame)) {
-    onPush(frame);
+  const reading = readFrame(data);
+  const msg = pendingFor(reading, inflight);
+  if (reading.kind === "push") {
+    onPush(reading.push);
   } else if (msg !== undefined) {
     inflight.delete(msg.id);
     const rtt = performance.now() - msg.sentPerf;
@@ -300,11 +355,13 @@ function onMessage(data) {
     el.rtt.textContent = formatMs(rtt);
     // An entry already dropped from the log (cap, Clear) is updated off-screen: re-adding it as a new
     // entry would push out more entries whose echoes are still coming, and so on.
-    setChatState(msg, "echoed", rtt);
-    el.announcer.textContent = `Message ${msg.id} echoed in ${formatMs(rtt)}`;
+    setEchoed(msg, rtt, reading.n);
+    const as = reading.n === null ? "" : ` as echo #${reading.n}`;
+    el.announcer.textContent = `Message ${msg.id} echoed${as} in ${formatMs(rtt)}`;
   } else {
+    // Not a frame of the page's own: an echo of something sent raw, shown as it came.
     counts.echoes += 1;
-    logEcho(isChat(frame) ? frame.text : data);
+    logEcho(reading.text, reading.n);
   }
   renderCounts();
 }
@@ -387,12 +444,74 @@ function tick() {
   renderCountdown();
 }
 
+// ---------------------------------------------------------------- apps
+
+/** Everything on screen that says which app is in use. */
+function renderApp() {
+  document.body.dataset.app = app.id;
+  el.appRadios[app.id].checked = true;
+  el.endpoint.textContent = connection.url;
+  // An app that pushes nothing gets an empty chart that says so, not one that waits forever.
+  chart.setEmptyText(app.pushes ? "Waiting for pushes…" : `No pushes: ${app.label} only answers what you send`);
+  el.chart.setAttribute("aria-label", app.pushes
+    ? "Line chart of the values pushed by the server over the last 60 seconds"
+    : `Empty chart: ${app.label} pushes nothing, it only answers the messages you send`);
+}
+
+/** The chart and the counters start over with each app: they describe the socket in use. */
+function resetStats() {
+  counts.sent = 0;
+  counts.echoes = 0;
+  counts.pushes = 0;
+  pushTimes.length = 0;
+  connectedAt = 0;
+  chart.clear();
+  el.latest.textContent = "–";
+  el.rtt.textContent = "–";
+}
+
+/**
+ * Closes the socket in use (1000) and opens the other app's. The log keeps its history and marks the
+ * switch; messages still waiting for an echo go out again on the new socket, counted as its own.
+ * @param {App} to
+ */
+function switchApp(to) {
+  if (to.id === app.id) return;
+  const from = app;
+  const fromUrl = connection.url;
+  app = to;
+  history.replaceState(history.state, "", hrefForApp(to, location.href));
+  requeueInflight();
+  for (const msg of queue) msg.transmitted = false;
+  resetStats();
+  const marker = logSwitch(from, to);
+  const ended = connection.switchTo(socketUrl(null, location.href, to.path).url);
+  renderApp();
+  renderCounts();
+  el.announcer.textContent = `Switched to ${to.label}`;
+  ended.then((close) => {
+    marker.meta.textContent = leftText(fromUrl, close);
+    if (close !== null) marker.li.dataset.code = String(close.code);
+  });
+}
+
+/**
+ * How the switch left the old socket, for the log.
+ * @param {string} url
+ * @param {CloseDetail | null} close null when no socket was open or opening (between attempts)
+ */
+function leftText(url, close) {
+  if (close === null) return `(nothing was open on ${url})`;
+  if (!close.everOpened) return `(gave up connecting to ${url})`;
+  return `${url} closed: ${closeText(close)}`;
+}
+
 // ---------------------------------------------------------------- wiring
 
 connection.on("state", (e) => renderStatus(e.detail));
 connection.on("open", () => {
   connectedAt = performance.now();
-  logSystem(`Connected to ${url}`, "ok");
+  logSystem(`Connected to ${connection.url}`, "ok");
   flushQueue();
 });
 connection.on("close", (e) => {
@@ -423,9 +542,18 @@ for (const radio of document.querySelectorAll('input[name="filter"]')) {
     if (radio.checked) el.log.dataset.filter = radio.value;
   });
 }
+for (const to of Object.values(APPS)) {
+  const radio = el.appRadios[to.id];
+  radio.addEventListener("change", () => {
+    if (radio.checked) switchApp(to);
+  });
+}
 
-el.endpoint.textContent = url;
-if (endpoint.ignored) {
+renderApp();
+if (start.ignoredApp) {
+  logSystem(`Ignored ?app=${params.get("app")}: not one of ${Object.keys(APPS).join(", ")}; showing ${app.label}`, "warn");
+}
+if (start.ignoredWs) {
   logSystem(`Ignored ?ws=${params.get("ws")}: not a path or a URL on this page's origin (${location.origin})`, "warn");
 }
 setInterval(tick, 250);

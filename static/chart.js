@@ -5,8 +5,9 @@
 // Colours come from CSS custom properties on the canvas, so light and dark mode are the stylesheet's
 // business; they are re-read when the colour scheme changes.
 //
-// For tests and tools the canvas carries `data-points` (points inside the window) and `data-drawn`
-// (points drawn in the latest frame): a frame that plots nothing says 0.
+// For tests and tools the canvas carries `data-points` (points inside the window), `data-drawn`
+// (points drawn in the latest frame: a frame that plots nothing says 0) and `data-message` (the text
+// an empty chart shows, "" under a line).
 
 const FRAME_MS = 50; // the line scrolls about 1 px per 70 ms on a wide screen; 20 fps looks smooth
 const PAD = { top: 12, right: 14, bottom: 24, left: 34 }; // CSS px, room for the axis labels
@@ -34,6 +35,8 @@ export class LiveChart {
     this.cssHeight = 0;
     /** @type {Colors | null} re-read from the stylesheet when the colour scheme changes */
     this.colors = null;
+    /** What an empty chart says: that pushes are on their way, or why none will come. */
+    this.emptyText = "Waiting for pushes…";
     this.frame = this.frame.bind(this);
 
     new ResizeObserver(() => this.#resize()).observe(canvas);
@@ -60,6 +63,13 @@ export class LiveChart {
 
   clear() {
     this.points.length = 0;
+    this.dirty = true;
+  }
+
+  /** @param {string} text what the chart says while it has no points */
+  setEmptyText(text) {
+    if (text === this.emptyText) return;
+    this.emptyText = text;
     this.dirty = true;
   }
 
@@ -160,8 +170,19 @@ export class LiveChart {
       ctx.textBaseline = "middle";
       ctx.fillStyle = c.text;
       ctx.font = `13px ${getComputedStyle(this.canvas).fontFamily}`;
-      ctx.fillText("Waiting for pushes…", left + plotW / 2, top + plotH / 2);
-      this.#report(0, 0);
+      const lines = wrap(ctx, this.emptyText, plotW - 24);
+      const lineHeight = 19;
+      const cx = left + plotW / 2;
+      const cy = top + plotH / 2;
+      // On the surface colour, so the middle grid line does not run through the words.
+      const textW = Math.max(...lines.map((line) => ctx.measureText(line).width));
+      ctx.fillStyle = c.surface;
+      ctx.fillRect(cx - textW / 2 - 10, cy - (lines.length * lineHeight) / 2 - 4, textW + 20, lines.length * lineHeight + 8);
+      ctx.fillStyle = c.text;
+      lines.forEach((line, i) => {
+        ctx.fillText(line, cx, cy + (i - (lines.length - 1) / 2) * lineHeight);
+      });
+      this.#report(0, 0, this.emptyText);
       return;
     }
 
@@ -204,16 +225,42 @@ export class LiveChart {
     ctx.stroke();
     ctx.restore();
 
-    this.#report(inside, pts.length);
+    this.#report(inside, pts.length, "");
   }
 
   /**
    * @param {number} inside points inside the window
    * @param {number} drawn points drawn in this frame
+   * @param {string} message the text drawn instead of a line
    */
-  #report(inside, drawn) {
+  #report(inside, drawn, message) {
     const d = this.canvas.dataset;
     if (d.points !== String(inside)) d.points = String(inside);
     if (d.drawn !== String(drawn)) d.drawn = String(drawn);
+    if (d.message !== message) d.message = message;
   }
+}
+
+/**
+ * Breaks `text` into lines no wider than `width` at spaces (a single word wider than that keeps its
+ * own line): a phone's plot is narrower than a sentence.
+ * @param {CanvasRenderingContext2D} ctx with the font set
+ * @param {string} text
+ * @param {number} width CSS px
+ */
+function wrap(ctx, text, width) {
+  /** @type {string[]} */
+  const lines = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    const candidate = line === "" ? word : `${line} ${word}`;
+    if (line !== "" && ctx.measureText(candidate).width > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = candidate;
+    }
+  }
+  lines.push(line);
+  return lines;
 }

@@ -173,6 +173,39 @@ export class Connection extends EventTarget {
     return true;
   }
 
+  /**
+   * Moves to another URL at once: the socket in use, if any, is closed with 1000 and nothing reconnects
+   * to it; the new URL starts from a fresh backoff (the old one's failures say nothing about it). The
+   * old socket's late frames and close are not reported as this connection's.
+   * @param {string} url ws: or wss: URL
+   * @returns {Promise<CloseDetail | null>} how the old socket ended, once it has; null if there was none
+   */
+  switchTo(url) {
+    this.url = url;
+    if (this.state === "idle") return Promise.resolve(null);
+    const old = this.ws;
+    this.clock.clearTimeout(this.timer);
+    this.clock.clearTimeout(this.connectTimer);
+    this.ws = null;
+    this.attempt = 0;
+    this.lastClose = null;
+    this.openedAt = 0;
+    /** @type {Promise<CloseDetail | null>} */
+    let ended = Promise.resolve(null);
+    if (old !== null) {
+      const everOpened = old.readyState === OPEN;
+      ended = new Promise((done) => {
+        old.addEventListener("close", (e) => done({ code: e.code, reason: e.reason, wasClean: e.wasClean, everOpened }), {
+          once: true,
+        });
+      });
+      // 1000: the page is done with this socket; nothing went wrong on either side.
+      old.close(1000, "switching app");
+    }
+    this.#connect();
+    return ended;
+  }
+
   /** Skips the rest of the current wait. */
   reconnectNow() {
     if (this.state !== "reconnecting") return;
@@ -218,13 +251,16 @@ export class Connection extends EventTarget {
     this.connectTimer = this.clock.setTimeout(() => {
       if (ws.readyState === CONNECTING) ws.close();
     }, CONNECT_TIMEOUT_MS);
+    // A socket left behind by switchTo is no longer this connection's: its events are dropped.
     ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
       this.clock.clearTimeout(this.connectTimer);
       this.openedAt = this.clock.now();
       this.#setState("connected");
       this.#emit("open", new Event("open"));
     });
     ws.addEventListener("message", (e) => {
+      if (ws !== this.ws) return;
       this.#emit("message", new CustomEvent("message", { detail: { data: e.data } }));
     });
     ws.addEventListener("close", (e) => this.#onClose(ws, e));
@@ -235,8 +271,9 @@ export class Connection extends EventTarget {
    * @param {{ code: number, reason: string, wasClean: boolean }} close
    */
   #onClose(ws, { code, reason, wasClean }) {
-    this.clock.clearTimeout(this.connectTimer);
+    // Checked first: the connect timer by then belongs to the socket that replaced this one.
     if (ws !== null && ws !== this.ws) return;
+    this.clock.clearTimeout(this.connectTimer);
     const everOpened = ws !== null && this.state === "connected";
     this.ws = null;
     if (everOpened) {

@@ -1,4 +1,5 @@
-// Where the page opens its WebSocket: its own origin's /ws, or a `?ws=` override on that same origin.
+// Where the page opens its WebSocket: its own origin's /ws (or the path of the app `?app=` chose, see
+// apps.js), or a `?ws=` override on that same origin.
 //
 // Same origin only, like the CSP's `connect-src 'self'`: whoever can put a link in front of the user
 // chooses the query string, and a socket on another host would receive everything the user types.
@@ -8,13 +9,14 @@
  * The WebSocket URL for a page at `pageHref`, honouring `override` when it names the same origin.
  * @param {string | null} override `?ws=`: a path (`/ws?push=off`) or an absolute ws(s):/http(s): URL
  * @param {string} pageHref the page's own URL (`location.href`)
+ * @param {string} path where the socket is without an override (the app's path)
  * @returns {{ url: string, ignored: boolean }} `ignored` when an override was given but not taken
  */
-export function socketUrl(override, pageHref) {
+export function socketUrl(override, pageHref, path = "/ws") {
   const page = new URL(pageHref);
   // The scheme a same-origin socket has: ws: under http:, wss: under https: (never a downgrade).
   const scheme = page.protocol === "https:" ? "wss:" : "ws:";
-  const fallback = new URL("/ws", page);
+  const fallback = new URL(path, page);
   fallback.protocol = scheme;
   if (override === null || override === "") return { url: fallback.href, ignored: false };
   let u;

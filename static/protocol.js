@@ -1,9 +1,10 @@
-// The frames the page and the gateway's /ws exchange, typed once for every module that reads or
-// writes them (tsc checks the page against these in `make test-page`), and the checks that let a
-// frame off the wire be trusted to have that shape.
+// The frames the page exchanges with its two apps (the gateway's built-in /ws, the component's
+// /echo), typed once for every module that reads or writes them (tsc checks the page against these in
+// `make test-page`), the checks that let a frame off the wire be trusted to have that shape, and what
+// a frame means to the page whichever app sent it (`readFrame`).
 
 /**
- * What the gateway pushes at random times.
+ * What the gateway's /ws pushes at random times.
  * @typedef {object} PushFrame
  * @property {"push"} type
  * @property {number} seq numbers the pushes of one connection, from 1
@@ -12,8 +13,8 @@
  */
 
 /**
- * A message the page sends. The gateway echoes it unchanged, so the echo carries `id` back and the
- * round-trip time is measured on the page's own clock.
+ * A message the page sends. /ws echoes it unchanged, /echo inside an EchoFrame's `text`: either way
+ * the echo carries `id` back and the round-trip time is measured on the page's own clock.
  * @typedef {object} ChatFrame
  * @property {"chat"} type
  * @property {number} id numbers the messages of one page load, from 1
@@ -21,7 +22,35 @@
  * @property {number} sent when it was handed to the socket, epoch ms (for a person reading the frames)
  */
 
-/** @typedef {PushFrame | ChatFrame} Frame */
+/**
+ * What the component's /echo app answers to every text message: the message itself, whole, as a
+ * string (so a chat frame comes back as JSON inside `text`), numbered.
+ * @typedef {object} EchoFrame
+ * @property {"echo"} type
+ * @property {number} n counts the text and binary messages of one connection, from 1
+ * @property {string} text the message exactly as the page sent it
+ */
+
+/** @typedef {PushFrame | ChatFrame | EchoFrame} Frame */
+
+/**
+ * A push, whichever app sent it (only /ws pushes).
+ * @typedef {object} PushReading
+ * @property {"push"} kind
+ * @property {PushFrame} push
+ */
+
+/**
+ * Something the page sent, coming back.
+ * @typedef {object} EchoReading
+ * @property {"echo"} kind
+ * @property {number | null} n /echo's count; null for a frame that came back unchanged (/ws)
+ * @property {ChatFrame | null} chat the page's own chat frame it carries back, if it is one: its
+ *   `id` finds the message waiting for this echo
+ * @property {string} text what to show: the chat's text, or else the message as it came
+ */
+
+/** @typedef {PushReading | EchoReading} Reading */
 
 /**
  * @param {unknown} v
@@ -47,6 +76,44 @@ export function isPush(v) {
 export function isChat(v) {
   return isRecord(v) && v.type === "chat" && typeof v.id === "number" && typeof v.text === "string"
     && typeof v.sent === "number";
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is EchoFrame}
+ */
+export function isEcho(v) {
+  return isRecord(v) && v.type === "echo" && typeof v.n === "number" && typeof v.text === "string";
+}
+
+/**
+ * What a text frame means. The frames say which app sent them, so this needs no app: /ws returns a
+ * chat frame unchanged, /echo wraps it, as a string, in an echo frame; anything else is an echo of
+ * something sent raw and is shown as it came.
+ * @param {string} data
+ * @returns {Reading}
+ */
+export function readFrame(data) {
+  const frame = parseJson(data);
+  if (isPush(frame)) return { kind: "push", push: frame };
+  if (isChat(frame)) return { kind: "echo", n: null, chat: frame, text: frame.text };
+  if (isEcho(frame)) {
+    const inner = parseJson(frame.text);
+    const chat = isChat(inner) ? inner : null;
+    return { kind: "echo", n: frame.n, chat, text: chat ? chat.text : frame.text };
+  }
+  return { kind: "echo", n: null, chat: null, text: data };
+}
+
+/**
+ * The message an echo answers, among those on the wire waiting for theirs (by chat id).
+ * @template T
+ * @param {Reading} reading
+ * @param {ReadonlyMap<number, T>} inflight
+ * @returns {T | undefined}
+ */
+export function pendingFor(reading, inflight) {
+  return reading.kind === "echo" && reading.chat !== null ? inflight.get(reading.chat.id) : undefined;
 }
 
 /**

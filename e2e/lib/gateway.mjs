@@ -1,5 +1,5 @@
 // Starts the real gateway binary with the embedded component, as a person would run it, and reads the
-// address it bound from its one stable start-up log line.
+// addresses it bound (public and admin) from its one stable start-up log line.
 
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
@@ -14,17 +14,23 @@ const COMPONENT = resolve(
 );
 /** Compiling the component at start-up takes a few seconds on a busy 2-core machine. */
 const START_TIMEOUT_MS = 60_000;
-const LISTENING = /listening addr=(\S+)/;
+const LISTENING = /listening addr=(\S+)(?: admin=(\S+))?/;
 // tracing may colour its fields; the address must still be found.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 let started = 0;
 
 export class Gateway {
-  /** @param {import("node:child_process").ChildProcess} child */
-  constructor(child, addr, logPath) {
+  /**
+   * @param {import("node:child_process").ChildProcess} child
+   * @param {string} addr
+   * @param {string | undefined} admin the admin listener's address (/metrics)
+   * @param {string} logPath
+   */
+  constructor(child, addr, admin, logPath) {
     this.child = child;
     this.addr = addr;
+    this.admin = admin;
     this.logPath = logPath;
     /** @type {Promise<{ code: number | null, signal: string | null }>} */
     this.exited = new Promise((done) => {
@@ -39,6 +45,21 @@ export class Gateway {
   /** http://addr/ plus an optional path and query. */
   url(path = "/") {
     return `http://${this.addr}${path}`;
+  }
+
+  /**
+   * The gateway's own count of WebSocket closes, by who closed and with which code, from the admin
+   * port's /metrics: what the server saw, not what the page says.
+   * @returns {Promise<Record<string, number>>} e.g. { "client 1000": 1, "server 1001": 2 }
+   */
+  async closes() {
+    if (!this.admin) throw new Error(`no admin address in the start-up line; see ${this.logPath}`);
+    const text = await (await fetch(`http://${this.admin}/metrics`)).text();
+    const closes = {};
+    for (const m of text.matchAll(/^sidestream_ws_closes_total\{by="(\w+)",code="(\w+)"\} (\d+)$/gm)) {
+      closes[`${m[1]} ${m[2]}`] = Number(m[3]);
+    }
+    return closes;
   }
 
   get running() {
@@ -90,7 +111,7 @@ export async function startGateway({ listen = "127.0.0.1:0", name = "gateway", e
 
   let onError;
   let onExit;
-  const addr = await new Promise((done, fail) => {
+  const [addr, admin] = await new Promise((done, fail) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       fail(new Error(`no "listening addr=" line within ${START_TIMEOUT_MS} ms; see ${logPath}`));
@@ -111,12 +132,12 @@ export async function startGateway({ listen = "127.0.0.1:0", name = "gateway", e
         const found = LISTENING.exec(line.replace(ANSI, ""));
         if (found) {
           clearTimeout(timer);
-          done(found[1]);
+          done([found[1], found[2]]);
         }
       });
     }
   });
   child.off("error", onError);
   child.off("exit", onExit);
-  return new Gateway(child, addr, logPath);
+  return new Gateway(child, addr, admin, logPath);
 }

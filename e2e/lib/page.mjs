@@ -1,6 +1,15 @@
 // What the tests read off sidestream's page, as a person would see it. Every wait polls with a timeout.
 
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { OUT_DIR } from "./paths.mjs";
+
 export const WAIT_MS = 20_000;
+
+/** The header's app switch: the accessible names of its two options. */
+export const BUILT_IN = "Built-in /ws";
+export const COMPONENT_ECHO = "Component /echo";
 
 /** Waits until the status line is in `state` (connected, connecting, reconnecting); returns its text. */
 export async function waitForStatus(page, state, timeout = WAIT_MS) {
@@ -56,6 +65,26 @@ export function chatEntry(page, text) {
   return page.locator(".entry-chat").filter({ has: page.locator(".text", { hasText: text }) }).first();
 }
 
+/** Waits until the message whose text is `text` shows its echo; returns its log entry. */
+export async function waitForEchoed(page, text, timeout = 10_000) {
+  const entry = chatEntry(page, text);
+  await entry.and(page.locator('[data-state="echoed"]')).waitFor({ timeout });
+  return entry;
+}
+
+/** Picks an app in the header's switch with the mouse, as a person would; `name` is BUILT_IN or COMPONENT_ECHO. */
+export async function chooseApp(page, name) {
+  await page.getByRole("radio", { name }).check();
+}
+
+/** Which app the switch shows as chosen (its accessible name). */
+export async function chosenApp(page) {
+  for (const name of [BUILT_IN, COMPONENT_ECHO]) {
+    if (await page.getByRole("radio", { name }).isChecked()) return name;
+  }
+  return null;
+}
+
 /**
  * Reads the chart's pixels back: how many device pixels have the series colour, and in how many
  * distinct columns. Counted from the canvas itself, not from anything the page claims.
@@ -91,4 +120,21 @@ export async function waitForInk(page, accept, timeout = WAIT_MS) {
     if (Date.now() > deadline) throw new Error(`chart never matched; last reading ${JSON.stringify(ink)}`);
     await new Promise((next) => setTimeout(next, 50));
   }
+}
+
+/** Checks what makes a screenshot trustworthy, then saves it as target/e2e/<name>.png. */
+export async function screenshot(page, name, { fullPage = false } = {}) {
+  // Sharp on this screen: the chart's backing store is its CSS size times the pixel ratio.
+  const chart = await page.evaluate(() => {
+    const c = document.getElementById("chart");
+    const r = c.getBoundingClientRect();
+    return { width: c.width, height: c.height, css: [r.width, r.height], dpr: devicePixelRatio };
+  });
+  assert.equal(chart.width, Math.round(chart.css[0] * chart.dpr));
+  assert.equal(chart.height, Math.round(chart.css[1] * chart.dpr));
+  // Nothing sticks out sideways: no horizontal scrolling, on a phone least of all.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow} px wider than the viewport`);
+  mkdirSync(OUT_DIR, { recursive: true });
+  await page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage });
 }

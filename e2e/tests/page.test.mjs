@@ -2,15 +2,12 @@
 // Run by scripts/test-e2e.sh (which installs Chromium and builds nothing: build first).
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import { DESKTOP, PHONE } from "../lib/browser.mjs";
 import { setup } from "../lib/fixture.mjs";
 import {
-  chartInk, chatEntry, counters, statusText, typeAndSend, waitForCount, waitForInk, waitForStatus,
+  chartInk, chatEntry, counters, screenshot, statusText, typeAndSend, waitForCount, waitForInk, waitForStatus,
 } from "../lib/page.mjs";
-import { OUT_DIR } from "../lib/paths.mjs";
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -37,7 +34,9 @@ test("a message typed with the keyboard is sent as JSON and its echo shows the R
   await page.goto(gateway.url("/"));
   await waitForStatus(page, "connected");
 
-  // The message box is the first thing Tab reaches; Enter sends.
+  // The header's app switch is one tab stop; the message box is the next thing Tab reaches. Enter sends.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "app-ws");
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement?.id), "message");
   const before = Date.now();
@@ -130,23 +129,6 @@ test("the log keeps at most 500 entries, newest first", TIMEOUT, async (t) => {
   assert.equal(await page.locator("#log > li .text").last().innerText(), "message 21");
   assert.deepEqual(browser.problems, []);
 });
-
-/** Checks what makes a screenshot trustworthy, then saves it as target/e2e/<name>.png. */
-async function screenshot(page, name, { fullPage = false } = {}) {
-  // Sharp on this screen: the chart's backing store is its CSS size times the pixel ratio.
-  const chart = await page.evaluate(() => {
-    const c = document.getElementById("chart");
-    const r = c.getBoundingClientRect();
-    return { width: c.width, height: c.height, css: [r.width, r.height], dpr: devicePixelRatio };
-  });
-  assert.equal(chart.width, Math.round(chart.css[0] * chart.dpr));
-  assert.equal(chart.height, Math.round(chart.css[1] * chart.dpr));
-  // Nothing sticks out sideways: no horizontal scrolling, on a phone least of all.
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
-  assert.ok(overflow <= 0, `page is ${overflow} px wider than the viewport`);
-  mkdirSync(OUT_DIR, { recursive: true });
-  await page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage });
-}
 
 test("screenshots of the connected page on a desktop, light and dark", TIMEOUT, async (t) => {
   const { gateway, browser, page } = await setup(t, { name: "shot-desktop", browser: DESKTOP });

@@ -207,3 +207,77 @@ test("only a 1001 gets the drain's wait: other closes from the server back off a
     assert.equal(h.lastWait, 250, `close ${code}`);
   }
 });
+
+test("switching closes the open socket with 1000 and opens the new URL at once", async () => {
+  const h = harness();
+  const closes = [];
+  const received = [];
+  h.connection.on("close", (e) => closes.push(e.detail));
+  h.connection.on("message", (e) => received.push(e.detail.data));
+  h.socket.open();
+  const old = h.socket;
+
+  const ended = h.connection.switchTo("ws://page.test/echo");
+  assert.deepEqual(old.closedWith, { code: 1000, reason: "switching app" });
+  assert.equal(h.sockets.length, 2, "no wait before the new app's socket");
+  assert.equal(h.socket.url, "ws://page.test/echo");
+  assert.equal(h.connection.url, "ws://page.test/echo");
+  assert.deepEqual(h.states.at(-1), { state: "connecting", attempt: 0, lastClose: null });
+
+  // Whatever the old socket still does is not the connection's: no frame, no close, no reconnect.
+  old.receive('{"type":"push","seq":9,"ts":"","value":0.5}');
+  old.answerClose();
+  assert.deepEqual(await ended, { code: 1000, reason: "switching app", wasClean: true, everOpened: true });
+  assert.deepEqual(received, []);
+  assert.deepEqual(closes, []);
+  assert.equal(h.connection.state, "connecting");
+  h.socket.open();
+  h.socket.receive('{"type":"echo","n":1,"text":"x"}');
+  assert.deepEqual(received, ['{"type":"echo","n":1,"text":"x"}']);
+  h.clock.advance(60_000);
+  assert.equal(h.sockets.length, 2);
+});
+
+test("the old socket's late close does not cancel the new socket's connect timeout", () => {
+  const h = harness({ random: () => 0 });
+  h.socket.open();
+  const old = h.socket;
+  h.connection.switchTo("ws://page.test/echo");
+  h.clock.advance(CONNECT_TIMEOUT_MS - 1);
+  old.answerClose();
+  assert.equal(h.connection.state, "connecting");
+  h.clock.advance(1);
+  assert.equal(h.connection.state, "reconnecting", "the stuck attempt on the new URL is still given up");
+  assert.equal(h.lastWait, 250);
+});
+
+test("switching during a backoff skips the wait and starts the new URL's backoff afresh", async () => {
+  const h = harness({ random: () => ALMOST_ONE });
+  for (let i = 0; i < 5; i++) {
+    h.socket.fail();
+    h.nextAttempt();
+  }
+  h.socket.fail();
+  assert.equal(h.lastWait, 16_000);
+  const ended = h.connection.switchTo("ws://page.test/echo");
+  assert.equal(await ended, null, "no socket was open or opening");
+  assert.equal(h.sockets.length, 7, "the new URL is tried at once");
+  h.socket.fail();
+  assert.equal(h.lastWait, 500, "the old URL's failures do not count against the new one");
+  assert.equal(h.nextAttempt().url, "ws://page.test/echo");
+  h.socket.open();
+  // The old URL's timer was cancelled: it does not fire an attempt of its own later.
+  h.clock.advance(16_000);
+  assert.equal(h.sockets.length, 8);
+  assert.equal(h.connection.state, "connected");
+});
+
+test("switching while an attempt is still connecting gives it up", async () => {
+  const h = harness();
+  const first = h.socket;
+  const ended = h.connection.switchTo("ws://page.test/echo");
+  assert.equal(first.readyState, 3);
+  assert.deepEqual(await ended, { code: 1006, reason: "", wasClean: false, everOpened: false });
+  assert.equal(h.connection.state, "connecting");
+  assert.equal(h.socket.url, "ws://page.test/echo");
+});

@@ -20,9 +20,24 @@ export class FakeSocket extends EventTarget {
     this.sent.push(text);
   }
 
-  /** The page gave up on it (as the browser does: a close that never reached a server is 1006). */
-  close() {
-    this.#closed(1006, "", false);
+  /**
+   * The page closes it. Still connecting, it is given up at once (as the browser does: a close that
+   * never reached a server is 1006); open, it is closing until the server answers (`answerClose`).
+   */
+  close(code = 1005, reason = "") {
+    if (this.readyState === 0) {
+      this.#closed(1006, "", false);
+    } else if (this.readyState === 1) {
+      this.readyState = 2; // CLOSING
+      /** @type {{ code: number, reason: string } | undefined} what the page's Close frame said */
+      this.closedWith = { code, reason };
+    }
+  }
+
+  /** The server answers the page's Close with the same code, as /ws and /echo do. */
+  answerClose() {
+    if (this.closedWith === undefined) throw new Error("the page has not closed this socket");
+    this.#closed(this.closedWith.code, this.closedWith.reason, true);
   }
 
   open() {
