@@ -49,7 +49,7 @@ pub fn parse(target: &str) -> Option<Fault> {
 const MAX_MIB: u32 = 4096;
 
 fn param<T: std::str::FromStr>(query: &str, name: &str) -> Option<T> {
-    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+    crate::query::param(query, name)?.parse().ok()
 }
 
 /// Fails as asked. Only the slow ones, and `Oom` when the memory fits, answer.

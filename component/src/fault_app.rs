@@ -13,12 +13,9 @@ use std::time::Duration;
 use sidestream_events::{Event, Reply, parse};
 
 use crate::apps::Answer;
+use crate::query::param;
 
 pub const PATH: &str = "/fault/ws";
-
-fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-}
 
 fn status(code: u16, body: &str) -> Answer {
     Answer {
@@ -45,7 +42,7 @@ pub fn handle(query: &str, attempt: u32, meta: BTreeMap<String, String>, body: &
     }
     let mut reply = Reply::new(meta);
     if messages {
-        match param(query, "on") {
+        match param(query, "on").as_deref() {
             Some("trap") => panic!("fault injection: the app traps"),
             Some("status") => return status(500, "the app fails\n"),
             Some("garbage") => {

@@ -15,6 +15,7 @@ mod fault;
 #[cfg(feature = "fault-injection")]
 mod fault_app;
 mod negotiate;
+mod query;
 mod respond;
 
 pub use respond::{Reply, RequestHead, respond};
@@ -35,14 +36,17 @@ mod export {
             return super::fault::inject(fault, out).await;
         }
         let response = match Request::try_from_incoming_request(req).await {
-            Ok(req) => app(&req).unwrap_or_else(|| reply(&req)),
+            Ok(req) => match app(&req).await {
+                Some(response) => response,
+                None => reply(&req),
+            },
             Err(_) => Response::new(400, "cannot read the request\n"),
         };
         send(out, response).await;
     }
 
-    /// A WebSocket-over-HTTP request for one of the apps, answered by it.
-    fn app(req: &Request) -> Option<Response> {
+    /// A WebSocket-over-HTTP request for one of the apps, answered by it (after its publish).
+    async fn app(req: &Request) -> Option<Response> {
         let content_type = req.header("content-type").and_then(|v| v.as_str());
         if !super::apps::is_websocket_events(&req.method().to_string(), content_type) {
             return None;
@@ -60,7 +64,45 @@ mod export {
                 req.body(),
             )));
         }
-        super::apps::handle(req.path(), meta, req.body()).map(build)
+        let request = super::apps::Request {
+            path: req.path(),
+            query: req.query(),
+            connection_id: req.header("connection-id").and_then(|v| v.as_str()).unwrap_or(""),
+            meta,
+            body: req.body(),
+        };
+        let super::apps::Outcome { mut answer, publish } = super::apps::handle(request, now_ms())?;
+        if let Some(publish) = publish
+            && !published(publish.body).await
+        {
+            answer.body.extend_from_slice(&publish.if_failed);
+        }
+        Some(build(answer))
+    }
+
+    /// Posts a publish body to the gateway; whether it took it.
+    async fn published(body: String) -> bool {
+        let request = Request::builder()
+            .method(spin_sdk::http::Method::Post)
+            .uri(super::apps::PUBLISH_URL)
+            .header("content-type", "application/json")
+            .body(body)
+            .build();
+        match spin_sdk::http::send::<_, Response>(request).await {
+            Ok(response) if *response.status() == 200 => true,
+            Ok(response) => {
+                eprintln!("the gateway did not take a publish: {}", response.status());
+                false
+            }
+            Err(error) => {
+                eprintln!("cannot reach the gateway to publish: {error}");
+                false
+            }
+        }
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 
     fn build(answer: super::apps::Answer) -> Response {

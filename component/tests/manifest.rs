@@ -66,7 +66,19 @@ fn manifest_routes_everything_to_the_component() {
     assert_eq!(triggers[0]["route"].as_str(), Some("/..."));
     let id = triggers[0]["component"].as_str().expect("trigger names a component");
     let component = manifest["component"][id].as_table().expect("the named component exists");
-    assert_eq!(component["allowed_outbound_hosts"].as_array().map(Vec::len), Some(0));
+    // The one host it calls: the gateway's publish API, where the apps publish (`apps::PUBLISH_URL`).
+    let outbound: Vec<&str> = component["allowed_outbound_hosts"]
+        .as_array()
+        .expect("allowed_outbound_hosts")
+        .iter()
+        .map(|h| h.as_str().expect("a host"))
+        .collect();
+    assert_eq!(outbound, ["http://127.0.0.1:9090"]);
+    let apps = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apps/mod.rs")).unwrap();
+    assert!(
+        apps.contains(&format!("PUBLISH_URL: &str = \"{}/publish/\"", outbound[0])),
+        "the apps publish where the manifest allows"
+    );
 }
 
 #[test]

@@ -22,8 +22,11 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(55);
 /// What a control message asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    /// Join `channel`: the connection receives what is published to it.
-    Subscribe { channel: String, filters: Vec<String> },
+    /// Join `channel`: the connection receives what is published to it. sidestream's extension:
+    /// with `since` (a position a client last saw), what was published after it is delivered
+    /// first, in order; if the channel's history no longer reaches back that far, the client gets
+    /// `gap` (default `{"type":"gap","channel":...}`) instead, so the app can reload.
+    Subscribe { channel: String, filters: Vec<String>, since: Option<String>, gap: Option<String> },
     /// Leave `channel`.
     Unsubscribe { channel: String },
     /// Stop sending the connection's events to the component; publishes still reach the client.
@@ -168,7 +171,12 @@ impl Control {
                         .collect::<Result<_, _>>()?,
                     Some(_) => return Err(bad("filters", "is not a list")),
                 };
-                Control::Subscribe { channel: required(&object, "channel")?, filters }
+                Control::Subscribe {
+                    channel: required(&object, "channel")?,
+                    filters,
+                    since: string(&object, "since")?,
+                    gap: string(&object, "gap")?,
+                }
             }
             "unsubscribe" => Control::Unsubscribe { channel: required(&object, "channel")? },
             "detach" => Control::Detach,
@@ -196,11 +204,18 @@ impl Control {
     /// The control message as the component sends it: `c:` and the JSON.
     pub fn encode(&self) -> String {
         let value = match self {
-            Control::Subscribe { channel, filters } if filters.is_empty() => {
-                json!({"type": "subscribe", "channel": channel})
-            }
-            Control::Subscribe { channel, filters } => {
-                json!({"type": "subscribe", "channel": channel, "filters": filters})
+            Control::Subscribe { channel, filters, since, gap } => {
+                let mut value = json!({"type": "subscribe", "channel": channel});
+                if !filters.is_empty() {
+                    value["filters"] = json!(filters);
+                }
+                if let Some(since) = since {
+                    value["since"] = json!(since);
+                }
+                if let Some(gap) = gap {
+                    value["gap"] = json!(gap);
+                }
+                value
             }
             Control::Unsubscribe { channel } => json!({"type": "unsubscribe", "channel": channel}),
             Control::Detach => json!({"type": "detach"}),
@@ -253,7 +268,21 @@ mod tests {
     fn reads_every_type_pushpin_knows() {
         assert_eq!(
             parse(r#"{"type":"subscribe","channel":"room","filters":["skip-self"]}"#).unwrap(),
-            Control::Subscribe { channel: "room".into(), filters: vec!["skip-self".into()] }
+            Control::Subscribe {
+                channel: "room".into(),
+                filters: vec!["skip-self".into()],
+                since: None,
+                gap: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"subscribe","channel":"room","since":"41.ab"}"#).unwrap(),
+            Control::Subscribe {
+                channel: "room".into(),
+                filters: vec![],
+                since: Some("41.ab".into()),
+                gap: None
+            }
         );
         assert_eq!(
             parse(r#"{"type":"unsubscribe","channel":"room"}"#).unwrap(),
@@ -326,8 +355,13 @@ mod tests {
     #[test]
     fn encodes_what_it_reads() {
         for control in [
-            Control::Subscribe { channel: "room".into(), filters: vec![] },
-            Control::Subscribe { channel: "room".into(), filters: vec!["skip-self".into()] },
+            Control::Subscribe { channel: "room".into(), filters: vec![], since: None, gap: None },
+            Control::Subscribe {
+                channel: "room".into(),
+                filters: vec!["skip-self".into()],
+                since: Some("3.x".into()),
+                gap: Some("{}".into()),
+            },
             Control::Unsubscribe { channel: "a\"b".into() },
             Control::Detach,
             Control::SetMeta { name: "n".into(), value: Some("1".into()) },
@@ -344,7 +378,7 @@ mod tests {
             assert_eq!(Control::parse(json.as_bytes()).unwrap(), control, "{encoded}");
         }
         assert_eq!(
-            Control::Subscribe { channel: "room".into(), filters: vec![] }.encode(),
+            Control::Subscribe { channel: "room".into(), filters: vec![], since: None, gap: None }.encode(),
             r#"c:{"channel":"room","type":"subscribe"}"#
         );
     }

@@ -35,6 +35,7 @@
 pub mod control;
 pub mod event;
 pub mod extension;
+pub mod publish;
 pub mod reply;
 
 pub use control::Control;

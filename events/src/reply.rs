@@ -162,7 +162,12 @@ mod tests {
         let mut reply = Reply::new(BTreeMap::new());
         reply.accept();
         reply.accept();
-        reply.control(&Control::Subscribe { channel: "room".into(), filters: vec![] });
+        reply.control(&Control::Subscribe {
+            channel: "room".into(),
+            filters: vec![],
+            since: None,
+            gap: None,
+        });
         reply.keep_alive_every(30);
         let (headers, body) = reply.finish();
         assert!(headers.contains(&("sec-websocket-extensions".to_owned(), GRIP_WITHOUT_PREFIX.to_owned())));

@@ -1,6 +1,7 @@
-//! The admin surface (`--admin-listen`): what only the cluster may reach. Liveness, readiness and
-//! Prometheus metrics; nothing here is ever proxied to the component.
+//! The admin surface (`--admin-listen`): what only the cluster may reach. Liveness, readiness,
+//! Prometheus metrics and the publish API; nothing here is ever proxied to the component.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -11,11 +12,21 @@ use crate::routes;
 use crate::server::Shared;
 
 /// Answers one admin request; returns the route's metrics label with the response.
-pub async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> (&'static str, Response<Body>) {
+pub async fn route(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> (&'static str, Response<Body>) {
     let path = req.uri().path();
     let label = routes::admin_label(path);
+    if label == routes::PUBLISH {
+        return (label, crate::publish::route(&shared.publisher, req, peer.ip()).await);
+    }
     let response = if label == routes::ADMIN_OTHER {
-        body::text(StatusCode::NOT_FOUND, "not found: the admin port serves /livez, /readyz and /metrics")
+        body::text(
+            StatusCode::NOT_FOUND,
+            "not found: the admin port serves /livez, /readyz, /metrics and /publish/",
+        )
     } else if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -17,6 +17,7 @@ use crate::forwarded::TrustedProxies;
 use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::proxy::{self, Proxy};
+use crate::publish::Publisher;
 
 /// Why a WebSocket app's request got no answer to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,10 +54,12 @@ enum Target {
 
 impl Backend {
     /// Loads the component or prepares the upstream client, as the config says.
-    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+    /// `publisher` serves the embedded component's publishes in-process.
+    #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
+    pub async fn new(config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
         let target = match config.backend()? {
             #[cfg(feature = "wasm-host")]
-            config::Backend::Component(path) => Target::Host(Host::load(&path, config)?),
+            config::Backend::Component(path) => Target::Host(Host::load(&path, config, publisher)?),
             #[cfg(not(feature = "wasm-host"))]
             config::Backend::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")

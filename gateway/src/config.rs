@@ -150,6 +150,28 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_APP_RETRY_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub app_retry_delay: Duration,
 
+    /// Carry channels' publications between gateways, and keep their history, in this Redis
+    /// (redis://host:port/db). Without it one process's channels live in its memory.
+    #[arg(long, env = "SIDESTREAM_REDIS")]
+    pub redis: Option<String>,
+
+    /// Publications each channel's history keeps, for clients that come back.
+    #[arg(long, env = "SIDESTREAM_HISTORY_SIZE", default_value_t = 1000)]
+    pub history_size: usize,
+
+    /// How long a channel's history keeps a publication.
+    #[arg(long, env = "SIDESTREAM_HISTORY_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub history_ttl: Duration,
+
+    /// Channels one connection may join.
+    #[arg(long, env = "SIDESTREAM_MAX_SUBSCRIPTIONS", default_value_t = 20)]
+    pub max_subscriptions: usize,
+
+    /// A file holding the bearer token the publish API asks of requests from outside the pod's
+    /// loopback. Without it the publish API asks none (keep the admin port from the internet).
+    #[arg(long, env = "SIDESTREAM_PUBLISH_TOKEN_FILE")]
+    pub publish_token_file: Option<PathBuf>,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -201,6 +223,7 @@ impl Config {
             ("--drain-timeout", self.drain_timeout, true),
             ("--drain-spread", self.drain_spread, true),
             ("--app-retry-delay", self.app_retry_delay, false),
+            ("--history-ttl", self.history_ttl, false),
         ] {
             if value.is_zero() && !zero_ok {
                 bail!("{flag} must be longer than 0");
@@ -220,6 +243,17 @@ impl Config {
         }
         if !(1024..=64 << 20).contains(&self.app_max_answer_bytes) {
             bail!("--app-max-answer-bytes must be between 1024 and 67108864");
+        }
+        if !(1..=100_000).contains(&self.history_size) {
+            bail!("--history-size must be between 1 and 100000");
+        }
+        if !(1..=1000).contains(&self.max_subscriptions) {
+            bail!("--max-subscriptions must be between 1 and 1000");
+        }
+        if let Some(url) = &self.redis
+            && !(url.starts_with("redis://") || url.starts_with("redis+unix://"))
+        {
+            bail!("--redis must be a redis:// or redis+unix:// URL");
         }
         if self.app_retries > 20 {
             bail!("--app-retries must be at most 20");
@@ -246,6 +280,19 @@ impl Config {
     /// The window the drain's closes are spread over: `--drain-spread`, at most half the drain.
     pub fn effective_drain_spread(&self) -> Duration {
         self.drain_spread.min(self.drain_timeout / 2)
+    }
+
+    /// The publish API's token, read from `--publish-token-file` (its surrounding whitespace aside).
+    pub fn publish_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.publish_token_file else { return Ok(None) };
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("--publish-token-file {}", path.display()))?
+            .trim()
+            .to_owned();
+        if token.is_empty() {
+            bail!("--publish-token-file {} is empty", path.display());
+        }
+        Ok(Some(token))
     }
 
     /// Whether connections get random pushes at all.

@@ -11,6 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::body::{self, Body};
@@ -38,9 +39,13 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
     let _open = HttpConnection::open(&shared);
     // Echoes and small answers are latency-bound: never wait to coalesce them.
     let _ = stream.set_nodelay(true);
+    // Marked when the first request arrives: a drain lets a connection that has not sent one yet
+    // send it, rather than closing it under a client that is about to.
+    let first = Arc::new(Notify::new());
     let service = {
-        let shared = shared.clone();
+        let (shared, first) = (shared.clone(), first.clone());
         service_fn(move |req| {
+            first.notify_one();
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(answer(&shared, req, peer, surface).await) }
         })
@@ -62,10 +67,21 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         tokio::select! {
             result = conn.as_mut() => result,
             () = stop.cancelled() => {
-                // The request in flight is answered (with `Connection: close`); an idle
-                // connection closes now. The drain's budget bounds the rest.
-                conn.as_mut().graceful_shutdown();
-                conn.await
+                // A connection still to send its first request (accepted as the drain began) gets
+                // it answered, within the header read timeout; then the request in flight is
+                // answered (with `Connection: close`), and an idle connection closes now. The
+                // drain's budget bounds the rest.
+                let ended = tokio::select! {
+                    result = conn.as_mut() => Some(result),
+                    () = first.notified() => None,
+                };
+                match ended {
+                    Some(result) => result,
+                    None => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
             }
         }
     };
@@ -102,7 +118,7 @@ async fn answer(
         Err(refusal) => (routes::REFUSED, body::text(refusal.status, refusal.message)),
         Ok(()) => match surface {
             Surface::Public => public::route(shared, req, peer).await,
-            Surface::Admin => admin::route(shared, req).await,
+            Surface::Admin => admin::route(shared, req, peer).await,
         },
     };
     shared.metrics.http(label, response.status().as_u16());

@@ -79,6 +79,12 @@ pub struct LastEventLabels {
     pub result: &'static str,
 }
 
+/// How a publish request went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -108,6 +114,13 @@ pub struct Metrics {
     pub app_last_events: Family<LastEventLabels, Counter>,
     pub app_retries: Counter,
     pub app_late_answers: Counter,
+    pub publishes: Family<ResultLabels, Counter>,
+    pub published_items: Counter,
+    pub publications_sent: Counter,
+    pub publications_dropped: Counter,
+    pub channel_subscriptions: Gauge,
+    pub broker_connected: Gauge,
+    pub broker_reconnects: Counter,
 }
 
 impl Default for Metrics {
@@ -145,6 +158,13 @@ impl Metrics {
             app_last_events: Family::default(),
             app_retries: Counter::default(),
             app_late_answers: Counter::default(),
+            publishes: Family::default(),
+            published_items: Counter::default(),
+            publications_sent: Counter::default(),
+            publications_dropped: Counter::default(),
+            channel_subscriptions: Gauge::default(),
+            broker_connected: Gauge::default(),
+            broker_reconnects: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
@@ -244,6 +264,37 @@ impl Metrics {
             "WebSocket apps' answers that came after their connection had ended",
             m.app_late_answers.clone(),
         );
+        registry.register(
+            "publishes",
+            "Publish requests, by result: ok, refused (400, 413), unauthorized (401), unavailable (503)",
+            m.publishes.clone(),
+        );
+        registry.register("published_items", "Items published", m.published_items.clone());
+        registry.register(
+            "publications_sent",
+            "Publications sent to subscribed clients",
+            m.publications_sent.clone(),
+        );
+        registry.register(
+            "publications_dropped",
+            "Publications dropped for subscribed clients that were not reading",
+            m.publications_dropped.clone(),
+        );
+        registry.register(
+            "channel_subscriptions",
+            "Subscriptions of this gateway's connections to channels",
+            m.channel_subscriptions.clone(),
+        );
+        registry.register(
+            "broker_connected",
+            "1 while the Redis broker's pub/sub connection is up (always 0 with the in-memory broker)",
+            m.broker_connected.clone(),
+        );
+        registry.register(
+            "broker_reconnects",
+            "Times the Redis broker's pub/sub connection came back after it was lost",
+            m.broker_reconnects.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -265,6 +316,10 @@ impl Metrics {
 
     pub fn app_request(&self, kind: &'static str, result: &'static str) {
         self.app_requests.get_or_create(&AppRequestLabels { kind, result }).inc();
+    }
+
+    pub fn publish(&self, result: &'static str) {
+        self.publishes.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn http(&self, route: &'static str, status: u16) {

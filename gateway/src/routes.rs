@@ -9,6 +9,8 @@ pub const LIVEZ: &str = "/livez";
 pub const READYZ: &str = "/readyz";
 /// Prometheus metrics (admin).
 pub const METRICS: &str = "/metrics";
+/// The publish API (admin), with or without the trailing slash, as Pushpin's.
+pub const PUBLISH: &str = "/publish";
 /// The component's own health endpoint (served by the component, probed by Kubernetes).
 pub const COMPONENT_HEALTH: &str = "/health";
 
@@ -32,6 +34,7 @@ pub fn admin_label(path: &str) -> &'static str {
         LIVEZ => LIVEZ,
         READYZ => READYZ,
         METRICS => METRICS,
+        "/publish" | "/publish/" => PUBLISH,
         _ => ADMIN_OTHER,
     }
 }

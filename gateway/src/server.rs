@@ -13,11 +13,13 @@ use tracing::{info, warn};
 use crate::apps;
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
+use crate::channels::Channels;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
 use crate::http::{self, Surface};
 use crate::metrics::Metrics;
+use crate::publish::Publisher;
 use crate::ws::{self, handshake::OriginPolicy};
 
 /// State shared by every connection of both listeners.
@@ -31,6 +33,8 @@ pub struct Shared {
     pub public_hosts: HostPolicy,
     pub admin_hosts: HostPolicy,
     pub backend: Backend,
+    pub channels: Channels,
+    pub publisher: Arc<Publisher>,
     pub drain: Drain,
     /// Open WebSockets, against `--max-connections`.
     pub active: AtomicUsize,
@@ -48,7 +52,15 @@ impl Gateway {
     /// Validates the config, prepares the backend and binds both ports.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let backend = Backend::new(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let channels = Channels::new(&config, metrics.clone())?;
+        let publisher = Arc::new(Publisher::new(
+            channels.broker.clone(),
+            config.publish_token()?,
+            config.max_message_size,
+            metrics.clone(),
+        ));
+        let backend = Backend::new(&config, publisher.clone()).await?;
         let public = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -56,7 +68,9 @@ impl Gateway {
             .await
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
         let shared = Arc::new(Shared {
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            channels,
+            publisher,
             ws: Arc::new(ws::Settings::from_config(&config)),
             apps: apps::Settings::from_config(&config),
             origins: OriginPolicy::new(&config.allowed_origins),

@@ -652,7 +652,9 @@ async fn the_same_component_behind_a_second_gateway_gives_the_same_transcript() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_the_last_event_survives_two_failed_attempts_after_a_reset_a_limit_and_on_drain() {
-    let mut gw = fault_gateway(&["--app-retry-delay", "50ms", "--max-message-size", "1024", "--drain-spread", "0s"]).await;
+    let mut gw =
+        fault_gateway(&["--app-retry-delay", "50ms", "--max-message-size", "1024", "--drain-spread", "0s"])
+            .await;
     let mut bystander = Bystander::new(&gw).await;
     let path = "/fault/ws?last-fails=2";
     let delivered = r#"sidestream_app_last_events_total{event="disconnect",result="delivered"}"#;

@@ -1,14 +1,50 @@
 //! The component's WebSocket apps. The gateway holds each client's WebSocket and sends its events
 //! here as WebSocket-over-HTTP requests (`sidestream-events`); every app is a pure function from a
-//! request's meta and events to the response, so it runs on the host in unit tests, and the
+//! request to the response and what to publish, so it runs on the host in unit tests, and the
 //! component stays stateless: what an app remembers about a connection lives in its meta values.
 
 pub mod echo;
+pub mod room;
 
 use std::collections::BTreeMap;
 
 /// The paths where an app lives.
-pub const PATHS: [&str; 1] = [echo::PATH];
+pub const PATHS: [&str; 2] = [echo::PATH, room::PATH];
+
+/// Where a component publishes: the gateway's publish API, over the pod's loopback (the embedded
+/// host serves it in-process). `spin.toml`'s `allowed_outbound_hosts` names it.
+pub const PUBLISH_URL: &str = "http://127.0.0.1:9090/publish/";
+
+/// One WebSocket-over-HTTP request, as the apps read it.
+pub struct Request<'a> {
+    pub path: &'a str,
+    /// The client's query string, without the `?`.
+    pub query: &'a str,
+    /// The gateway's `Connection-Id`.
+    pub connection_id: &'a str,
+    pub meta: BTreeMap<String, String>,
+    pub body: &'a [u8],
+}
+
+/// What an app answers: the response, and a publish to make before it is sent.
+pub struct Outcome {
+    pub answer: Answer,
+    pub publish: Option<Publish>,
+}
+
+impl Outcome {
+    /// Refuses the connection (an answer to its `OPEN`) with `status` and a text body.
+    pub fn refuse(status: u16, text: &str) -> Self {
+        let headers = vec![("content-type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+        Outcome { answer: Answer { status, headers, body: text.as_bytes().to_vec() }, publish: None }
+    }
+}
+
+/// A publish body for [`PUBLISH_URL`], and the events to add to the answer if it is not taken.
+pub struct Publish {
+    pub body: String,
+    pub if_failed: Vec<u8>,
+}
 
 /// Whether an app lives at `path` (a plain `GET` there is answered `426`: it is a WebSocket).
 pub fn is_app(path: &str) -> bool {
@@ -23,13 +59,17 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Answers one WebSocket-over-HTTP request for the app at `path`, or `None` when none lives there.
-pub fn handle(path: &str, meta: BTreeMap<String, String>, body: &[u8]) -> Option<Answer> {
-    let (headers, body) = match path {
-        echo::PATH => echo::handle(meta, body),
-        _ => return None,
-    };
-    Some(Answer { status: 200, headers, body })
+/// Answers one WebSocket-over-HTTP request for the app at its path, or `None` when none lives
+/// there; `now_ms` is the time, in Unix milliseconds.
+pub fn handle(request: Request<'_>, now_ms: u64) -> Option<Outcome> {
+    match request.path {
+        echo::PATH => {
+            let (headers, body) = echo::handle(request.meta, request.body);
+            Some(Outcome { answer: Answer { status: 200, headers, body }, publish: None })
+        }
+        room::PATH => Some(room::handle(&request, now_ms)),
+        _ => None,
+    }
 }
 
 /// Whether a request is WebSocket-over-HTTP: a `POST` of `application/websocket-events`.

@@ -8,6 +8,7 @@
 //! got an unusable answer closes the connection with 1011. The connection's end is always told to
 //! the component ([`super::delivery`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use bytes::Bytes;
 use futures_util::Sink;
 use http::Response;
 use sidestream_events::control::{Control, KeepAlive, Message as ControlMessage, MessageKind};
+use sidestream_events::publish::is_channel_name;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
@@ -24,9 +27,15 @@ use tracing::{debug, warn};
 
 use super::session::{Action, Failure, Ignored, Session};
 use crate::backend::ExchangeError;
+use crate::channels::filter::Filters;
+use crate::channels::hub::{Hub, MAILBOX, Mailbox};
+use crate::channels::{Broker, Engine, History, Payload, Position, Publication};
 use crate::server::Shared;
 use crate::ws::handler::{Closer, End, Flow, Handler};
 use crate::ws::outbox::{Kind, Out};
+
+/// The most meta values (`set-meta`) a connection keeps for its filters.
+const MAX_META: usize = 32;
 
 /// An answer on its way, as a future the connection polls.
 pub type Answer = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ExchangeError>> + Send>>;
@@ -50,6 +59,8 @@ impl InFlight {
 pub enum Ready {
     /// The first answer's actions, carried out once the socket is up.
     Opened(Vec<Action>),
+    /// A publication to a channel the connection joined.
+    Published(Arc<Publication>),
     Answered {
         kind: &'static str,
         body: Bytes,
@@ -90,6 +101,12 @@ pub struct ComponentApp {
     /// A GRIP keep-alive for the client, and when it is due.
     keep_alive_message: Option<(KeepAlive, Instant)>,
     delayed: Option<(Message, Instant)>,
+    /// The channels it joined with their filters, and the mailbox publications to them arrive in.
+    subscriptions: HashMap<String, Filters>,
+    /// What `set-meta` set, for the filters.
+    meta: HashMap<String, String>,
+    mailbox: mpsc::Receiver<Arc<Publication>>,
+    mailbox_tx: Mailbox,
     _active: Active,
 }
 
@@ -98,7 +115,12 @@ impl ComponentApp {
     pub fn new(shared: Arc<Shared>, conn: u64, session: Session, opened: Vec<Action>) -> Self {
         shared.metrics.app_connections_active.inc();
         let keep_alive_at = session.keep_alive().map(|every| Instant::now() + every);
+        let (mailbox_tx, mailbox) = mpsc::channel(MAILBOX);
         ComponentApp {
+            subscriptions: HashMap::new(),
+            meta: HashMap::new(),
+            mailbox,
+            mailbox_tx,
             _active: Active(shared.clone()),
             shared,
             conn,
@@ -187,14 +209,25 @@ impl ComponentApp {
         };
         metrics.app_controls.get_or_create(&crate::metrics::WhatLabels { what }).inc();
         match control {
-            // Channels, and the session id and meta values their publish filters read, are
-            // counted for now and have no effect.
-            Control::Subscribe { .. }
-            | Control::Unsubscribe { .. }
-            | Control::Session { .. }
-            | Control::SetMeta { .. } => {
-                debug!(conn = self.conn, what, "control message without effect");
+            Control::Subscribe { channel, filters, since, gap } => {
+                self.subscribe(channel, filters, since, gap)
             }
+            Control::Unsubscribe { channel } => {
+                if self.subscriptions.remove(&channel).is_some() {
+                    self.leave(&channel);
+                }
+            }
+            Control::SetMeta { name, value } => match value {
+                Some(value) if self.meta.len() < MAX_META || self.meta.contains_key(&name) => {
+                    self.meta.insert(name, value);
+                }
+                Some(_) => debug!(conn = self.conn, "set-meta over the limit of {MAX_META} values ignored"),
+                None => {
+                    self.meta.remove(&name);
+                }
+            },
+            // The session id serves Pushpin's Grip-Last, which sidestream's `since` replaces.
+            Control::Session { .. } => debug!(conn = self.conn, "session control message without effect"),
             Control::Detach => self.detached = true,
             Control::KeepAlive(keep_alive) => {
                 self.keep_alive_message = keep_alive.map(|k| {
@@ -217,6 +250,56 @@ impl ComponentApp {
         }
     }
 
+    /// Joins `channel`, and with `since`, recovers what the client missed first.
+    fn subscribe(
+        &mut self,
+        channel: String,
+        filters: Vec<String>,
+        since: Option<String>,
+        gap: Option<String>,
+    ) {
+        let metrics = &self.shared.metrics;
+        if !is_channel_name(&channel) {
+            metrics.app_ignored.get_or_create(&crate::metrics::WhatLabels { what: "bad_channel" }).inc();
+            return;
+        }
+        if let Some(existing) = self.subscriptions.get_mut(&channel) {
+            // Joined already: as in Pushpin, a repeat changes nothing but the filters.
+            *existing = Filters::from_names(&filters);
+            return;
+        }
+        if self.subscriptions.len() >= self.shared.config.max_subscriptions {
+            metrics
+                .app_ignored
+                .get_or_create(&crate::metrics::WhatLabels { what: "too_many_subscriptions" })
+                .inc();
+            return;
+        }
+        self.subscriptions.insert(channel.clone(), Filters::from_names(&filters));
+        let gap = Message::text(
+            gap.unwrap_or_else(|| serde_json::json!({"type": "gap", "channel": channel}).to_string()),
+        );
+        let channels = &self.shared.channels;
+        let first =
+            channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), since.is_some(), gap.clone());
+        let (hub, broker, mailbox, conn) =
+            (channels.hub.clone(), channels.broker.clone(), self.mailbox_tx.clone(), self.conn);
+        tokio::spawn(async move {
+            if first && let Err(error) = broker.subscribe(&channel).await {
+                warn!(conn, %error, "the broker did not take a subscription; it is retried when the broker is back");
+            }
+            let Some(since) = since else { return };
+            recover(&*broker, &hub, mailbox, conn, channel, since, gap).await;
+        });
+    }
+
+    fn leave(&self, channel: &str) {
+        let channels = &self.shared.channels;
+        if channels.hub.leave(channel, self.conn) {
+            channels.broker.unsubscribe(channel);
+        }
+    }
+
     pub(super) fn count_ignored(&self, ignored: &[Ignored]) {
         for what in ignored {
             let what = match what {
@@ -228,6 +311,68 @@ impl ComponentApp {
             self.shared.metrics.app_ignored.get_or_create(&crate::metrics::WhatLabels { what }).inc();
         }
     }
+}
+
+impl ComponentApp {
+    /// Sends a publication on, if the client keeps up: one that does not fit the outbox is
+    /// dropped and counted, like any message the server offers on its own.
+    fn published<W>(&mut self, publication: &Publication, out: &mut Out<'_, W>) -> Flow
+    where
+        W: Sink<Message, Error = WsError> + Unpin,
+    {
+        let subscriptions = &self.subscriptions;
+        let filters = subscriptions.get(&publication.channel).copied().unwrap_or_default();
+        if !filters.pass(&publication.meta, &self.meta, |c| subscriptions.contains_key(c)) {
+            return Flow::Continue;
+        }
+        match &publication.payload {
+            Payload::Message(message) => {
+                if out.offer(message.clone(), Kind::Publish) {
+                    self.sent_to_client(Instant::now());
+                } else {
+                    self.shared.metrics.publications_dropped.inc();
+                }
+                Flow::Continue
+            }
+            Payload::Close { code, reason } => Flow::Close(code.unwrap_or(1000), reason.clone().into()),
+        }
+    }
+}
+
+/// Reads what a subscriber missed on `channel` since the position its client gave, into its
+/// mailbox, then lets the publications held back meanwhile follow. A position the history does not
+/// reach (or one that is not a position at all) gets the subscription's gap message instead.
+async fn recover(
+    broker: &Engine,
+    hub: &Hub,
+    mailbox: Mailbox,
+    conn: u64,
+    channel: String,
+    since: String,
+    gap: Message,
+) {
+    let history = match since.parse::<Position>() {
+        Ok(since) => broker.history(&channel, &since).await,
+        Err(()) => Ok(History::Gap),
+    };
+    let mut delivered = None;
+    match history {
+        Ok(History::Since(missed)) => {
+            for publication in missed {
+                delivered = publication.position.clone();
+                if mailbox.send(publication).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Ok(History::Gap) | Err(_) => {
+            let notice = Arc::new(Publication::notice(&channel, gap));
+            if mailbox.send(notice).await.is_err() {
+                return;
+            }
+        }
+    }
+    hub.recovered(&channel, conn, delivered);
 }
 
 fn to_message(message: ControlMessage) -> Message {
@@ -298,6 +443,11 @@ impl Handler for ComponentApp {
         if let Some(actions) = self.opened.take() {
             return Poll::Ready(Ready::Opened(actions));
         }
+        if !self.subscriptions.is_empty()
+            && let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx)
+        {
+            return Poll::Ready(Ready::Published(publication));
+        }
         let Some(in_flight) = &mut self.in_flight else { return Poll::Pending };
         let result = std::task::ready!(in_flight.answer.as_mut().poll(cx));
         let InFlight { kind, body, attempt, .. } = self.in_flight.take().expect("polled just now");
@@ -311,6 +461,7 @@ impl Handler for ComponentApp {
         let metrics = self.shared.metrics.clone();
         let (kind, body, attempt, result) = match ready {
             Ready::Opened(actions) => return self.act(actions, out),
+            Ready::Published(publication) => return self.published(&publication, out),
             Ready::Answered { kind, body, attempt, result } => (kind, body, attempt, result),
         };
         let now = Instant::now();
@@ -377,6 +528,9 @@ impl Handler for ComponentApp {
     }
 
     fn on_end(self, end: End) {
+        for channel in self.subscriptions.keys() {
+            self.leave(channel);
+        }
         if self.dropped {
             return;
         }

@@ -494,7 +494,12 @@ mod tests {
         assert_eq!(
             actions,
             [
-                Action::Control(Control::Subscribe { channel: "room".into(), filters: vec![] }),
+                Action::Control(Control::Subscribe {
+                    channel: "room".into(),
+                    filters: vec![],
+                    since: None,
+                    gap: None
+                }),
                 Action::Send(Message::text("hello")),
                 Action::Send(Message::binary(vec![0u8])),
                 Action::Close(Some((4000, "bye".into()))),

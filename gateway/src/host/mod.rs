@@ -3,7 +3,8 @@
 //! Shaped after wasmtime's `serve` command and the `wasmtime-wasi-http` crate example: the Engine,
 //! Linker and pre-instantiated component are built once; each request gets its own Store with a
 //! memory cap ([`limits`]) and one wall-clock deadline, from the request's arrival to the end of
-//! its response body ([`bounded`]). The guest has no filesystem, no environment, and no network.
+//! its response body ([`bounded`]). The guest has no filesystem and no environment; its only
+//! outbound HTTP is the gateway's publish API, served in-process.
 
 mod bounded;
 mod limits;
@@ -36,6 +37,7 @@ use crate::body::{self, Body};
 use crate::config::Config;
 use crate::logging::clip;
 use crate::metrics::Metrics;
+use crate::publish::Publisher;
 
 /// Epoch tick: how often a running guest is interrupted to check its deadline and let other tasks
 /// run. A guest stuck in a loop therefore holds a worker thread for at most one tick at a time.
@@ -52,7 +54,7 @@ struct State {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: InstanceLimiter,
-    hooks: NoOutbound,
+    hooks: Outbound,
 }
 
 impl WasiView for State {
@@ -67,13 +69,20 @@ impl WasiHttpView for State {
     }
 }
 
-/// The component is a page server: it gets no outbound HTTP.
-struct NoOutbound;
+/// The one origin the component may reach: the gateway's publish API, as `spin.toml`'s
+/// `allowed_outbound_hosts` names it. Embedded, it is served in-process whatever port the admin
+/// listener has; every other outbound request is denied.
+pub const PUBLISH_ORIGIN: &str = "127.0.0.1:9090";
 
-impl WasiHttpHooks for NoOutbound {
+/// The guest's outbound HTTP: publishes served in-process, anything else denied.
+struct Outbound {
+    publisher: Arc<Publisher>,
+}
+
+impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
         _options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<
@@ -84,7 +93,31 @@ impl WasiHttpHooks for NoOutbound {
                 )>,
             > + Send,
     > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        let publisher = self.publisher.clone();
+        Box::new(async move {
+            let to_publish = request.uri().scheme_str() == Some("http")
+                && request.uri().authority().is_some_and(|a| a.as_str() == PUBLISH_ORIGIN)
+                && crate::routes::admin_label(request.uri().path()) == crate::routes::PUBLISH;
+            if !to_publish {
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            let (parts, body) = request.into_parts();
+            // Read as the admin route reads it: at most MAX_BODY, else a 413 like there.
+            let response = match http_body_util::Limited::new(body, crate::publish::MAX_BODY).collect().await
+            {
+                Ok(collected) => {
+                    // In-process: the component is the pod's own, as a request over its loopback is.
+                    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+                    publisher.handle(Request::from_parts(parts, collected.to_bytes()), Some(loopback)).await
+                }
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => crate::publish::too_large(),
+                Err(_) => return Err(wasmtime_wasi_http::Error::HttpRequestDenied),
+            };
+            let response = response.map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync());
+            let done: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
     }
 }
 
@@ -119,6 +152,7 @@ pub struct Host {
     memory_bytes: usize,
     timeout: Duration,
     slots: Arc<Semaphore>,
+    publisher: Arc<Publisher>,
     ticker: Arc<AtomicBool>,
     /// Guests run on their own runtime. A guest spinning in wasm holds a worker for a whole epoch
     /// tick per poll, and tokio looks at sockets and timers only every few dozen polls: on the
@@ -139,7 +173,7 @@ impl Drop for Host {
 
 impl Host {
     /// Compiles and links the component once. Fails with the reason when it does not load.
-    pub fn load(path: &Path, config: &Config) -> anyhow::Result<Self> {
+    pub fn load(path: &Path, config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
         let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
         let engine = engine(memory_bytes, config.component_instances)?;
         let component = Component::from_file(&engine, path)
@@ -185,6 +219,7 @@ impl Host {
             memory_bytes,
             timeout: config.component_timeout,
             slots: Arc::new(Semaphore::new(config.component_instances as usize)),
+            publisher,
             ticker,
             guests: Some(guests),
         })
@@ -288,7 +323,7 @@ impl Host {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: InstanceLimiter::new(self.memory_bytes),
-            hooks: NoOutbound,
+            hooks: Outbound { publisher: self.publisher.clone() },
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);

@@ -25,6 +25,8 @@ pub enum Kind {
     Push,
     /// A component app's message for its client.
     App,
+    /// A publication to a channel the connection joined: dropped when it does not fit.
+    Publish,
     /// Pings and Closes.
     Control,
 }
@@ -91,6 +93,7 @@ impl Outbox {
             Kind::Echo => metrics.messages_echoed.inc(),
             Kind::Push => metrics.pushes_sent.inc(),
             Kind::App => metrics.app_messages_sent.inc(),
+            Kind::Publish => metrics.publications_sent.inc(),
             Kind::Control => return,
         };
         metrics.bytes_sent.inc_by(len);

@@ -1,0 +1,226 @@
+//! Channels: a connection joins a channel when its app subscribes it (GRIP `subscribe`), and
+//! whatever is published to the channel reaches every connection in it, on every replica.
+//!
+//! [`hub`] holds this gateway's own subscribers and fans a publication out to them; a broker carries
+//! publications between gateways and keeps each channel's recent history: [`memory`] for one
+//! process (the default), [`redis`] across replicas (`--redis`). Both implement [`Broker`], and
+//! one test suite runs against both. [`filter`] is Pushpin's publish filters.
+
+pub mod filter;
+pub mod hub;
+pub mod memory;
+pub mod redis;
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sidestream_events::control::MessageKind;
+use sidestream_events::publish::Item;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// Where a publication stands in its channel's history: its number, and the history's epoch (a
+/// history that was lost and begun again has a new one, so old positions are not mistaken for
+/// new ones). Written `n.epoch`, the form clients keep and send back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Position {
+    pub n: u64,
+    pub epoch: String,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.n, self.epoch)
+    }
+}
+
+impl FromStr for Position {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, ()> {
+        let (n, epoch) = value.split_once('.').ok_or(())?;
+        let valid_epoch =
+            !epoch.is_empty() && epoch.len() <= 16 && epoch.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid_epoch {
+            return Err(());
+        }
+        Ok(Position { n: n.parse().map_err(|_| ())?, epoch: epoch.to_owned() })
+    }
+}
+
+/// A new random epoch.
+pub fn new_epoch() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..8).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
+}
+
+/// What is published: a message for every subscriber, or a close of their connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    Message(Message),
+    Close { code: Option<u16>, reason: String },
+}
+
+/// One publication on its way to subscribers; shared by all of them (one allocation however many).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub channel: String,
+    /// Messages are numbered in the channel's history; closes are not.
+    pub position: Option<Position>,
+    pub payload: Payload,
+    /// The publisher's meta values, for the subscriptions' [`filter`]s.
+    pub meta: Vec<(String, String)>,
+}
+
+impl Publication {
+    /// A message for the subscribers of one connection only (a gap notice), outside the history.
+    pub fn notice(channel: &str, message: Message) -> Self {
+        Publication {
+            channel: channel.to_owned(),
+            position: None,
+            payload: Payload::Message(message),
+            meta: Vec::new(),
+        }
+    }
+}
+
+/// A message of `kind` with `content`, as it goes to the client.
+pub fn message(kind: MessageKind, content: Vec<u8>) -> Message {
+    let bytes = Bytes::from(content);
+    match kind {
+        MessageKind::Text => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Message::text(text),
+            Err(_) => Message::binary(bytes),
+        },
+        MessageKind::Binary => Message::binary(bytes),
+        MessageKind::Ping => Message::Ping(bytes),
+        MessageKind::Pong => Message::Pong(bytes),
+    }
+}
+
+/// What a channel's history holds after a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum History {
+    /// Everything after it, in order (possibly nothing).
+    Since(Vec<Arc<Publication>>),
+    /// The history no longer reaches back to it (or it is of another epoch).
+    Gap,
+}
+
+/// Why a broker could not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerError(pub String);
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+/// How much history each channel keeps: the last `size` publications, none older than `ttl`.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub size: usize,
+    pub ttl: Duration,
+}
+
+/// What a broker does. Publications reach this gateway's subscribers through its [`hub::Hub`].
+pub trait Broker: Send + Sync {
+    /// Publishes one item: its position when it is a message, `None` for a close (or a repeat of
+    /// an item id published within the last minute, which is dropped).
+    fn publish(&self, item: &Item) -> impl Future<Output = Result<Option<Position>, BrokerError>> + Send;
+
+    /// What `channel` published after `since`.
+    fn history(
+        &self,
+        channel: &str,
+        since: &Position,
+    ) -> impl Future<Output = Result<History, BrokerError>> + Send;
+
+    /// This gateway wants `channel`'s publications (it has a subscriber for it); done once the
+    /// broker will deliver them.
+    fn subscribe(&self, channel: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// This gateway no longer has a subscriber for `channel`.
+    fn unsubscribe(&self, channel: &str);
+}
+
+/// This gateway's channels: its own subscribers, and the broker between gateways.
+pub struct Channels {
+    pub hub: Arc<hub::Hub>,
+    pub broker: Arc<Engine>,
+}
+
+impl Channels {
+    /// The in-memory broker, or Redis with `--redis`.
+    pub fn new(
+        config: &crate::config::Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> anyhow::Result<Self> {
+        let hub = Arc::new(hub::Hub::new(metrics.clone()));
+        let retention = Retention { size: config.history_size, ttl: config.history_ttl };
+        let broker = match &config.redis {
+            Some(url) => Engine::Redis(redis::RedisBroker::new(url, hub.clone(), retention, metrics)?),
+            None => Engine::Memory(memory::MemoryBroker::new(hub.clone(), retention)),
+        };
+        Ok(Channels { hub, broker: Arc::new(broker) })
+    }
+}
+
+/// The broker this gateway runs with, chosen at start-up.
+pub enum Engine {
+    Memory(memory::MemoryBroker),
+    Redis(redis::RedisBroker),
+}
+
+impl Broker for Engine {
+    async fn publish(&self, item: &Item) -> Result<Option<Position>, BrokerError> {
+        match self {
+            Engine::Memory(b) => b.publish(item).await,
+            Engine::Redis(b) => b.publish(item).await,
+        }
+    }
+
+    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+        match self {
+            Engine::Memory(b) => b.history(channel, since).await,
+            Engine::Redis(b) => b.history(channel, since).await,
+        }
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        match self {
+            Engine::Memory(b) => b.subscribe(channel).await,
+            Engine::Redis(b) => b.subscribe(channel).await,
+        }
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        match self {
+            Engine::Memory(b) => b.unsubscribe(channel),
+            Engine::Redis(b) => b.unsubscribe(channel),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_read_back_as_written() {
+        let p = Position { n: 42, epoch: "ab12cd34".into() };
+        assert_eq!(p.to_string(), "42.ab12cd34");
+        assert_eq!("42.ab12cd34".parse::<Position>(), Ok(p));
+        for bad in ["", "42", ".ab", "x.ab", "42.", "42.a-b", "-1.ab", "1.abcdefghijklmnopq"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
+        }
+        assert_eq!(new_epoch().len(), 8);
+        assert_ne!(new_epoch(), new_epoch());
+    }
+}

@@ -1,0 +1,451 @@
+//! The Redis broker (`--redis URL`): publications go through Redis to every gateway whose
+//! connections joined the channel, and each channel's history is a Redis Stream.
+//!
+//! A publish is one Lua script, so it is atomic and ordered: it drops a repeated item id, numbers
+//! the publication in the channel (`INCR`; a history that was lost starts a new epoch), appends it
+//! to the channel's stream (`XADD`, trimmed to the retention's size; the keys expire after its
+//! age), and `PUBLISH`es it. Each gateway keeps one pub/sub connection and subscribes it to just
+//! the channels its connections joined. When that connection is lost, the gateway reconnects with
+//! backoff, subscribes again, and reads what it missed on each channel from the channel's history,
+//! so a Redis restart (with its data kept, see the README) loses nothing that was published.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::redis::aio::ConnectionManager;
+use futures_util::StreamExt;
+use sidestream_events::control::MessageKind;
+use sidestream_events::publish::{Action, Item, around_id};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::hub::Hub;
+use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
+use crate::metrics::Metrics;
+
+/// How long a Redis command may take before the publish or read fails (and a publish is a 503).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest wait between two attempts to reach Redis again.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// How many subscribe and unsubscribe requests wait for the pub/sub task.
+const INTEREST_QUEUE: usize = 1024;
+
+/// The publish script: see the module's documentation.
+const PUBLISH: &str = r#"
+local stream, seq, epochkey = KEYS[1], KEYS[2], KEYS[3]
+local dedupe, pubchan, kind, head, tail, inject, maxlen, ttl, fresh, now, meta =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+if dedupe ~= '' and not redis.call('SET', stream .. ':d:' .. dedupe, '1', 'NX', 'PX', 60000) then
+  return {'repeat'}
+end
+if kind == 'x' then
+  redis.call('PUBLISH', pubchan, 'x\n' .. head .. '\n' .. meta .. '\n' .. tail)
+  return {'close'}
+end
+local epoch = redis.call('GET', epochkey)
+if not epoch or redis.call('EXISTS', seq) == 0 then
+  epoch = fresh
+  redis.call('SET', epochkey, epoch)
+  redis.call('DEL', stream, seq)
+end
+local n = redis.call('INCR', seq)
+local id = n .. '.' .. epoch
+local content = head
+if inject == '1' then content = head .. '"' .. id .. '"' .. tail end
+redis.call('XADD', stream, 'MAXLEN', '~', maxlen, n .. '-0', 'k', kind, 'c', content, 't', now, 'm', meta)
+redis.call('PEXPIRE', stream, ttl)
+redis.call('PEXPIRE', seq, ttl)
+redis.call('PEXPIRE', epochkey, ttl)
+redis.call('PUBLISH', pubchan, kind .. '\n' .. id .. '\n' .. meta .. '\n' .. content)
+return {'ok', id}
+"#;
+
+/// The history script: the channel's epoch, its newest number, and what came after a number, read
+/// at once.
+const HISTORY: &str = r#"
+local epoch = redis.call('GET', KEYS[3])
+local last = redis.call('GET', KEYS[2])
+if not epoch or not last then return {false, false, {}} end
+return {epoch, last, redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')}
+"#;
+
+/// The keys of a channel; the braces keep them together in one slot of a Redis Cluster.
+fn keys(channel: &str) -> [String; 3] {
+    [
+        format!("sidestream:{{{channel}}}:s"),
+        format!("sidestream:{{{channel}}}:n"),
+        format!("sidestream:{{{channel}}}:e"),
+    ]
+}
+
+/// The pub/sub channel of a channel.
+fn topic(channel: &str) -> String {
+    format!("sidestream:{{{channel}}}")
+}
+
+fn channel_of(topic: &str) -> Option<&str> {
+    topic.strip_prefix("sidestream:{")?.strip_suffix('}')
+}
+
+fn kind_code(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "t",
+        MessageKind::Binary => "b",
+        MessageKind::Ping => "p",
+        MessageKind::Pong => "o",
+    }
+}
+
+fn kind_of(code: &str) -> Option<MessageKind> {
+    Some(match code {
+        "t" => MessageKind::Text,
+        "b" => MessageKind::Binary,
+        "p" => MessageKind::Ping,
+        "o" => MessageKind::Pong,
+        _ => return None,
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A publication's meta as Redis keeps it: a JSON array of pairs (no newline), empty for none.
+fn encode_meta(meta: &[(String, String)]) -> String {
+    if meta.is_empty() { String::new() } else { serde_json::to_string(meta).unwrap_or_default() }
+}
+
+fn decode_meta(meta: &[u8]) -> Vec<(String, String)> {
+    serde_json::from_slice(meta).unwrap_or_default()
+}
+
+/// A publication as `PUBLISH` carries it: `kind\nposition\nmeta\ncontent`, or
+/// `x\ncode\nmeta\nreason`.
+fn parse_payload(channel: &str, payload: &[u8]) -> Option<Publication> {
+    let mut parts = payload.splitn(4, |b| *b == b'\n');
+    let kind = std::str::from_utf8(parts.next()?).ok()?;
+    let second = std::str::from_utf8(parts.next()?).ok()?;
+    let meta = decode_meta(parts.next()?);
+    let rest = parts.next()?;
+    let channel = channel.to_owned();
+    if kind == "x" {
+        let code = second.parse().ok();
+        let reason = String::from_utf8_lossy(rest).into_owned();
+        return Some(Publication { channel, position: None, payload: Payload::Close { code, reason }, meta });
+    }
+    Some(Publication {
+        channel,
+        position: Some(second.parse().ok()?),
+        payload: Payload::Message(message(kind_of(kind)?, rest.to_vec())),
+        meta,
+    })
+}
+
+enum Interest {
+    Subscribe(String, oneshot::Sender<()>),
+    Unsubscribe(String),
+}
+
+pub struct RedisBroker {
+    commands: ConnectionManager,
+    interest: mpsc::Sender<Interest>,
+    retention: Retention,
+    connected: Arc<AtomicBool>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl RedisBroker {
+    /// Prepares the broker; nothing is connected yet (a Redis that is down at start-up is waited
+    /// for, not a reason not to start).
+    pub fn new(
+        url: &str,
+        hub: Arc<Hub>,
+        retention: Retention,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
+        let config = ::redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_max_delay(MAX_RECONNECT_WAIT)
+            .set_number_of_retries(2);
+        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
+        let (interest, requests) = mpsc::channel(INTEREST_QUEUE);
+        let connected = Arc::new(AtomicBool::new(false));
+        let reader = Reader { commands: commands.clone(), retention };
+        let listener = tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics));
+        Ok(RedisBroker { commands, interest, retention, connected, listener })
+    }
+
+    /// Whether the pub/sub connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn reader(&self) -> Reader {
+        Reader { commands: self.commands.clone(), retention: self.retention }
+    }
+}
+
+fn failed(error: ::redis::RedisError) -> BrokerError {
+    BrokerError(format!("redis: {error}"))
+}
+
+/// What reads a channel's history (shared by the broker and its listener's recovery).
+#[derive(Clone)]
+struct Reader {
+    commands: ConnectionManager,
+    retention: Retention,
+}
+
+impl Reader {
+    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+        let [stream, seq, epoch] = keys(channel);
+        let mut conn = self.commands.clone();
+        type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+        let (current, last, entries): (Option<String>, Option<u64>, Entries) = ::redis::Script::new(HISTORY)
+            .key(&stream)
+            .key(&seq)
+            .key(&epoch)
+            .arg(since.n + 1)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        let (Some(current), Some(last)) = (current, last) else { return Ok(History::Gap) };
+        if current != since.epoch || since.n > last {
+            return Ok(History::Gap);
+        }
+        let oldest = now_ms().saturating_sub(self.retention.ttl.as_millis() as u64);
+        let mut missed = Vec::with_capacity(entries.len());
+        let mut expected = since.n + 1;
+        for (id, fields) in entries {
+            let n: u64 = id.split_once('-').and_then(|(n, _)| n.parse().ok()).unwrap_or(0);
+            let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
+            let at: u64 = field("t").and_then(|t| std::str::from_utf8(t).ok()?.parse().ok()).unwrap_or(0);
+            // Older than the retention allows, or a hole where trimming took some: not a history
+            // that reaches back to `since`.
+            if n != expected || at < oldest {
+                return Ok(History::Gap);
+            }
+            expected += 1;
+            let kind =
+                field("k").and_then(|k| kind_of(std::str::from_utf8(k).ok()?)).unwrap_or(MessageKind::Text);
+            missed.push(Arc::new(Publication {
+                channel: channel.to_owned(),
+                position: Some(Position { n, epoch: current.clone() }),
+                payload: Payload::Message(message(kind, field("c").unwrap_or_default().to_vec())),
+                meta: decode_meta(field("m").unwrap_or_default()),
+            }));
+        }
+        if expected <= last {
+            return Ok(History::Gap);
+        }
+        Ok(History::Since(missed))
+    }
+
+    /// The channel's newest position, if it has a history.
+    async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
+        let [_, seq, epoch] = keys(channel);
+        let mut conn = self.commands.clone();
+        let (n, epoch): (Option<u64>, Option<String>) =
+            ::redis::pipe().get(&seq).get(&epoch).query_async(&mut conn).await.map_err(failed)?;
+        Ok(n.zip(epoch).map(|(n, epoch)| Position { n, epoch }))
+    }
+}
+
+impl Broker for RedisBroker {
+    async fn publish(&self, item: &Item) -> Result<Option<Position>, BrokerError> {
+        let Some(action) = &item.action else { return Ok(None) };
+        let [stream, seq, epoch] = keys(&item.channel);
+        let (kind, head, tail, inject) = match action {
+            Action::Close { code, reason } => (
+                "x",
+                code.map(|c| c.to_string()).unwrap_or_default().into_bytes(),
+                reason.clone().into_bytes(),
+                "0",
+            ),
+            Action::Send { kind, content, id_key } => {
+                match id_key.as_deref().and_then(|key| around_id(content, key)) {
+                    Some((head, tail)) => (kind_code(*kind), head.into_bytes(), tail.into_bytes(), "1"),
+                    None => (kind_code(*kind), content.clone(), Vec::new(), "0"),
+                }
+            }
+        };
+        let mut conn = self.commands.clone();
+        let answer: Vec<String> = ::redis::Script::new(PUBLISH)
+            .key(&stream)
+            .key(&seq)
+            .key(&epoch)
+            .arg(item.id.as_deref().unwrap_or(""))
+            .arg(topic(&item.channel))
+            .arg(kind)
+            .arg(head)
+            .arg(tail)
+            .arg(inject)
+            .arg(self.retention.size)
+            .arg(self.retention.ttl.as_millis() as u64)
+            .arg(new_epoch())
+            .arg(now_ms())
+            .arg(encode_meta(&item.meta))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        match answer.as_slice() {
+            [ok, position] if ok == "ok" => {
+                Ok(Some(position.parse().map_err(|_| BrokerError(format!("bad position {position:?}")))?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+        self.reader().history(channel, since).await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        let (done, subscribed) = oneshot::channel();
+        self.interest
+            .send(Interest::Subscribe(channel.to_owned(), done))
+            .await
+            .map_err(|_| BrokerError("the Redis listener has stopped".into()))?;
+        match tokio::time::timeout(COMMAND_TIMEOUT, subscribed).await {
+            Ok(Ok(())) => Ok(()),
+            // Still on its way: the listener subscribes every channel the hub has once it is back.
+            _ => Err(BrokerError("Redis did not confirm the subscription in time".into())),
+        }
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        // A lost unsubscribe only costs publications that reach no subscriber here.
+        let _ = self.interest.try_send(Interest::Unsubscribe(channel.to_owned()));
+    }
+}
+
+/// The pub/sub connection: delivers what Redis publishes to the hub, subscribes as the hub's
+/// channels come and go, and after every reconnect subscribes again and recovers what was missed.
+async fn listen(
+    client: ::redis::Client,
+    hub: Arc<Hub>,
+    mut requests: mpsc::Receiver<Interest>,
+    connected: Arc<AtomicBool>,
+    reader: Reader,
+    metrics: Arc<Metrics>,
+) {
+    let mut wait = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(pubsub) => pubsub,
+            Err(error) => {
+                warn!(%error, ?wait, "cannot reach Redis for pub/sub; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RECONNECT_WAIT);
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let interest = hub.interest();
+        let mut ok = true;
+        for (channel, _) in &interest {
+            ok &= sink.subscribe(topic(channel)).await.is_ok();
+        }
+        if !ok {
+            continue;
+        }
+        wait = Duration::from_millis(100);
+        connected.store(true, Ordering::Relaxed);
+        metrics.broker_connected.set(1);
+        if !first {
+            info!(channels = interest.len(), "Redis pub/sub is back; recovering what was missed");
+            metrics.broker_reconnects.inc();
+            for (channel, last) in interest {
+                tokio::spawn(recover(reader.clone(), hub.clone(), channel, last));
+            }
+        }
+        first = false;
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else { break };
+                    let Some(channel) = channel_of(message.get_channel_name()) else { continue };
+                    if let Some(publication) = parse_payload(channel, message.get_payload_bytes()) {
+                        hub.deliver(Arc::new(publication));
+                    }
+                }
+                request = requests.recv() => match request {
+                    Some(Interest::Subscribe(channel, done)) => {
+                        if sink.subscribe(topic(&channel)).await.is_err() {
+                            break;
+                        }
+                        let _ = done.send(());
+                        // Where the channel stands now: what to recover from if the connection
+                        // is lost before anything arrives on it.
+                        if let Ok(Some(position)) = reader.position(&channel).await {
+                            hub.baseline(&channel, position);
+                        }
+                    }
+                    Some(Interest::Unsubscribe(channel)) => {
+                        if !hub.has(&channel) && sink.unsubscribe(topic(&channel)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+        connected.store(false, Ordering::Relaxed);
+        metrics.broker_connected.set(0);
+        warn!("lost the Redis pub/sub connection; reconnecting");
+    }
+}
+
+/// Delivers what `channel` published after `last` while the pub/sub connection was down.
+async fn recover(reader: Reader, hub: Arc<Hub>, channel: String, last: Option<Position>) {
+    let Some(last) = last else { return };
+    match reader.history(&channel, &last).await {
+        Ok(History::Since(missed)) => {
+            for publication in missed {
+                hub.deliver(publication);
+            }
+        }
+        Ok(History::Gap) => hub.gap(&channel),
+        Err(error) => {
+            warn!(%error, channel = %crate::logging::clip(&channel, 64), "cannot recover a channel after a reconnect");
+            hub.gap(&channel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_read_back() {
+        let p = parse_payload("room", b"t\n3.abc\n\nhello\nworld").unwrap();
+        assert_eq!(p.position, Some(Position { n: 3, epoch: "abc".into() }));
+        assert_eq!(
+            p.payload,
+            Payload::Message(tokio_tungstenite::tungstenite::Message::text("hello\nworld"))
+        );
+        assert!(p.meta.is_empty());
+        let meta = vec![("sender".to_owned(), "a\nb".to_owned())];
+        let encoded = format!("t\n4.abc\n{}\nhi", encode_meta(&meta));
+        assert_eq!(parse_payload("room", encoded.as_bytes()).unwrap().meta, meta);
+        let close = parse_payload("room", b"x\n4001\n\nbye").unwrap();
+        assert_eq!(close.payload, Payload::Close { code: Some(4001), reason: "bye".into() });
+        assert_eq!(parse_payload("room", b"t\nnot a position\nx"), None);
+        assert_eq!(channel_of(&topic("room:1")), Some("room:1"));
+    }
+}
