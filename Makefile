@@ -11,7 +11,7 @@ GATEWAY := target/release/sidestream-gateway
 TEST_GATEWAY := target/debug/sidestream-gateway
 
 .PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
-        grip-tools test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
+        grip-tools redis test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/
 run: component gateway
@@ -56,12 +56,16 @@ gateway:
 test-gateway:
 	$(CARGO) test --workspace --no-run
 
-test-rust: component fault-component grip-tools
+test-rust: component fault-component grip-tools redis
 	$(CARGO) test --workspace
 
 ## grip-tools: the GRIP libraries the tests drive sidestream with (Python gripcontrol in .venv-grip)
 grip-tools:
 	scripts/grip-tools.sh
+
+## redis: Debian's redis-server, which the channel tests run on ports of their own
+redis:
+	scripts/redis.sh
 
 ## test-page: the page's scripts without a browser, in seconds: tsc (strict) over their JSDoc types, node unit tests of their logic
 # TypeScript comes from page/'s lock file: static/ holds only what is served.

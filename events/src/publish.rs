@@ -334,10 +334,8 @@ mod tests {
             "x".repeat(101)
         );
         assert!(parse(big.as_bytes(), LIMITS).unwrap_err().0.contains("over 100 bytes"));
-        let many = format!(
-            r#"{{"items":[{}]}}"#,
-            [r#"{"channel":"c","ws-message":{"content":"x"}}"#; 11].join(",")
-        );
+        let many =
+            format!(r#"{{"items":[{}]}}"#, [r#"{"channel":"c","ws-message":{"content":"x"}}"#; 11].join(","));
         assert!(parse(many.as_bytes(), LIMITS).unwrap_err().0.contains("more than 10 items"));
     }
 

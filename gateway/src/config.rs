@@ -155,6 +155,12 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_REDIS")]
     pub redis: Option<String>,
 
+    /// With --redis: how long this gateway's lease on its connections lasts without renewal. When
+    /// a gateway dies without draining, another ends its connections for the component
+    /// (DISCONNECT) within about this long plus a second.
+    #[arg(long, env = "SIDESTREAM_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
     /// Publications each channel's history keeps, for clients that come back.
     #[arg(long, env = "SIDESTREAM_HISTORY_SIZE", default_value_t = 1000)]
     pub history_size: usize,
@@ -254,6 +260,9 @@ impl Config {
             && !(url.starts_with("redis://") || url.starts_with("redis+unix://"))
         {
             bail!("--redis must be a redis:// or redis+unix:// URL");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.lease) {
+            bail!("--lease must be between 1s and 5m");
         }
         if self.app_retries > 20 {
             bail!("--app-retries must be at most 20");

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod public;
 pub mod publish;
+pub mod redis_conn;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

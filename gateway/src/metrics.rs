@@ -121,6 +121,9 @@ pub struct Metrics {
     pub channel_subscriptions: Gauge,
     pub broker_connected: Gauge,
     pub broker_reconnects: Counter,
+    pub lease_renewals: Family<ResultLabels, Counter>,
+    pub gateways_reaped: Counter,
+    pub connections_reaped: Counter,
 }
 
 impl Default for Metrics {
@@ -165,6 +168,9 @@ impl Metrics {
             channel_subscriptions: Gauge::default(),
             broker_connected: Gauge::default(),
             broker_reconnects: Counter::default(),
+            lease_renewals: Family::default(),
+            gateways_reaped: Counter::default(),
+            connections_reaped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
@@ -294,6 +300,21 @@ impl Metrics {
             "broker_reconnects",
             "Times the Redis broker's pub/sub connection came back after it was lost",
             m.broker_reconnects.clone(),
+        );
+        registry.register(
+            "lease_renewals",
+            "Renewals of this gateway's lease in Redis: ok, failed, or reaped (it had run out and another gateway ended its connections)",
+            m.lease_renewals.clone(),
+        );
+        registry.register(
+            "gateways_reaped",
+            "Dead gateways whose connections this gateway ended for the component",
+            m.gateways_reaped.clone(),
+        );
+        registry.register(
+            "connections_reaped",
+            "Connections of dead gateways whose DISCONNECT this gateway sent (see app_last_events for how each went)",
+            m.connections_reaped.clone(),
         );
         Metrics { registry, ..m }
     }

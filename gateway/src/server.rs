@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 
 use crate::apps;
+use crate::apps::lease::Leases;
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
 use crate::channels::Channels;
@@ -20,6 +21,7 @@ use crate::forwarded::TrustedProxies;
 use crate::http::{self, Surface};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
+use crate::redis_conn::Commands;
 use crate::ws::{self, handshake::OriginPolicy};
 
 /// State shared by every connection of both listeners.
@@ -35,6 +37,7 @@ pub struct Shared {
     pub backend: Backend,
     pub channels: Channels,
     pub publisher: Arc<Publisher>,
+    pub leases: Leases,
     pub drain: Drain,
     /// Open WebSockets, against `--max-connections`.
     pub active: AtomicUsize,
@@ -53,7 +56,11 @@ impl Gateway {
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
-        let channels = Channels::new(&config, metrics.clone())?;
+        let redis = match &config.redis {
+            Some(url) => Some(Commands::new(url, crate::channels::redis::COMMAND_TIMEOUT)?),
+            None => None,
+        };
+        let channels = Channels::new(&config, redis.clone(), metrics.clone());
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             config.publish_token()?,
@@ -61,6 +68,10 @@ impl Gateway {
             metrics.clone(),
         ));
         let backend = Backend::new(&config, publisher.clone()).await?;
+        let leases = match redis {
+            Some(commands) => Leases::new(commands, config.lease),
+            None => Leases::none(),
+        };
         let public = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -71,6 +82,7 @@ impl Gateway {
             metrics,
             channels,
             publisher,
+            leases,
             ws: Arc::new(ws::Settings::from_config(&config)),
             apps: apps::Settings::from_config(&config),
             origins: OriginPolicy::new(&config.allowed_origins),
@@ -103,6 +115,7 @@ impl Gateway {
         let Gateway { public, admin, shared } = self;
         // One stable line with both addresses: tests and scripts read `addr=` from it.
         info!(backend = %shared.backend, "listening addr={} admin={}", public.local_addr()?, admin.local_addr()?);
+        shared.leases.start(shared.clone());
         let accept_public = accept(&shared, &public, Surface::Public);
         let accept_admin = accept(&shared, &admin, Surface::Admin);
         tokio::pin!(shutdown, accept_public, accept_admin);
@@ -117,6 +130,7 @@ impl Gateway {
             never = &mut accept_public => match never {},
             never = &mut accept_admin => match never {},
         }
+        shared.leases.resign().await;
         info!("stopped");
         Ok(())
     }

@@ -3,65 +3,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::{BIN, Spawned, spawn};
 use common::*;
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sidestream-gateway");
-
-/// A started binary: the process, its public and admin addresses, and its log (once it exits).
-struct Spawned {
-    child: Child,
-    addr: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    log: tokio::task::JoinHandle<String>,
-}
-
-/// Starts the binary and reads the bound addresses from its one stable start-up line.
-async fn spawn(args: &[&str]) -> Spawned {
-    let component = component();
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--component",
-            component.to_str().unwrap(),
-        ])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn gateway");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (addr, admin) = within("start-up line", async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addrs) = listening_addrs(&line) {
-                return addrs;
-            }
-        }
-        panic!("the gateway exited before listening");
-    })
-    .await;
-    // Keep draining the log so the child never blocks on a full pipe; hand it back at the end.
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    Spawned { child, addr, admin, log }
-}
 
 async fn run_to_exit(args: &[&str]) -> (i32, String) {
     let output = within("gateway exits", Command::new(BIN).args(args).output()).await.unwrap();

@@ -19,7 +19,7 @@ use futures_util::Sink;
 use http::Response;
 use sidestream_events::control::{Control, KeepAlive, Message as ControlMessage, MessageKind};
 use sidestream_events::publish::is_channel_name;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
@@ -59,6 +59,9 @@ impl InFlight {
 pub enum Ready {
     /// The first answer's actions, carried out once the socket is up.
     Opened(Vec<Action>),
+    /// Another gateway ended this connection for the component while this one was cut off from
+    /// Redis ([`super::lease`]).
+    Reaped,
     /// A publication to a channel the connection joined.
     Published(Arc<Publication>),
     Answered {
@@ -107,6 +110,12 @@ pub struct ComponentApp {
     meta: HashMap<String, String>,
     mailbox: mpsc::Receiver<Arc<Publication>>,
     mailbox_tx: Mailbox,
+    /// A publication that did not fit the outbox: it goes once the client catches up, and
+    /// meanwhile the mailbox is not read (when it is full, the hub drops and counts).
+    waiting: Option<Arc<Publication>>,
+    /// Fires if this gateway is found reaped; the meta changes its record has seen.
+    reaped: Option<oneshot::Receiver<()>>,
+    recorded_meta: u64,
     _active: Active,
 }
 
@@ -116,7 +125,11 @@ impl ComponentApp {
         shared.metrics.app_connections_active.inc();
         let keep_alive_at = session.keep_alive().map(|every| Instant::now() + every);
         let (mailbox_tx, mailbox) = mpsc::channel(MAILBOX);
+        let reaped = shared.leases.register(&session);
         ComponentApp {
+            waiting: None,
+            reaped,
+            recorded_meta: session.meta_changes(),
             subscriptions: HashMap::new(),
             meta: HashMap::new(),
             mailbox,
@@ -279,17 +292,22 @@ impl ComponentApp {
         let gap = Message::text(
             gap.unwrap_or_else(|| serde_json::json!({"type": "gap", "channel": channel}).to_string()),
         );
+        // Live publications wait while the subscription starts: it delivers what came since the
+        // client's `since`, or since it joined, from the history first.
         let channels = &self.shared.channels;
-        let first =
-            channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), since.is_some(), gap.clone());
+        let first = channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), gap.clone());
         let (hub, broker, mailbox, conn) =
             (channels.hub.clone(), channels.broker.clone(), self.mailbox_tx.clone(), self.conn);
         tokio::spawn(async move {
+            let from = match since {
+                Some(since) => since.parse::<Position>().map(Some).map_err(|()| "not a position".to_owned()),
+                // Where the channel stands as it is joined: what the subscription starts after.
+                None => broker.position(&channel).await.map_err(|e| e.to_string()),
+            };
             if first && let Err(error) = broker.subscribe(&channel).await {
                 warn!(conn, %error, "the broker did not take a subscription; it is retried when the broker is back");
             }
-            let Some(since) = since else { return };
-            recover(&*broker, &hub, mailbox, conn, channel, since, gap).await;
+            start(&broker, &hub, mailbox, conn, channel, from, gap).await;
         });
     }
 
@@ -314,9 +332,8 @@ impl ComponentApp {
 }
 
 impl ComponentApp {
-    /// Sends a publication on, if the client keeps up: one that does not fit the outbox is
-    /// dropped and counted, like any message the server offers on its own.
-    fn published<W>(&mut self, publication: &Publication, out: &mut Out<'_, W>) -> Flow
+    /// Sends a publication on, or keeps it until the client catches up.
+    fn published<W>(&mut self, publication: Arc<Publication>, out: &mut Out<'_, W>) -> Flow
     where
         W: Sink<Message, Error = WsError> + Unpin,
     {
@@ -330,7 +347,7 @@ impl ComponentApp {
                 if out.offer(message.clone(), Kind::Publish) {
                     self.sent_to_client(Instant::now());
                 } else {
-                    self.shared.metrics.publications_dropped.inc();
+                    self.waiting = Some(publication);
                 }
                 Flow::Continue
             }
@@ -339,23 +356,24 @@ impl ComponentApp {
     }
 }
 
-/// Reads what a subscriber missed on `channel` since the position its client gave, into its
-/// mailbox, then lets the publications held back meanwhile follow. A position the history does not
-/// reach (or one that is not a position at all) gets the subscription's gap message instead.
-async fn recover(
+/// Starts a subscription: delivers what `channel`'s history holds after `from` (all of it for
+/// `None`) into the subscriber's mailbox, waiting for room there, then lets the live publications
+/// held back meanwhile follow. A position the history does not reach (or no position at all)
+/// gets the subscription's gap message instead.
+async fn start(
     broker: &Engine,
     hub: &Hub,
     mailbox: Mailbox,
     conn: u64,
     channel: String,
-    since: String,
+    from: Result<Option<Position>, String>,
     gap: Message,
 ) {
-    let history = match since.parse::<Position>() {
-        Ok(since) => broker.history(&channel, &since).await,
-        Err(()) => Ok(History::Gap),
+    let history = match &from {
+        Ok(from) => broker.history(&channel, from.as_ref()).await.map_err(|e| e.to_string()),
+        Err(why) => Err(why.clone()),
     };
-    let mut delivered = None;
+    let mut delivered = from.ok().flatten();
     match history {
         Ok(History::Since(missed)) => {
             for publication in missed {
@@ -366,6 +384,7 @@ async fn recover(
             }
         }
         Ok(History::Gap) | Err(_) => {
+            delivered = None;
             let notice = Arc::new(Publication::notice(&channel, gap));
             if mailbox.send(notice).await.is_err() {
                 return;
@@ -443,7 +462,16 @@ impl Handler for ComponentApp {
         if let Some(actions) = self.opened.take() {
             return Poll::Ready(Ready::Opened(actions));
         }
+        if let Some(reaped) = &mut self.reaped
+            && let Poll::Ready(result) = Pin::new(reaped).poll(cx)
+        {
+            self.reaped = None;
+            if result.is_ok() {
+                return Poll::Ready(Ready::Reaped);
+            }
+        }
         if !self.subscriptions.is_empty()
+            && self.waiting.is_none()
             && let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx)
         {
             return Poll::Ready(Ready::Published(publication));
@@ -461,7 +489,11 @@ impl Handler for ComponentApp {
         let metrics = self.shared.metrics.clone();
         let (kind, body, attempt, result) = match ready {
             Ready::Opened(actions) => return self.act(actions, out),
-            Ready::Published(publication) => return self.published(&publication, out),
+            Ready::Reaped => {
+                self.dropped = true;
+                return Flow::Close(1012, "the gateway restarts this connection".into());
+            }
+            Ready::Published(publication) => return self.published(publication, out),
             Ready::Answered { kind, body, attempt, result } => (kind, body, attempt, result),
         };
         let now = Instant::now();
@@ -469,6 +501,10 @@ impl Handler for ComponentApp {
             Ok(response) => match self.session.apply(&response) {
                 Ok((actions, ignored)) => {
                     metrics.app_request(kind, "ok");
+                    if self.session.meta_changes() != self.recorded_meta {
+                        self.recorded_meta = self.session.meta_changes();
+                        self.shared.leases.update(&self.session);
+                    }
                     self.count_ignored(&ignored);
                     let flow = self.act(actions, out);
                     self.keep_alive_at = self.session.keep_alive().map(|every| now + every);
@@ -513,6 +549,10 @@ impl Handler for ComponentApp {
     where
         W: Sink<Message, Error = WsError> + Unpin,
     {
+        if let Some(publication) = self.waiting.take() {
+            // A close among publications closes from `published`; here only messages wait.
+            let _ = self.published(publication, out);
+        }
         self.next(out);
     }
 
@@ -532,6 +572,7 @@ impl Handler for ComponentApp {
             self.leave(channel);
         }
         if self.dropped {
+            self.shared.leases.release(&self.session.id);
             return;
         }
         // A closing handshake the client or the app began, that the client completed, is a

@@ -16,9 +16,20 @@ use super::conn::InFlight;
 use super::session::Session;
 use crate::server::Shared;
 
+/// Sends the connection's last event, then lets its lease record go ([`super::lease`]).
 pub async fn deliver(
     shared: Arc<Shared>,
     session: Session,
+    in_flight: Option<InFlight>,
+    close: Option<(u16, String)>,
+) {
+    send_last(&shared, &session, in_flight, close).await;
+    shared.leases.release(&session.id);
+}
+
+async fn send_last(
+    shared: &Shared,
+    session: &Session,
     in_flight: Option<InFlight>,
     close: Option<(u16, String)>,
 ) {

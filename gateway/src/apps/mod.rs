@@ -7,10 +7,11 @@
 //! or a refusal; [`conn`] is the handler the connection loop runs: it batches the client's messages
 //! into requests (one in flight at a time) and carries out the answers; [`delivery`] sends a
 //! connection's last event, `CLOSE` or `DISCONNECT`, with retries; [`session`] is the protocol
-//! itself, without I/O.
+//! itself, without I/O; [`lease`] lets another gateway end the connections of one that died.
 
 pub mod conn;
 pub mod delivery;
+pub mod lease;
 pub mod open;
 pub mod session;
 

@@ -72,6 +72,9 @@ pub enum Ignored {
     UnknownEvent,
 }
 
+/// Headers a [`Session::record`] leaves out: it is kept in Redis, where credentials should not be.
+const CREDENTIALS: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION];
+
 /// Why an answer could not be used: the connection closes with 1011.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -101,6 +104,8 @@ pub struct Session {
     /// The client's end-to-end handshake headers, as they go with every request.
     headers: HeaderMap,
     meta: BTreeMap<String, HeaderValue>,
+    /// Counts the answers that changed `meta`, so a copy kept elsewhere knows it is stale.
+    meta_changes: u64,
     /// With `grip` negotiated: the prefix of messages meant for the client.
     grip: Option<String>,
     keep_alive: Option<Duration>,
@@ -133,6 +138,7 @@ impl Session {
             uri,
             headers,
             meta: BTreeMap::new(),
+            meta_changes: 0,
             grip: None,
             keep_alive: None,
             pending: Vec::new(),
@@ -197,6 +203,58 @@ impl Session {
         self.request(sidestream_events::encode(&[event]).into(), attempt)
     }
 
+    /// How many answers have changed the connection's meta.
+    pub fn meta_changes(&self) -> u64 {
+        self.meta_changes
+    }
+
+    /// What another gateway needs to send this connection's `DISCONNECT` should this one die: the
+    /// URI, the handshake's headers but its credentials, and the meta, as one line of JSON.
+    pub fn record(&self) -> String {
+        let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
+        let headers: Vec<(&str, String)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| !CREDENTIALS.contains(name))
+            .filter_map(|(name, value)| Some((name.as_str(), text(value)?)))
+            .collect();
+        let meta: Vec<(&str, String)> =
+            self.meta.iter().filter_map(|(name, value)| Some((name.as_str(), text(value)?))).collect();
+        serde_json::json!({"uri": self.uri.to_string(), "headers": headers, "meta": meta}).to_string()
+    }
+
+    /// The session of connection `id` kept as [`Session::record`] wrote it; `None` if it is not one.
+    pub fn from_record(id: &str, record: &[u8]) -> Option<Session> {
+        let value: serde_json::Value = serde_json::from_slice(record).ok()?;
+        let pairs = |field: &str| -> Option<Vec<(HeaderName, HeaderValue)>> {
+            value[field]
+                .as_array()?
+                .iter()
+                .map(|pair| {
+                    let name = HeaderName::from_bytes(pair.get(0)?.as_str()?.as_bytes()).ok()?;
+                    let value = HeaderValue::from_str(pair.get(1)?.as_str()?).ok()?;
+                    Some((name, value))
+                })
+                .collect()
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs("headers")? {
+            headers.append(name, value);
+        }
+        let meta =
+            pairs("meta")?.into_iter().map(|(name, value)| (name.as_str().to_owned(), value)).collect();
+        Some(Session {
+            id: id.to_owned(),
+            uri: value["uri"].as_str()?.parse().ok()?,
+            headers,
+            meta,
+            meta_changes: 0,
+            grip: None,
+            keep_alive: None,
+            pending: Vec::new(),
+        })
+    }
+
     /// How often an idle connection sends an empty request, if the component asked.
     pub fn keep_alive(&self) -> Option<Duration> {
         self.keep_alive
@@ -251,15 +309,17 @@ impl Session {
         // All events are read before anything is done, so a malformed body changes nothing.
         let events: Vec<Event<'_>> =
             parse(response.body()).collect::<Result<_, _>>().map_err(Failure::Malformed)?;
+        let mut changed = false;
         for (name, value) in response.headers() {
             if let Some(meta) = name.as_str().strip_prefix(SET_META_PREFIX).filter(|m| !m.is_empty()) {
-                if value.is_empty() {
-                    self.meta.remove(meta);
+                changed |= if value.is_empty() {
+                    self.meta.remove(meta).is_some()
                 } else {
-                    self.meta.insert(meta.to_owned(), value.clone());
-                }
+                    self.meta.insert(meta.to_owned(), value.clone()).as_ref() != Some(value)
+                };
             }
         }
+        self.meta_changes += u64::from(changed);
         if let Some(value) = response.headers().get(KEEP_ALIVE_INTERVAL) {
             // Present but not a positive number of seconds turns it off, as in Pushpin.
             self.keep_alive = value
@@ -374,6 +434,33 @@ mod tests {
 
     const EVENTS: (&str, &str) = ("content-type", CONTENT_TYPE);
     const GRIP: (&str, &str) = ("sec-websocket-extensions", "grip");
+
+    #[test]
+    fn a_record_gives_another_gateway_the_same_disconnect_without_the_credentials() {
+        let mut session = Session::new(&Uri::from_static("/chat?room=1"), &client_headers());
+        let set = answer(200, &[EVENTS, ("set-meta-user", "ada")], b"");
+        session.apply(&set).unwrap();
+        assert_eq!(session.meta_changes(), 1);
+        session.apply(&set).unwrap();
+        assert_eq!(session.meta_changes(), 1, "the same value again changes nothing");
+
+        let restored = Session::from_record(&session.id, session.record().as_bytes()).unwrap();
+        let (mine, theirs) = (session.last_request(None, 1), restored.last_request(None, 1));
+        assert_eq!(theirs.uri(), "/chat?room=1");
+        assert_eq!(theirs.body(), mine.body());
+        for name in ["connection-id", "meta-user", "host", "sec-websocket-protocol", "content-type"] {
+            assert_eq!(theirs.headers().get(name), mine.headers().get(name), "{name}");
+        }
+        assert_eq!(theirs.headers().get("meta-user").unwrap(), "ada");
+        for secret in ["cookie", "authorization"] {
+            assert!(mine.headers().contains_key(secret));
+            assert!(!theirs.headers().contains_key(secret), "{secret} is not kept in Redis");
+        }
+        assert!(Session::from_record("x", b"{not json").is_none());
+        assert!(
+            Session::from_record("x", br#"{"uri":"/","headers":[["bad name","v"]],"meta":[]}"#).is_none()
+        );
+    }
 
     #[test]
     fn requests_carry_the_handshake_end_to_end_and_only_the_gateways_own_headers() {

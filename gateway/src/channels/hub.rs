@@ -1,11 +1,12 @@
 //! This gateway's subscribers, by channel, and the fan-out of a publication to them.
 //!
-//! Each connection has one mailbox (a bounded queue) that its task drains into its outbox, where
-//! the one decision about a slow client is made (a publication that does not fit is dropped and
-//! counted). The hub only hands publications over: a mailbox that is full means the connection's
-//! task itself has not run for a long while, and the publication is dropped and counted the same
-//! way. A subscriber that is recovering (reading what it missed from the channel's history) gets
-//! live publications held back until the history is delivered, then the ones it has not seen.
+//! Each connection has one mailbox (a bounded queue) that its task drains into its outbox as the
+//! client keeps up. The hub only hands publications over: a mailbox that is full means the client
+//! has not read for a while (or its task has not run), and the publication is dropped for it and
+//! counted; positions are consecutive, so the client can tell, and come back with its last one.
+//! A subscriber that is starting (reading from the channel's history what came since its
+//! client's position, or since it joined) gets live publications held back until that is
+//! delivered, then the ones it has not seen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,6 +40,8 @@ struct Channel {
     subscribers: HashMap<u64, Subscriber>,
     /// The newest position delivered here, to recover from after the broker was unreachable.
     last: Option<Position>,
+    /// While the channel recovers after the broker was unreachable: live publications held back.
+    held: Option<Vec<Arc<Publication>>>,
 }
 
 /// This gateway's channels.
@@ -61,13 +64,14 @@ impl Hub {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds connection `conn` to `channel`, holding live publications back if it is about to
-    /// recover. True when it is the channel's first subscriber here: the broker must be told.
-    pub fn join(&self, channel: &str, conn: u64, mailbox: Mailbox, recovering: bool, gap: Message) -> bool {
+    /// Adds connection `conn` to `channel`, holding live publications back until
+    /// [`Hub::recovered`] says its history has been delivered. True when it is the channel's
+    /// first subscriber here: the broker must be told.
+    pub fn join(&self, channel: &str, conn: u64, mailbox: Mailbox, gap: Message) -> bool {
         let mut channels = self.channels();
         let entry = channels.entry(channel.to_owned()).or_default();
         let first = entry.subscribers.is_empty();
-        let held = recovering.then(Vec::new);
+        let held = Some(Vec::new());
         if entry.subscribers.insert(conn, Subscriber { mailbox, gap, held, last: None }).is_none() {
             self.metrics.channel_subscriptions.inc();
         }
@@ -92,6 +96,14 @@ impl Hub {
     pub fn deliver(&self, publication: Arc<Publication>) {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(&publication.channel) else { return };
+        if let Some(held) = &mut channel.held {
+            held.push(publication);
+            return;
+        }
+        Self::fan_out(channel, publication, &self.metrics);
+    }
+
+    fn fan_out(channel: &mut Channel, publication: Arc<Publication>, metrics: &Metrics) {
         if let Some(position) = &publication.position {
             if !newer(position, channel.last.as_ref()) {
                 // Already delivered here (a recovery after a reconnect overlaps the live stream).
@@ -100,7 +112,25 @@ impl Hub {
             channel.last = Some(position.clone());
         }
         for subscriber in channel.subscribers.values_mut() {
-            Self::give(subscriber, &publication, &self.metrics);
+            Self::give(subscriber, &publication, metrics);
+        }
+    }
+
+    /// Holds `channel`'s live publications back while what it missed is read (after the
+    /// broker's connection came back), so none of them overtakes what came before it.
+    pub fn suspend(&self, channel: &str) {
+        if let Some(channel) = self.channels().get_mut(channel) {
+            channel.held.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Delivers what `channel` missed, then what was held back meanwhile, without repeats.
+    pub fn resume(&self, channel: &str, missed: Vec<Arc<Publication>>) {
+        let mut channels = self.channels();
+        let Some(channel) = channels.get_mut(channel) else { return };
+        let held = channel.held.take().unwrap_or_default();
+        for publication in missed.into_iter().chain(held) {
+            Self::fan_out(channel, publication, &self.metrics);
         }
     }
 
@@ -200,8 +230,10 @@ mod tests {
         let hub = Hub::new(Arc::new(Metrics::new()));
         let (a, mut rx_a) = mpsc::channel(MAILBOX);
         let (b, mut rx_b) = mpsc::channel(MAILBOX);
-        assert!(hub.join("room", 1, a, false, gap()), "the first subscriber");
-        assert!(!hub.join("room", 2, b, false, gap()));
+        assert!(hub.join("room", 1, a, gap()), "the first subscriber");
+        assert!(!hub.join("room", 2, b, gap()));
+        hub.recovered("room", 1, None);
+        hub.recovered("room", 2, None);
         for (n, text) in [(1, "one"), (2, "two"), (2, "two again"), (1, "old"), (3, "three")] {
             hub.deliver(publication(n, text));
         }
@@ -217,7 +249,7 @@ mod tests {
     fn a_recovering_subscriber_gets_what_was_held_back_after_its_history_without_repeats() {
         let hub = Hub::new(Arc::new(Metrics::new()));
         let (tx, mut rx) = mpsc::channel(MAILBOX);
-        hub.join("room", 1, tx.clone(), true, gap());
+        hub.join("room", 1, tx.clone(), gap());
         hub.deliver(publication(5, "live 5"));
         hub.deliver(publication(6, "live 6"));
         assert!(texts(&mut rx).is_empty(), "held back while the history is read");
@@ -230,11 +262,29 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_recovering_after_a_reconnect_keeps_its_order() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = mpsc::channel(MAILBOX);
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        hub.suspend("room");
+        hub.deliver(publication(4, "live 4"));
+        hub.resume(
+            "room",
+            vec![publication(2, "missed 2"), publication(3, "missed 3"), publication(4, "missed 4")],
+        );
+        hub.deliver(publication(5, "five"));
+        assert_eq!(texts(&mut rx), ["one", "missed 2", "missed 3", "missed 4", "five"]);
+    }
+
+    #[test]
     fn a_full_mailbox_drops_and_counts() {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(metrics.clone());
         let (tx, mut rx) = mpsc::channel(2);
-        hub.join("room", 1, tx, false, gap());
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
         for n in 1..=5 {
             hub.deliver(publication(n, "x"));
         }

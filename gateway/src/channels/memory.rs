@@ -97,11 +97,16 @@ impl Broker for MemoryBroker {
         Ok(position)
     }
 
-    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+    async fn history(&self, channel: &str, since: Option<&Position>) -> Result<History, BrokerError> {
         let now = Instant::now();
         let mut channels = self.channels();
-        let Some(channel) = channels.get_mut(channel) else { return Ok(History::Gap) };
+        let Some(channel) = channels.get_mut(channel) else {
+            // Nothing published yet: all of the history is nothing, any position is another's.
+            return Ok(if since.is_none() { History::Since(Vec::new()) } else { History::Gap });
+        };
         Self::trim(channel, self.retention, now);
+        let all = channel.history.iter().map(|(_, p)| p.clone());
+        let Some(since) = since else { return Ok(History::Since(all.collect())) };
         if channel.epoch != since.epoch || since.n > channel.last {
             return Ok(History::Gap);
         }
@@ -110,13 +115,16 @@ impl Broker for MemoryBroker {
         if since.n + 1 < oldest {
             return Ok(History::Gap);
         }
-        let missed = channel
-            .history
-            .iter()
-            .map(|(_, p)| p.clone())
-            .filter(|p| p.position.as_ref().is_some_and(|pos| pos.n > since.n))
-            .collect();
+        let missed = all.filter(|p| p.position.as_ref().is_some_and(|pos| pos.n > since.n)).collect();
         Ok(History::Since(missed))
+    }
+
+    async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
+        let channels = self.channels();
+        Ok(channels
+            .get(channel)
+            .filter(|c| c.last > 0)
+            .map(|c| Position { n: c.last, epoch: c.epoch.clone() }))
     }
 
     async fn subscribe(&self, _: &str) -> Result<(), BrokerError> {

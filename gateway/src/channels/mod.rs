@@ -135,12 +135,15 @@ pub trait Broker: Send + Sync {
     /// an item id published within the last minute, which is dropped).
     fn publish(&self, item: &Item) -> impl Future<Output = Result<Option<Position>, BrokerError>> + Send;
 
-    /// What `channel` published after `since`.
+    /// What `channel` published after `since`; with `None`, all its history holds.
     fn history(
         &self,
         channel: &str,
-        since: &Position,
+        since: Option<&Position>,
     ) -> impl Future<Output = Result<History, BrokerError>> + Send;
+
+    /// Where `channel` stands: its newest publication's position (`None` before the first).
+    fn position(&self, channel: &str) -> impl Future<Output = Result<Option<Position>, BrokerError>> + Send;
 
     /// This gateway wants `channel`'s publications (it has a subscriber for it); done once the
     /// broker will deliver them.
@@ -157,25 +160,29 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The in-memory broker, or Redis with `--redis`.
+    /// The in-memory broker, or Redis when the gateway has a connection to one (`--redis`).
     pub fn new(
         config: &crate::config::Config,
+        redis: Option<crate::redis_conn::Commands>,
         metrics: Arc<crate::metrics::Metrics>,
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         let hub = Arc::new(hub::Hub::new(metrics.clone()));
         let retention = Retention { size: config.history_size, ttl: config.history_ttl };
-        let broker = match &config.redis {
-            Some(url) => Engine::Redis(redis::RedisBroker::new(url, hub.clone(), retention, metrics)?),
+        let broker = match redis {
+            Some(commands) => {
+                Engine::Redis(Box::new(redis::RedisBroker::new(commands, hub.clone(), retention, metrics)))
+            }
             None => Engine::Memory(memory::MemoryBroker::new(hub.clone(), retention)),
         };
-        Ok(Channels { hub, broker: Arc::new(broker) })
+        Channels { hub, broker: Arc::new(broker) }
     }
 }
 
 /// The broker this gateway runs with, chosen at start-up.
 pub enum Engine {
     Memory(memory::MemoryBroker),
-    Redis(redis::RedisBroker),
+    /// Boxed: the Redis broker carries its connection state, the memory one a map.
+    Redis(Box<redis::RedisBroker>),
 }
 
 impl Broker for Engine {
@@ -186,10 +193,17 @@ impl Broker for Engine {
         }
     }
 
-    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+    async fn history(&self, channel: &str, since: Option<&Position>) -> Result<History, BrokerError> {
         match self {
             Engine::Memory(b) => b.history(channel, since).await,
             Engine::Redis(b) => b.history(channel, since).await,
+        }
+    }
+
+    async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
+        match self {
+            Engine::Memory(b) => b.position(channel).await,
+            Engine::Redis(b) => b.position(channel).await,
         }
     }
 

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::aio::ConnectionManager;
 use futures_util::StreamExt;
 use sidestream_events::control::MessageKind;
 use sidestream_events::publish::{Action, Item, around_id};
@@ -24,9 +23,10 @@ use tracing::{info, warn};
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
 use crate::metrics::Metrics;
+use crate::redis_conn::Commands;
 
 /// How long a Redis command may take before the publish or read fails (and a publish is a 503).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The longest wait between two attempts to reach Redis again.
 const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -151,7 +151,7 @@ enum Interest {
 }
 
 pub struct RedisBroker {
-    commands: ConnectionManager,
+    commands: Commands,
     interest: mpsc::Sender<Interest>,
     retention: Retention,
     connected: Arc<AtomicBool>,
@@ -167,25 +167,13 @@ impl Drop for RedisBroker {
 impl RedisBroker {
     /// Prepares the broker; nothing is connected yet (a Redis that is down at start-up is waited
     /// for, not a reason not to start).
-    pub fn new(
-        url: &str,
-        hub: Arc<Hub>,
-        retention: Retention,
-        metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
-        let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
-        let config = ::redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_WAIT)
-            .set_number_of_retries(2);
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
+    pub fn new(commands: Commands, hub: Arc<Hub>, retention: Retention, metrics: Arc<Metrics>) -> Self {
         let (interest, requests) = mpsc::channel(INTEREST_QUEUE);
         let connected = Arc::new(AtomicBool::new(false));
         let reader = Reader { commands: commands.clone(), retention };
+        let client = commands.client().clone();
         let listener = tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics));
-        Ok(RedisBroker { commands, interest, retention, connected, listener })
+        RedisBroker { commands, interest, retention, connected, listener }
     }
 
     /// Whether the pub/sub connection is up.
@@ -198,47 +186,58 @@ impl RedisBroker {
     }
 }
 
-fn failed(error: ::redis::RedisError) -> BrokerError {
+/// A command's error, told to the connection (which may need rebuilding) and as the broker's.
+fn failed(commands: &Commands, error: ::redis::RedisError) -> BrokerError {
+    commands.failed(&error);
     BrokerError(format!("redis: {error}"))
 }
 
 /// What reads a channel's history (shared by the broker and its listener's recovery).
 #[derive(Clone)]
 struct Reader {
-    commands: ConnectionManager,
+    commands: Commands,
     retention: Retention,
 }
 
 impl Reader {
-    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+    async fn history(&self, channel: &str, since: Option<&Position>) -> Result<History, BrokerError> {
         let [stream, seq, epoch] = keys(channel);
-        let mut conn = self.commands.clone();
+        let mut conn = self.commands.get();
         type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
         let (current, last, entries): (Option<String>, Option<u64>, Entries) = ::redis::Script::new(HISTORY)
             .key(&stream)
             .key(&seq)
             .key(&epoch)
-            .arg(since.n + 1)
+            .arg(since.map_or(1, |since| since.n + 1))
             .invoke_async(&mut conn)
             .await
-            .map_err(failed)?;
-        let (Some(current), Some(last)) = (current, last) else { return Ok(History::Gap) };
-        if current != since.epoch || since.n > last {
+            .map_err(|e| failed(&self.commands, e))?;
+        let (Some(current), Some(last)) = (current, last) else {
+            // Nothing published yet: all of the history is nothing, any position is another's.
+            return Ok(if since.is_none() { History::Since(Vec::new()) } else { History::Gap });
+        };
+        if since.is_some_and(|since| current != since.epoch || since.n > last) {
             return Ok(History::Gap);
         }
         let oldest = now_ms().saturating_sub(self.retention.ttl.as_millis() as u64);
         let mut missed = Vec::with_capacity(entries.len());
-        let mut expected = since.n + 1;
+        // With `since`, each entry must follow the one before: a hole is what trimming took.
+        let mut expected = since.map(|since| since.n + 1);
         for (id, fields) in entries {
             let n: u64 = id.split_once('-').and_then(|(n, _)| n.parse().ok()).unwrap_or(0);
             let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
             let at: u64 = field("t").and_then(|t| std::str::from_utf8(t).ok()?.parse().ok()).unwrap_or(0);
-            // Older than the retention allows, or a hole where trimming took some: not a history
-            // that reaches back to `since`.
-            if n != expected || at < oldest {
+            if at < oldest {
+                if since.is_some() {
+                    // Older than the retention allows: not a history that reaches back to `since`.
+                    return Ok(History::Gap);
+                }
+                continue;
+            }
+            if expected.is_some_and(|expected| n != expected) {
                 return Ok(History::Gap);
             }
-            expected += 1;
+            expected = expected.map(|_| n + 1);
             let kind =
                 field("k").and_then(|k| kind_of(std::str::from_utf8(k).ok()?)).unwrap_or(MessageKind::Text);
             missed.push(Arc::new(Publication {
@@ -248,7 +247,7 @@ impl Reader {
                 meta: decode_meta(field("m").unwrap_or_default()),
             }));
         }
-        if expected <= last {
+        if expected.is_some_and(|expected| expected <= last) {
             return Ok(History::Gap);
         }
         Ok(History::Since(missed))
@@ -257,9 +256,13 @@ impl Reader {
     /// The channel's newest position, if it has a history.
     async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
         let [_, seq, epoch] = keys(channel);
-        let mut conn = self.commands.clone();
-        let (n, epoch): (Option<u64>, Option<String>) =
-            ::redis::pipe().get(&seq).get(&epoch).query_async(&mut conn).await.map_err(failed)?;
+        let mut conn = self.commands.get();
+        let (n, epoch): (Option<u64>, Option<String>) = ::redis::pipe()
+            .get(&seq)
+            .get(&epoch)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failed(&self.commands, e))?;
         Ok(n.zip(epoch).map(|(n, epoch)| Position { n, epoch }))
     }
 }
@@ -282,7 +285,7 @@ impl Broker for RedisBroker {
                 }
             }
         };
-        let mut conn = self.commands.clone();
+        let mut conn = self.commands.get();
         let answer: Vec<String> = ::redis::Script::new(PUBLISH)
             .key(&stream)
             .key(&seq)
@@ -300,7 +303,7 @@ impl Broker for RedisBroker {
             .arg(encode_meta(&item.meta))
             .invoke_async(&mut conn)
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed(&self.commands, e))?;
         match answer.as_slice() {
             [ok, position] if ok == "ok" => {
                 Ok(Some(position.parse().map_err(|_| BrokerError(format!("bad position {position:?}")))?))
@@ -309,8 +312,12 @@ impl Broker for RedisBroker {
         }
     }
 
-    async fn history(&self, channel: &str, since: &Position) -> Result<History, BrokerError> {
+    async fn history(&self, channel: &str, since: Option<&Position>) -> Result<History, BrokerError> {
         self.reader().history(channel, since).await
+    }
+
+    async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
+        self.reader().position(channel).await
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
@@ -356,11 +363,20 @@ async fn listen(
         };
         let (mut sink, mut stream) = pubsub.split();
         let interest = hub.interest();
+        if !first {
+            // Live publications wait until what was missed while away is delivered.
+            for (channel, _) in &interest {
+                hub.suspend(channel);
+            }
+        }
         let mut ok = true;
         for (channel, _) in &interest {
             ok &= sink.subscribe(topic(channel)).await.is_ok();
         }
         if !ok {
+            warn!(?wait, "Redis refused to subscribe this gateway's channels; trying again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_RECONNECT_WAIT);
             continue;
         }
         wait = Duration::from_millis(100);
@@ -410,21 +426,30 @@ async fn listen(
     }
 }
 
-/// Delivers what `channel` published after `last` while the pub/sub connection was down.
+/// How many times a recovery reads the history before it gives up and tells of a gap.
+const RECOVERY_ATTEMPTS: u32 = 8;
+
+/// Delivers what `channel` published after `last` while the pub/sub connection was down (all of
+/// its history for `None`: nothing had arrived here yet), then the publications held back
+/// meanwhile. Redis may still be coming back: reading is retried with backoff before the
+/// subscribers are told of a gap.
 async fn recover(reader: Reader, hub: Arc<Hub>, channel: String, last: Option<Position>) {
-    let Some(last) = last else { return };
-    match reader.history(&channel, &last).await {
-        Ok(History::Since(missed)) => {
-            for publication in missed {
-                hub.deliver(publication);
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=RECOVERY_ATTEMPTS {
+        match reader.history(&channel, last.as_ref()).await {
+            Ok(History::Since(missed)) => return hub.resume(&channel, missed),
+            Ok(History::Gap) => break,
+            Err(error) if attempt == RECOVERY_ATTEMPTS => {
+                warn!(%error, channel = %crate::logging::clip(&channel, 64), "cannot recover a channel after a reconnect");
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RECONNECT_WAIT);
             }
         }
-        Ok(History::Gap) => hub.gap(&channel),
-        Err(error) => {
-            warn!(%error, channel = %crate::logging::clip(&channel, 64), "cannot recover a channel after a reconnect");
-            hub.gap(&channel);
-        }
     }
+    hub.gap(&channel);
+    hub.resume(&channel, Vec::new());
 }
 
 #[cfg(test)]

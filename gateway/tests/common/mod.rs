@@ -1,6 +1,10 @@
 //! Test harness: a real gateway on 127.0.0.1:0 in this process, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+pub mod recorder;
+pub mod redis;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -157,6 +161,21 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&st
         builder = builder.header(*k, *v);
     }
     let response = within("http request", client.request(builder.body(Full::new(Bytes::new())).unwrap()))
+        .await
+        .expect("http response");
+    let (parts, body) = response.into_parts();
+    let body = within("http body", body.collect()).await.expect("body").to_bytes();
+    Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+}
+
+/// One HTTP/1.1 request with a body over a fresh client.
+pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut builder = http::Request::builder().method("POST").uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = within("http request", client.request(builder.body(Full::new(body.into())).unwrap()))
         .await
         .expect("http response");
     let (parts, body) = response.into_parts();
