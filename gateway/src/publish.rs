@@ -91,6 +91,14 @@ impl Publisher {
         Answer { status: StatusCode::OK, message: "Published".into() }
     }
 
+    /// The answer to a body over [`MAX_BODY`], counted as refused.
+    pub fn too_large(&self) -> Response<Bytes> {
+        self.metrics.publish("refused");
+        let answer =
+            Answer { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() };
+        respond(&answer, &HeaderMap::new())
+    }
+
     /// The whole exchange for a buffered request (the admin route and the component's in-process
     /// path both come here).
     pub async fn handle(&self, req: Request<Bytes>, peer: Option<IpAddr>) -> Response<Bytes> {
@@ -106,8 +114,7 @@ impl Publisher {
                 message: "a bearer token is required (Authorization: Bearer ...)".into(),
             }
         } else if req.body().len() > MAX_BODY {
-            self.metrics.publish("refused");
-            Answer { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() }
+            return self.too_large();
         } else {
             self.publish(req.body()).await
         };
@@ -144,12 +151,6 @@ fn respond(answer: &Answer, request: &HeaderMap) -> Response<Bytes> {
     response
 }
 
-/// The answer to a body over [`MAX_BODY`].
-pub fn too_large() -> Response<Bytes> {
-    let answer = Answer { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() };
-    respond(&answer, &HeaderMap::new())
-}
-
 /// The admin route: reads the body (at most [`MAX_BODY`]) and publishes it.
 pub async fn route(
     publisher: &Publisher,
@@ -163,13 +164,55 @@ pub async fn route(
     ));
     let bytes = match body::read_limited(incoming, MAX_BODY).await {
         Ok(bytes) => bytes,
-        Err(body::ReadError::TooLarge(_)) => {
-            return body::text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large.");
-        }
+        Err(body::ReadError::TooLarge(_)) => return publisher.too_large().map(body::full),
         Err(body::ReadError::Broken(_)) => {
             return body::text(StatusCode::BAD_REQUEST, "the request body did not arrive whole");
         }
     };
     let response = publisher.handle(Request::from_parts(parts, bytes), Some(peer)).await;
     response.map(body::full)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::channels::{Retention, hub::Hub, memory::MemoryBroker};
+
+    fn publisher(token: Option<&str>) -> Publisher {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
+        let broker = Arc::new(Engine::Memory(MemoryBroker::new(hub, retention)));
+        Publisher::new(broker, token.map(str::to_owned), 1024, metrics)
+    }
+
+    async fn status(publisher: &Publisher, peer: [u8; 4], authorization: Option<&str>) -> StatusCode {
+        let body = r#"{"items":[{"channel":"c","formats":{"ws-message":{"content":"x"}}}]}"#;
+        let mut req = Request::post("/publish/");
+        if let Some(value) = authorization {
+            req = req.header(header::AUTHORIZATION, value);
+        }
+        let response = publisher.handle(req.body(Bytes::from(body)).unwrap(), Some(IpAddr::from(peer))).await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        }
+        response.status()
+    }
+
+    #[tokio::test]
+    async fn with_a_token_only_the_pods_loopback_publishes_without_it() {
+        let guarded = publisher(Some("s3cret"));
+        let pod = [10, 1, 2, 3];
+        assert_eq!(status(&guarded, pod, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, pod, Some("Bearer wrong!")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, pod, Some("Bearer s3cre")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, pod, Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, pod, Some("Bearer s3cret")).await, StatusCode::OK);
+        assert_eq!(status(&guarded, [127, 0, 0, 1], None).await, StatusCode::OK, "the component beside it");
+
+        let open = publisher(None);
+        assert_eq!(status(&open, pod, None).await, StatusCode::OK, "no token file, no token asked");
+    }
 }

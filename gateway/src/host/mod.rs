@@ -110,7 +110,7 @@ impl WasiHttpHooks for Outbound {
                     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
                     publisher.handle(Request::from_parts(parts, collected.to_bytes()), Some(loopback)).await
                 }
-                Err(error) if error.is::<http_body_util::LengthLimitError>() => crate::publish::too_large(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => publisher.too_large(),
                 Err(_) => return Err(wasmtime_wasi_http::Error::HttpRequestDenied),
             };
             let response = response.map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync());
