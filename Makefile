@@ -13,10 +13,11 @@ TEST_GATEWAY := target/debug/sidestream-gateway
 .PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
         grip-tools redis test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
 
-## run: build the component and the gateway, serve both on http://$(LISTEN)/
+## run: build the component and the gateway, serve both on http://$(LISTEN)/; `make component` in
+## another terminal reloads the component into the running gateway (--watch) without closing a socket
 run: component gateway
 	@echo "sidestream: open http://$(LISTEN)/ (Ctrl-C stops it)"
-	$(GATEWAY) --listen $(LISTEN) --component $(COMPONENT)
+	$(GATEWAY) --listen $(LISTEN) --component $(COMPONENT) --watch
 
 ## test: every suite, after installing what it needs
 test: fmt-check test-page test-rust test-k8s test-sidecar test-conformance test-e2e

@@ -40,12 +40,25 @@ impl std::fmt::Display for ExchangeError {
     }
 }
 
+/// What a reload of the component did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new version serves from now on.
+    Swapped,
+    /// The file holds the version already serving.
+    Unchanged,
+    /// The component runs upstream: its runtime deploys new versions, not the gateway.
+    Upstream,
+}
+
 /// The component's side of the gateway.
 pub struct Backend {
     target: Target,
     proxies: TrustedProxies,
 }
 
+// One per gateway, made once: the size of its variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     #[cfg(feature = "wasm-host")]
     Host(Host),
@@ -99,6 +112,24 @@ impl Backend {
             #[cfg(feature = "wasm-host")]
             Target::Host(host) => host.exchange(req, limit, metrics).await,
             Target::Upstream(proxy) => proxy.exchange(req, limit).await,
+        }
+    }
+
+    /// Loads the component's file again (see [`Host::reload`]).
+    pub async fn reload(&self) -> anyhow::Result<Reloaded> {
+        match &self.target {
+            #[cfg(feature = "wasm-host")]
+            Target::Host(host) => host.reload().await,
+            Target::Upstream(_) => Ok(Reloaded::Upstream),
+        }
+    }
+
+    /// The component's file, when it is embedded.
+    pub fn component_path(&self) -> Option<&std::path::Path> {
+        match &self.target {
+            #[cfg(feature = "wasm-host")]
+            Target::Host(host) => Some(host.path()),
+            Target::Upstream(_) => None,
         }
     }
 

@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_COMPONENT", conflicts_with = "upstream")]
     pub component: Option<PathBuf>,
 
+    /// Reload the component when its file changes (as SIGHUP does): a new build is compiled off the
+    /// serving path and swapped in, and no socket closes. `make run` turns it on.
+    #[arg(long, env = "SIDESTREAM_WATCH")]
+    pub watch: bool,
+
     /// Proxy every non-gateway path to this Spin runtime (for example http://127.0.0.1:80 in the pod).
     #[arg(long, env = "SIDESTREAM_UPSTREAM", value_parser = parse_upstream)]
     pub upstream: Option<Uri>,
@@ -269,6 +274,9 @@ impl Config {
         }
         if self.component_instances == 0 || self.component_instances > 10_000 {
             bail!("--component-instances must be between 1 and 10000");
+        }
+        if self.watch && self.upstream.is_some() {
+            bail!("--watch reloads an embedded component: it has nothing to watch with --upstream");
         }
         if self.admin_listen == self.listen && self.listen.port() != 0 {
             bail!("--admin-listen must differ from --listen: the admin surface is a listener of its own");

@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod public;
 pub mod publish;
 pub mod redis_conn;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

@@ -115,6 +115,7 @@ pub struct Metrics {
     pub app_retries: Counter,
     pub app_late_answers: Counter,
     pub publishes: Family<ResultLabels, Counter>,
+    pub component_reloads: Family<ResultLabels, Counter>,
     pub published_items: Counter,
     pub publications_sent: Counter,
     pub publications_dropped: Counter,
@@ -162,6 +163,7 @@ impl Metrics {
             app_retries: Counter::default(),
             app_late_answers: Counter::default(),
             publishes: Family::default(),
+            component_reloads: Family::default(),
             published_items: Counter::default(),
             publications_sent: Counter::default(),
             publications_dropped: Counter::default(),
@@ -271,6 +273,11 @@ impl Metrics {
             m.app_late_answers.clone(),
         );
         registry.register(
+            "component_reloads",
+            "Reloads of the embedded component (SIGHUP, --watch), by result: ok, unchanged, failed",
+            m.component_reloads.clone(),
+        );
+        registry.register(
             "publishes",
             "Publish requests, by result: ok, refused (400, 413), unauthorized (401), unavailable (503)",
             m.publishes.clone(),
@@ -337,6 +344,10 @@ impl Metrics {
 
     pub fn app_request(&self, kind: &'static str, result: &'static str) {
         self.app_requests.get_or_create(&AppRequestLabels { kind, result }).inc();
+    }
+
+    pub fn component_reload(&self, result: &'static str) {
+        self.component_reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn publish(&self, result: &'static str) {

@@ -15,23 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{Reply, STEP, TestGateway, Ws, next_echo, request, send, within};
+use common::{Reply, STEP, TestGateway, Ws, fault_component, next_echo, request, send, within};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The component built with `--features fault-injection` into its own target dir.
-fn fault_component() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/fault/wasm32-wasip2/release/sidestream_component.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make fault-component` (cargo build -p sidestream-component --target \
-         wasm32-wasip2 --release --features fault-injection --target-dir target/fault)",
-        path.display()
-    );
-    path
-}
 
 /// Starts capturing the gateway's warnings (this process's, once) and returns what has been logged.
 fn warnings() -> String {

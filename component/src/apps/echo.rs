@@ -8,6 +8,10 @@ use sidestream_events::{Event, Reply, parse};
 
 pub const PATH: &str = "/echo";
 
+/// The fault-injection build marks its echoes, so the gateway's reload tests can tell the two
+/// builds apart by their answers alone.
+const BUILD: &str = if cfg!(feature = "fault-injection") { r#","build":"fault""# } else { "" };
+
 /// One request of an `/echo` connection: its meta and events; the response's headers and body.
 pub fn handle(meta: BTreeMap<String, String>, body: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
     let mut reply = Reply::new(meta);
@@ -19,7 +23,7 @@ pub fn handle(meta: BTreeMap<String, String>, body: &[u8]) -> (Vec<(String, Stri
                 n += 1;
                 // A string serialises as JSON without fail.
                 let text = serde_json::to_string(text).unwrap_or_default();
-                reply.text(&format!(r#"{{"type":"echo","n":{n},"text":{text}}}"#));
+                reply.text(&format!(r#"{{"type":"echo","n":{n},"text":{text}{BUILD}}}"#));
             }
             Ok(Event::Binary(bytes)) => {
                 n += 1;

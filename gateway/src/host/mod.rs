@@ -1,17 +1,22 @@
 //! The embedded wasmtime host: serves the component in-process, one fresh instance per request.
 //!
-//! Shaped after wasmtime's `serve` command and the `wasmtime-wasi-http` crate example: the Engine,
-//! Linker and pre-instantiated component are built once; each request gets its own Store with a
-//! memory cap ([`limits`]) and one wall-clock deadline, from the request's arrival to the end of
-//! its response body ([`bounded`]). The guest has no filesystem and no environment; its only
-//! outbound HTTP is the gateway's publish API, served in-process.
+//! Shaped after wasmtime's `serve` command and the `wasmtime-wasi-http` crate example: the Engine
+//! and Linker are built once, the component is compiled and pre-instantiated once per version;
+//! each request gets its own Store with a memory cap ([`limits`]) and one wall-clock deadline, from
+//! the request's arrival to the end of its response body ([`bounded`]). The guest has no filesystem
+//! and no environment; its only outbound HTTP is the gateway's publish API, served in-process.
+//!
+//! A new version ([`Host::reload`]) is compiled off the serving path and swapped in atomically:
+//! a request takes the version current when it starts and keeps it to its end, so requests in
+//! flight finish on the old one; a file that does not load leaves the current one serving.
 
 mod bounded;
 mod limits;
 
+use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,7 +25,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::runtime::Runtime;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Mutex, Semaphore, oneshot};
 use tokio::time::{Instant, timeout_at};
 use tracing::{info, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -32,7 +37,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use self::bounded::Bounded;
 use self::limits::InstanceLimiter;
-use crate::backend::ExchangeError;
+use crate::backend::{ExchangeError, Reloaded};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::logging::clip;
@@ -145,10 +150,21 @@ impl std::fmt::Display for Busy {
 
 impl std::error::Error for Busy {}
 
+/// One version of the component: compiled, linked, ready to instantiate.
+struct Version {
+    pre: ProxyPre<State>,
+    /// Of the file's bytes: a reload of the same bytes compiles nothing.
+    digest: u64,
+}
+
 /// The loaded component, ready to serve.
 pub struct Host {
     path: PathBuf,
-    pre: ProxyPre<State>,
+    engine: Engine,
+    linker: Linker<State>,
+    current: RwLock<Arc<Version>>,
+    /// One reload at a time (SIGHUP and the file watch may both ask).
+    reloading: Mutex<()>,
     memory_bytes: usize,
     timeout: Duration,
     slots: Arc<Semaphore>,
@@ -176,15 +192,11 @@ impl Host {
     pub fn load(path: &Path, config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
         let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
         let engine = engine(memory_bytes, config.component_instances)?;
-        let component = Component::from_file(&engine, path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading component {}", path.display()))?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a wasi:http component", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
+        let version = prepare(&engine, &linker, path, &bytes)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let running = ticker.clone();
@@ -215,7 +227,10 @@ impl Host {
 
         Ok(Host {
             path: path.to_owned(),
-            pre,
+            engine,
+            linker,
+            current: RwLock::new(Arc::new(version)),
+            reloading: Mutex::new(()),
             memory_bytes,
             timeout: config.component_timeout,
             slots: Arc::new(Semaphore::new(config.component_instances as usize)),
@@ -227,6 +242,33 @@ impl Host {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The version serving now.
+    fn current(&self) -> Arc<Version> {
+        // A poisoned lock still holds a whole Arc: the swap is a single assignment.
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Reads the component's file again and, when it changed, compiles it (on a blocking thread,
+    /// off the serving path) and swaps it in. On error the version serving now keeps serving.
+    pub async fn reload(&self) -> anyhow::Result<Reloaded> {
+        let _one = self.reloading.lock().await;
+        let serving = self.current().digest;
+        let (engine, linker, path) = (self.engine.clone(), self.linker.clone(), self.path.clone());
+        let version = tokio::task::spawn_blocking(move || {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading component {}", path.display()))?;
+            if digest(&bytes) == serving {
+                return Ok(None);
+            }
+            prepare(&engine, &linker, &path, &bytes).map(Some)
+        })
+        .await
+        .context("the compiling thread failed")??;
+        let Some(version) = version else { return Ok(Reloaded::Unchanged) };
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(version);
+        Ok(Reloaded::Swapped)
     }
 
     /// Runs the component on one request. A guest that traps, exceeds its memory or never answers
@@ -305,6 +347,7 @@ impl Host {
         // One deadline for everything: the wait for an instance, the guest's work before its
         // answer, and the body it streams after it.
         let deadline = Instant::now() + self.timeout;
+        let version = self.current();
         let slot =
             match timeout_at((Instant::now() + SLOT_WAIT).min(deadline), self.slots.clone().acquire_owned())
                 .await
@@ -325,7 +368,7 @@ impl Host {
             limits: InstanceLimiter::new(self.memory_bytes),
             hooks: Outbound { publisher: self.publisher.clone() },
         };
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         // Epoch ticks interrupt the guest while it runs wasm: each tick it yields (so a spinning
         // guest holds a worker for one tick at a time), and past the deadline it is stopped. The
@@ -345,7 +388,8 @@ impl Host {
         let (sender, receiver) = oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = self.pre.clone();
+        // This request's version, to its end: a reload meanwhile does not change it.
+        let pre = version.pre.clone();
         let guests = self.guests.as_ref().context("the wasm host is shutting down")?;
         // The guest runs in its own task so it can keep streaming the body after the head is sent.
         let task = guests.spawn(async move {
@@ -399,6 +443,23 @@ impl Drop for AbortOnDrop {
             handle.abort();
         }
     }
+}
+
+/// Compiles and links one version of the component from its file's bytes.
+fn prepare(engine: &Engine, linker: &Linker<State>, path: &Path, bytes: &[u8]) -> anyhow::Result<Version> {
+    let component = Component::from_binary(engine, bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("loading component {}", path.display()))?;
+    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} is not a wasi:http component", path.display()))?;
+    Ok(Version { pre, digest: digest(bytes) })
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// An engine with epoch interruption and, when the machine allows it, the pooling allocator.

@@ -45,6 +45,20 @@ pub fn component() -> PathBuf {
     path
 }
 
+/// The component built with `--features fault-injection` into its own target dir
+/// (`make fault-component`): `/fault/*` routes, the `/fault/ws` app, and echoes marked as its own.
+pub fn fault_component() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/fault/wasm32-wasip2/release/sidestream_component.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make fault-component` (cargo build -p sidestream-component --target \
+         wasm32-wasip2 --release --features fault-injection --target-dir target/fault)",
+        path.display()
+    );
+    path
+}
+
 /// A gateway running in this process until [`TestGateway::stop`] or drop.
 pub struct TestGateway {
     /// The public listener.

@@ -1,0 +1,102 @@
+//! When the embedded component is reloaded: on SIGHUP, and with `--watch` whenever its file
+//! changes. What a reload does is the host's ([`crate::host::Host::reload`]: compiled off the
+//! serving path, swapped in atomically, the old version kept when the new one does not load);
+//! this module decides when, and reports each reload in one log line and
+//! `component_reloads_total{result}`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+use crate::backend::Reloaded;
+use crate::logging::clip;
+use crate::server::Shared;
+
+/// How often `--watch` looks at the file. A change is taken once the file has held still for one
+/// look, so a build that is still writing it is not compiled half-written.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Starts listening for SIGHUP and, with `--watch`, watching the component's file.
+pub fn start(shared: &Arc<Shared>) {
+    tokio::spawn(on_sighup(shared.clone()));
+    if shared.config.watch
+        && let Some(path) = shared.backend.component_path()
+    {
+        tokio::spawn(watch(shared.clone(), path.to_owned()));
+    }
+}
+
+async fn on_sighup(shared: Arc<Shared>) {
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGHUP: the component reloads only with --watch");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        reload(&shared, "SIGHUP").await;
+    }
+}
+
+/// What tells one state of the file from another without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp { len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() })
+}
+
+async fn watch(shared: Arc<Shared>, path: PathBuf) {
+    info!(component = %path.display(), "watching the component for changes");
+    let mut serving = stamp(&path);
+    let mut changed: Option<Stamp> = None;
+    let mut looks = tokio::time::interval(WATCH_INTERVAL);
+    looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        looks.tick().await;
+        // A file that is gone for a moment (a build replacing it) is waited for, not reloaded.
+        let Some(now) = stamp(&path) else { continue };
+        if Some(&now) == serving.as_ref() {
+            changed = None;
+        } else if changed.as_ref() == Some(&now) {
+            serving = Some(now);
+            changed = None;
+            reload(&shared, "file changed").await;
+        } else {
+            changed = Some(now);
+        }
+    }
+}
+
+async fn reload(shared: &Shared, why: &'static str) {
+    let metrics = &shared.metrics;
+    match shared.backend.reload().await {
+        Ok(Reloaded::Swapped) => {
+            metrics.component_reload("ok");
+            info!(
+                why,
+                "component reloaded: requests and WebSocket-app events from now on use the new version"
+            );
+        }
+        Ok(Reloaded::Unchanged) => {
+            metrics.component_reload("unchanged");
+            info!(why, "component unchanged: the same file as the version serving");
+        }
+        Ok(Reloaded::Upstream) => info!(why, "nothing to reload: the component runs upstream"),
+        Err(error) => {
+            metrics.component_reload("failed");
+            let error = format!("{error:#}");
+            warn!(why, error = %clip(&error, 512), "component reload refused: the version serving keeps serving");
+        }
+    }
+}
