@@ -15,7 +15,7 @@
 #      operator's API defines it; the SpinApp and the SpinAppExecutor of k8s-overlays/spinapp/
 #      against the spin-operator's CRDs, unknown fields refused, their references to each other, to
 #      runtime-class.yaml and to the gateway, and broken SpinApps seen to fail
-#      (scripts/spin_crds.py);
+#      (scripts/spin_crds.py); the external-redis overlay without k8s/'s Redis, its URL from a Secret;
 #   5. checkov on every rendered kustomization: zero failed checks;
 #   6. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
 # Every checkov skip is listed below with its reason (and in the README).
@@ -34,7 +34,8 @@ K8S_VERSIONS=(1.30 1.37)
 # the overlays (another Redis; the SpinKube-native topology).
 MONITORING=k8s/monitoring
 SPINAPP=k8s-overlays/spinapp
-KUSTOMIZATIONS=(k8s "$MONITORING" k8s-overlays/external-redis "$SPINAPP")
+EXTERNAL_REDIS=k8s-overlays/external-redis
+KUSTOMIZATIONS=(k8s "$MONITORING" "$EXTERNAL_REDIS" "$SPINAPP")
 PODMONITOR_SCHEMA=scripts/podmonitor.schema.json
 # The spin-operator's CRDs (SpinApp, SpinAppExecutor), as its release ships them.
 SPIN_CRDS=${SPIN_CRDS:-/work/shared/schemas/spin-operator}
@@ -266,6 +267,38 @@ elif "$VENV/bin/python" scripts/spin_crds.py "$SPIN_CRDS" runtime-class.yaml "$s
 else
   cat "$spin_log"
   fail "spin-operator CRDs" "$SPINAPP/"
+fi
+
+# 4, continued. The external-redis overlay: none of k8s/'s Redis is left, and the gateway's URL comes
+# whole from a Secret (a leftover reference to k8s/'s Secret would keep the pods waiting for it).
+redis_log=$work/external-redis.log
+if [[ ! -f $work/k8s-overlays-external-redis.json ]]; then
+  fail "external-redis refs" "not run: $EXTERNAL_REDIS/ does not render"
+elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis.json" >"$redis_log" 2>&1 <<'PY'; then
+import json, sys
+docs = json.load(open(sys.argv[1]))
+problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
+gateway = next(c for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream"
+               for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway")
+env = {e["name"]: e for e in gateway.get("env", [])}
+url = env.get("SIDESTREAM_REDIS", {})
+ref = url.get("valueFrom", {}).get("secretKeyRef", {})
+if "value" in url or not ref.get("name") or not ref.get("key"):
+    problems.append(f"the gateway's SIDESTREAM_REDIS does not come whole from a Secret: {url}")
+if any(a.startswith("--redis") for a in gateway.get("args", [])):
+    problems.append("the gateway's args still name a Redis")
+if "REDIS_PASSWORD" in env or "sidestream-redis\"" in json.dumps(docs):
+    problems.append("something still refers to k8s/'s Secret sidestream-redis")
+egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
+if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
+    problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
+print("\n".join(problems) or f"no in-cluster Redis; SIDESTREAM_REDIS from Secret {ref['name']} (key {ref['key']}); egress to 6379")
+sys.exit(1 if problems else 0)
+PY
+  pass "external-redis refs" "$(tail -1 "$redis_log")"
+else
+  cat "$redis_log"
+  fail "external-redis refs" "$EXTERNAL_REDIS/"
 fi
 
 # 5 and 6. checkov, offline: no platform mapping, no downloads, no update check.
