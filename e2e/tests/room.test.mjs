@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { launch } from "../lib/browser.mjs";
 import { startGateway } from "../lib/gateway.mjs";
 import {
-  roomMessages, sayInRoom, screenshot, waitForRoomJoined, waitForRoomMessage, waitForRoomStatus, waitForStatus,
+  roomMessages, sayInRoom, screenshot, waitForCount, waitForRoomJoined, waitForRoomMessage, waitForRoomStatus, waitForStatus,
 } from "../lib/page.mjs";
 import { startRedis } from "../lib/redis.mjs";
 
@@ -72,8 +72,12 @@ test("two browsers in a room on two replicas: each sees the other; the one whose
   // A new gateway on the same port: Bob's page rejoins by itself, from the last message it saw.
   const again = await start("room-2-again", two.addr);
   assert.equal(again.addr, two.addr);
-  await waitForRoomMessage(bob.page, "missed three", RESTART_WAIT);
+  await waitForCount(bob.page, '#room-log .room-notice[data-what="joined"]', 2, RESTART_WAIT);
   assert.equal(await waitForRoomJoined(bob.page), "bob");
+  await waitForRoomMessage(bob.page, "missed three").catch(async (err) => {
+    const shown = (await roomMessages(bob.page)).map((m) => m.text);
+    throw new Error(`after rejoining, the room shows ${JSON.stringify(shown)}, not what was missed`, { cause: err });
+  });
   assert.equal(
     bob.room.sockets.at(-1),
     `ws://${two.addr}/room?room=e2e&name=bob&last=${encodeURIComponent(before[1].id)}`,
