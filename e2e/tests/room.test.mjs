@@ -100,7 +100,9 @@ test("two browsers in a room on two replicas: each sees the other; the one whose
     "every message once, in order; only the missed ones marked",
   );
   assert.equal(new Set(after.map((m) => m.id)).size, after.length, "no id twice");
-  // Ada saw the same messages at the same positions.
+  // Ada saw the same messages at the same positions (her own comes back through the room too, and
+  // may reach Bob first).
+  await waitForRoomMessage(ada.page, "live again");
   assert.deepEqual((await roomMessages(ada.page)).map((m) => [m.id, m.text]), after.map((m) => [m.id, m.text]));
   // On the wire, too, the gateway sent each missed message once.
   const received = bob.room.frames.received.map((f) => JSON.parse(f)).filter((f) => f.type === "room");
