@@ -64,7 +64,7 @@ test-rust: component fault-component grip-tools redis
 grip-tools:
 	scripts/grip-tools.sh
 
-## redis: Debian's redis-server, which the channel tests run on ports of their own
+## redis: Debian's redis-server, which the channel tests and the Room panel's e2e test run on ports of their own
 redis:
 	scripts/redis.sh
 
@@ -84,7 +84,8 @@ test-sidecar:
 test-conformance: test-gateway
 	SIDESTREAM_GATEWAY_BIN=$(TEST_GATEWAY) scripts/autobahn.sh
 
-test-e2e: component test-gateway
+# redis: the Room panel's test runs two gateways on one real redis-server.
+test-e2e: component test-gateway redis
 	SIDESTREAM_GATEWAY_BIN=$(TEST_GATEWAY) SIDESTREAM_COMPONENT=$(COMPONENT) scripts/test-e2e.sh
 
 ## bench: the benchmark suite against the gateway and its peers (not part of test)

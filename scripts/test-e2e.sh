@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Browser tests: sidestream's page in Debian's headless Chromium, against the real gateway serving the
-# embedded component. Installs Chromium (apt) and playwright-core (npm ci) when missing; builds nothing:
-# run after `make component gateway-release` (the Makefile's test-e2e target does that).
+# embedded component. Installs Chromium and redis-server (apt) and playwright-core (npm ci) when
+# missing; builds nothing: run after `make component gateway-release` (the Makefile's test-e2e target does that).
 #
 #   SIDESTREAM_GATEWAY_BIN  gateway binary   (default target/release/sidestream-gateway)
 #   SIDESTREAM_COMPONENT    component .wasm  (default target/wasm32-wasip2/release/sidestream_component.wasm)
 #   CHROMIUM_BIN            browser          (default /usr/bin/chromium)
+#   REDIS_SERVER_BIN        redis-server     (default: the one on PATH; installed when missing)
 # Screenshots and gateway logs: target/e2e/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,10 @@ if [[ ! -x "$CHROMIUM_BIN" ]]; then
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 "$CHROMIUM_BIN" --version
+# The Room panel's test runs two gateways on one real redis-server (e2e/lib/redis.mjs).
+if ! command -v "${REDIS_SERVER_BIN:-redis-server}" >/dev/null; then
+    scripts/redis.sh
+fi
 
 # playwright-core only (it downloads no browser); the lock file pins it.
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)

@@ -18,6 +18,9 @@
 //
 // The log is the page's history and outlives a switch (which it marks); the chart and the counters
 // describe the app in use and start over with it.
+//
+// Beside it the Room panel (room-panel.js) is in the component's /room on a socket of its own, with
+// the same reconnect knobs: ?room= and ?name= choose where and as whom.
 
 /** @import { App } from "./apps.js" */
 /** @import { ChatFrame, PushFrame } from "./protocol.js" */
@@ -27,6 +30,7 @@ import { Connection, DRAIN_WINDOW_MS, describeClose } from "./connection.js";
 import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
 import { pendingFor, readFrame } from "./protocol.js";
+import { startRoomPanel } from "./room-panel.js";
 
 /** The log keeps this many entries; older ones are dropped so a long-open tab stays small. */
 const LOG_LIMIT = 500;
@@ -92,11 +96,13 @@ const params = new URLSearchParams(location.search);
 const start = startingPoint(location.href);
 /** The app on screen: the one the socket is open, or being opened, to. */
 let app = start.app;
-const connection = new Connection(start.url, {
+/** The reconnect knobs, the same for the stream's socket and the room's. */
+const backoff = {
   baseMs: clampParam("backoff", 500, 50, 30_000),
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
   drainWindowMs: clampParam("drainwindow", DRAIN_WINDOW_MS, 0, 30_000),
-});
+};
+const connection = new Connection(start.url, backoff);
 const chart = new LiveChart(el.chart);
 
 const counts = { sent: 0, echoes: 0, pushes: 0 };
@@ -559,3 +565,4 @@ if (start.ignoredWs) {
 setInterval(tick, 250);
 renderCounts();
 connection.start();
+startRoomPanel(backoff);

@@ -128,3 +128,73 @@ export function parseJson(text) {
     return undefined;
   }
 }
+
+// ---------------------------------------------------------------- the component's /room
+
+/**
+ * What /room says to a client that joined.
+ * @typedef {object} WelcomeFrame
+ * @property {"welcome"} type
+ * @property {string} room
+ * @property {string} name the name the room knows this client by (a `guest-` one if it gave none)
+ * @property {number} [at] the server's clock when the client joined, epoch ms: a message from before
+ *   it, on a connection that came back with `last=`, is one the client missed
+ */
+
+/**
+ * A message said in the room, to everyone in it (the sender too).
+ * @typedef {object} RoomFrame
+ * @property {"room"} type
+ * @property {string} id its position in the room's history, `N.EPOCH`: what `last=` comes back with
+ * @property {string} from who said it
+ * @property {string} text what they said
+ * @property {number} [at] when the sender's gateway took it, epoch ms (absent for the publish API's)
+ */
+
+/**
+ * The room's history no longer reaches back to the `last=` the client came with: messages were lost.
+ * @typedef {object} GapFrame
+ * @property {"gap"} type
+ * @property {string} room
+ */
+
+/**
+ * To a sender whose message the room did not take.
+ * @typedef {object} RoomErrorFrame
+ * @property {"error"} type
+ * @property {string} text
+ */
+
+/**
+ * @param {unknown} v
+ * @returns {v is WelcomeFrame}
+ */
+export function isWelcome(v) {
+  return isRecord(v) && v.type === "welcome" && typeof v.room === "string" && typeof v.name === "string"
+    && (v.at === undefined || typeof v.at === "number");
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is RoomFrame}
+ */
+export function isRoomMessage(v) {
+  return isRecord(v) && v.type === "room" && typeof v.id === "string" && typeof v.from === "string"
+    && typeof v.text === "string" && (v.at === undefined || typeof v.at === "number");
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is GapFrame}
+ */
+export function isGap(v) {
+  return isRecord(v) && v.type === "gap" && typeof v.room === "string";
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is RoomErrorFrame}
+ */
+export function isRoomError(v) {
+  return isRecord(v) && v.type === "error" && typeof v.text === "string";
+}

@@ -48,14 +48,17 @@ export async function launch(options = DESKTOP) {
     if (res.status() >= 400) problems.push(`HTTP ${res.status()}: ${res.url()}`);
   });
 
-  /** Text frames the page sent and received over its WebSockets, in order. */
+  /** Text frames the page sent and received over the stream's WebSockets (/ws, /echo), in order. */
   const frames = { sent: [], received: [] };
-  /** The URL of every WebSocket the page opened on the wire, in order (one the CSP blocked never gets here). */
+  /** The URL of every stream WebSocket the page opened on the wire, in order (one the CSP blocked never gets here). */
   const sockets = [];
+  /** The same for the Room panel's sockets to /room, kept apart: the panel joins on every load. */
+  const room = { frames: { sent: [], received: [] }, sockets: [] };
   page.on("websocket", (ws) => {
-    sockets.push(ws.url());
-    ws.on("framesent", (f) => frames.sent.push(f.payload));
-    ws.on("framereceived", (f) => frames.received.push(f.payload));
+    const into = new URL(ws.url()).pathname === "/room" ? room : { frames, sockets };
+    into.sockets.push(ws.url());
+    ws.on("framesent", (f) => into.frames.sent.push(f.payload));
+    ws.on("framereceived", (f) => into.frames.received.push(f.payload));
   });
 
   return {
@@ -64,6 +67,7 @@ export async function launch(options = DESKTOP) {
     problems,
     frames,
     sockets,
+    room,
     /** Problems other than the browser reporting a WebSocket it could not open (expected while a gateway is down). */
     unexpectedProblems() {
       return problems.filter((p) => !/^console error: WebSocket connection to '.*' failed/.test(p));

@@ -138,3 +138,55 @@ export async function screenshot(page, name, { fullPage = false } = {}) {
   mkdirSync(OUT_DIR, { recursive: true });
   await page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage });
 }
+
+// ---------------------------------------------------------------- the Room panel
+
+/** Waits until the Room panel has been welcomed into its room; returns the name it joined as. */
+export async function waitForRoomJoined(page, timeout = WAIT_MS) {
+  const handle = await page.waitForFunction(
+    () => document.getElementById("room-status")?.dataset.joinedAs ?? false,
+    null,
+    { timeout, polling: 50 },
+  );
+  return handle.jsonValue();
+}
+
+/** Waits until the Room panel's own status is `state` (connected, connecting, reconnecting). */
+export async function waitForRoomStatus(page, state, timeout = WAIT_MS) {
+  await page.waitForFunction(
+    (s) => document.getElementById("room-status")?.dataset.state === s,
+    state,
+    { timeout, polling: 50 },
+  );
+}
+
+/** Says `text` in the room with the keyboard, through the labelled box, and Enter. */
+export async function sayInRoom(page, text) {
+  const box = page.getByRole("textbox", { name: "Say in the room" });
+  await box.focus();
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+/** Waits until the room shows a message whose text is `text`. */
+export async function waitForRoomMessage(page, text, timeout = WAIT_MS) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#room-log .room-message .text")].some((e) => e.textContent === t),
+    text,
+    { timeout, polling: 50 },
+  );
+}
+
+/** The room's messages as the panel shows them, oldest first. */
+export async function roomMessages(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("#room-log .room-message")].map((li) => ({
+      id: li.dataset.id,
+      from: li.querySelector(".from")?.textContent,
+      text: li.querySelector(".text")?.textContent,
+      recovered: li.dataset.recovered === "true",
+      mark: li.querySelector(".recovered")?.textContent ?? null,
+      mine: li.classList.contains("mine"),
+    })),
+  );
+}

@@ -6,7 +6,9 @@
 //! the gateway then sends what it missed first, or a `gap` message when the history no longer
 //! reaches back that far. What the room sends:
 //!
-//! - `{"type":"welcome","room":R,"name":N}` to a client that joined;
+//! - `{"type":"welcome","room":R,"name":N,"at":MS}` to a client that joined (`at` is when it
+//!   joined: a client that came back with `last` tells what it missed, the messages from before
+//!   then, from what is said live);
 //! - `{"type":"room","id":POSITION,"from":N,"text":T,"at":MS}` to everyone, for each message
 //!   (`id` is the message's position in the room's history: the `last` to come back with);
 //! - `{"type":"gap","room":R}` to a client whose `last` the history no longer reaches;
@@ -91,7 +93,7 @@ pub fn handle(request: &Request<'_>, now_ms: u64) -> Outcome {
                     since: param(request.query, "last").map(|last| last.chars().take(64).collect()),
                     gap: Some(json!({"type": "gap", "room": room}).to_string()),
                 });
-                reply.text(&json!({"type": "welcome", "room": room, "name": name}).to_string());
+                reply.text(&json!({"type": "welcome", "room": room, "name": name, "at": now_ms}).to_string());
             }
             Ok(Event::Text(text)) => {
                 let text = text.trim();
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn opening_joins_the_rooms_channel_from_where_the_client_was() {
-        let out = handle(&request("room=dev&name=Ada+L&last=41.ab", &[], b"OPEN\r\n"), 0);
+        let out = handle(&request("room=dev&name=Ada+L&last=41.ab", &[], b"OPEN\r\n"), 1234);
         assert!(out.publish.is_none());
         let sent = events(&out.answer.body);
         assert_eq!(sent[0], "OPEN");
@@ -176,7 +178,7 @@ mod tests {
         assert_eq!(subscribe["channel"], "room:dev");
         assert_eq!(subscribe["since"], "41.ab");
         assert_eq!(subscribe["gap"], r#"{"room":"dev","type":"gap"}"#);
-        assert_eq!(sent[2], r#"{"name":"Ada L","room":"dev","type":"welcome"}"#);
+        assert_eq!(sent[2], r#"{"at":1234,"name":"Ada L","room":"dev","type":"welcome"}"#);
         assert_eq!(header(&out.answer.headers, "set-meta-name"), Some("Ada L"));
         assert_eq!(header(&out.answer.headers, "set-meta-room"), Some("dev"));
     }
