@@ -40,7 +40,10 @@ export async function launch(options = DESKTOP) {
   /** Everything a person would see go wrong, as readable lines. */
   const problems = [];
   page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
+    if (msg.type() !== "error") return;
+    // "Failed to load resource" names no resource in its text: its location does.
+    const where = msg.text().startsWith("Failed to load resource") ? ` (${msg.location().url})` : "";
+    problems.push(`console error: ${msg.text()}${where}`);
   });
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} (${req.failure()?.errorText})`));
