@@ -76,6 +76,9 @@ pub struct Outcome {
     pub dropped: u64,
     /// Of those, holes in a subscriber's sequence.
     pub gaps: u64,
+    /// The highest first sequence number a subscriber saw: above 1, some subscriber missed the
+    /// first publications (its subscription was not in place when its welcome arrived).
+    pub first_seq_max: Option<u64>,
     pub closed_early: u64,
     /// Messages that were not publications (none expected after the welcome).
     pub other: u64,
@@ -172,6 +175,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         latency_curve: stats::curve(&hist),
         dropped: expected.saturating_sub(deliveries),
         gaps: reports.iter().map(|r| r.gaps).sum(),
+        first_seq_max: reports.iter().filter_map(|r| r.first_seq_max).max(),
         closed_early,
         other: reports.iter().map(|r| r.other).sum(),
         server_cpu_us_per_delivery: cpu0
@@ -183,6 +187,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
 /// One keep-alive HTTP/1.1 connection to the publish API.
 struct Publisher {
     sender: http1::SendRequest<Full<Bytes>>,
+    url: String,
     authority: String,
     path: String,
 }
@@ -196,11 +201,15 @@ impl Publisher {
         stream.set_nodelay(true)?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        Ok(Self { sender, authority, path })
+        Ok(Self { sender, url: url.to_string(), authority, path })
     }
 
     async fn post(&mut self, body: String) -> anyhow::Result<()> {
-        self.sender.ready().await?;
+        // Pushpin's publish API closes the connection after each answer: open the next one then.
+        if self.sender.ready().await.is_err() {
+            *self = Self::open(&self.url).await?;
+            self.sender.ready().await?;
+        }
         let req = hyper::Request::post(&self.path)
             .header(hyper::header::HOST, &self.authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -219,7 +228,7 @@ impl Publisher {
 
 pub fn print(o: &Outcome) {
     println!(
-        "{} n={} (opened {}, failed {}) rate {}/s: {} published ({} errors), {:.0} deliveries/s, publish-to-arrival p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms, dropped {} (gaps {}), closed early {}, server cpu {} us/delivery",
+        "{} n={} (opened {}, failed {}) rate {}/s: {} published ({} errors), {:.0} deliveries/s, publish-to-arrival p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms, dropped {} (gaps {}, first seq up to {:?}), closed early {}, server cpu {} us/delivery",
         o.variant,
         o.connections,
         o.opened,
@@ -233,6 +242,7 @@ pub fn print(o: &Outcome) {
         o.latency.p999_us as f64 / 1e3,
         o.dropped,
         o.gaps,
+        o.first_seq_max,
         o.closed_early,
         o.server_cpu_us_per_delivery.map_or("n/a".into(), |v| format!("{v:.2}")),
     );

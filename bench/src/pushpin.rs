@@ -33,7 +33,10 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The config: Debian's `/etc/pushpin/pushpin.conf` with every path in `dir` and every port free,
-/// and the handler's publish rate limit lifted. Pushpin's default `message_rate=2500` caps the
+/// zurl started by the runner on IPC sockets in `dir` (Pushpin 1.36's proxy makes its requests to the
+/// backend through zurl; Debian's config leaves zurl out of `services` and expects a system zurl at
+/// `/var/run/zurl`, and without one every connection gets `502`), and the handler's publish rate
+/// limit lifted. Pushpin's default `message_rate=2500` caps the
 /// deliveries of all publications together at 2,500 a second (`handlerengine.cpp`: one rate-limited
 /// action per subscriber and item), which would measure the limit, not Pushpin.
 fn config(dir: &Path, http: u16, publish: u16, ports: [u16; 3]) -> String {
@@ -48,7 +51,7 @@ port_offset=0
 stats_connection_ttl=120
 
 [runner]
-services=condure,pushpin-proxy,pushpin-handler
+services=condure,zurl,pushpin-proxy,pushpin-handler
 http_port={http}
 logdir={d}/log
 log_level=2
@@ -57,6 +60,9 @@ client_maxconn=50000
 condure_bin=condure
 
 [proxy]
+zurl_out_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-in
+zurl_out_stream_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-in-stream
+zurl_in_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-out
 routesfile={d}/routes
 debug=false
 auto_cross_origin=false
