@@ -321,21 +321,25 @@ fn advantage(better: Better, gateway: f64, peer: f64) -> Option<f64> {
 
 /// One markdown table: a column per server; each peer's cell carries the gateway's advantage.
 pub fn table(run: &Run) -> String {
-    let gateway = run.servers.iter().find(|s| s.name == "gateway");
+    let rows = rows(run);
+    // A server with nothing measured (a peer of workloads that did not run) gets no column.
+    let servers: Vec<&ServerResults> =
+        run.servers.iter().filter(|s| rows.iter().any(|r| (r.value)(s).is_some())).collect();
+    let gateway = servers.iter().find(|s| s.name == "gateway");
     let mut out = String::from("| workload | ");
-    let names: Vec<&str> = run.servers.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
     out.push_str(&names.join(" | "));
     out.push_str(" |\n|---|");
     out.push_str(&"---:|".repeat(names.len()));
     out.push('\n');
-    for row in rows(run) {
-        let values: Vec<Option<f64>> = run.servers.iter().map(|s| (row.value)(s)).collect();
+    for row in rows {
+        let values: Vec<Option<f64>> = servers.iter().map(|s| (row.value)(s)).collect();
         if values.iter().all(Option::is_none) {
             continue;
         }
         let g = gateway.and_then(|g| (row.value)(g));
         let _ = write!(out, "| {} |", row.label);
-        for (s, v) in run.servers.iter().zip(&values) {
+        for (s, v) in servers.iter().zip(&values) {
             let cell = match (v, g) {
                 (None, _) => "–".to_string(),
                 (Some(v), Some(g)) if s.name != "gateway" => match advantage(row.better, g, *v) {

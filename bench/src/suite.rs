@@ -347,7 +347,7 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
                 rate,
                 duration: d.echo,
                 warmup: d.warmup,
-                settle: Duration::from_secs(2),
+                settle: Duration::from_secs(5),
                 server_pid: pids,
             };
             let room = |addr: &str| format!("ws://{addr}/room?room=bench");

@@ -175,6 +175,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn open(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
+    if mode == Mode::Subscribe {
+        // A subscriber refused (Pushpin answers some handshakes of a crowd `502` or `503`) tries
+        // again, as a browser's reconnect would: `failed` counts the ones that never joined.
+        let mut attempt = 1;
+        loop {
+            match open_once(url, warm, mode, message_size).await {
+                Err(_) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+    open_once(url, warm, mode, message_size).await
+}
+
+async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
     let connect = async {
         match mode {
             // A small receive buffer, so the kernel does not soak up megabytes of echoes first.
