@@ -9,7 +9,7 @@
 #   BENCH_WASMTIME=1   `cargo install wasmtime-cli --version 48.0.8 --locked` when missing (slow:
 #                      15-30 min on 2 cores), for the `http` reference; without it an installed
 #                      `wasmtime` is used if there is one, else that row is skipped
-#   BENCH_ONLY=echo,idle,fanout,http   workloads to run (default: all)
+#   BENCH_ONLY=echo,idle,fanout,http,app-echo,publish   workloads to run (default: all)
 #   BENCH_ROUNDS=N     echo rounds over all servers, best round counts (default 2)
 #   BENCH_NO_WRITE=1   print the table, leave BENCHMARKS.md and the charts alone
 # Extra arguments are passed to `sidestream-bench suite` (see `--help`).
@@ -47,6 +47,11 @@ if ! "$BUN" --version >/dev/null 2>&1; then
     "$BUN" --version >/dev/null 2>&1 || (cd bench/peers/bun && node node_modules/bun/install.js)
 fi
 
+# The peer for app-echo and publish: Pushpin (Debian's 1.36), run as this user with the bench's own
+# config in a temp dir; and redis-server for publish through Redis with two gateways.
+command -v pushpin >/dev/null || apt_install pushpin
+command -v redis-server >/dev/null || apt_install redis-server
+
 # The `http` reference: wasmtime 48 (same runtime as the gateway's embedded host).
 WASMTIME=$(command -v wasmtime || true)
 [ -z "$WASMTIME" ] && [ -x "$HOME/.cargo/bin/wasmtime" ] && WASMTIME=$HOME/.cargo/bin/wasmtime
@@ -71,7 +76,7 @@ args=()
 if [ "$limit" != unlimited ] && [ "$limit" -lt 20000 ]; then
     n=$((limit - 1000))
     echo "open-file limit is $limit: holding $n connections instead of 19,000" >&2
-    args+=(--idle-connections "$n" --fanout-connections "$n")
+    args+=(--idle-connections "$n" --fanout-connections "$n" --publish-connections "1000,$n")
 fi
 [ "${BENCH_QUICK:-0}" = 1 ] && args+=(--quick)
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
@@ -86,4 +91,5 @@ exec target/release/sidestream-bench suite \
     --tungstenite target/release/tungstenite-echo \
     --bun "$BUN" --bun-script bench/peers/bun/echo.ts \
     --gorilla "$OUT/gorilla-echo" \
+    --pushpin "$(command -v pushpin)" --redis-server "$(command -v redis-server)" \
     "${args[@]}" "$@"

@@ -90,6 +90,41 @@ pub fn draw_all(run: &Run, dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>>
         drawn.push((title, path));
     }
 
+    let app: Vec<&ServerResults> = run.servers.iter().filter(|s| !s.app_echo.is_empty()).collect();
+    if !app.is_empty() {
+        let names: Vec<String> = app.iter().map(|s| s.name.clone()).collect();
+        let mut levels: Vec<usize> =
+            app.iter().flat_map(|s| s.app_echo.iter().map(|e| e.connections)).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        let per_level = |f: &dyn Fn(&crate::echo::Outcome) -> Option<f64>| -> Vec<Series> {
+            let at = |s: &ServerResults, c| s.app_echo.iter().find(|e| e.connections == c).and_then(f);
+            levels.iter().map(|&c| (format!("C={c}"), app.iter().map(|s| at(s, c)).collect())).collect()
+        };
+        let path = dir.join("app-echo-throughput.svg");
+        let title = "app-echo: the component's /echo over WebSocket-over-HTTP (msg/s, higher is better)";
+        bars(&path, title, &names, &per_level(&|e| Some(e.msg_per_s)))?;
+        drawn.push((title.to_string(), path));
+        let path = dir.join("app-echo-cpu.svg");
+        let title = "app-echo: server CPU per message, every process (µs, lower is better)";
+        bars(&path, title, &names, &per_level(&|e| e.server_cpu_us_per_msg))?;
+        drawn.push((title.to_string(), path));
+    }
+
+    let publ: Vec<&ServerResults> = run.servers.iter().filter(|s| !s.publish.is_empty()).collect();
+    if let Some(n) = publ.iter().flat_map(|s| s.publish.iter().map(|p| p.connections)).max() {
+        let curves: Vec<(String, Vec<(f64, u64)>)> = publ
+            .iter()
+            .filter_map(|s| {
+                Some((s.name.clone(), s.publish.iter().find(|p| p.connections == n)?.latency_curve.clone()))
+            })
+            .collect();
+        let path = dir.join("publish-latency.svg");
+        let title = format!("Publish to arrival by percentile, N={n} (µs, lower is better)");
+        percentiles(&path, &title, &curves)?;
+        drawn.push((title, path));
+    }
+
     let http: Vec<&ServerResults> = run.servers.iter().filter(|s| s.http.is_some()).collect();
     if !http.is_empty() {
         let names: Vec<String> = http.iter().map(|s| s.name.clone()).collect();

@@ -30,13 +30,21 @@ pub struct Args {
     /// Send Binary frames instead of Text (the page sends Text).
     #[arg(long)]
     pub binary: bool,
-    /// The server's pid, for its CPU time per message.
+    /// The server's pids, for its CPU time per message (several, comma-separated, for a server
+    /// made of processes: Pushpin's and its backend's).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// The server is the component's `/echo`: the reply is `{"type":"echo","n":N,"text":...}`
+    /// around the message, not the message itself.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub app: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
+    /// Measured on the component's `/echo` (`app-echo`) rather than a plain echo.
+    #[serde(default)]
+    pub app: bool,
     pub connections: usize,
     pub size: usize,
     pub messages: u64,
@@ -53,7 +61,7 @@ pub struct Outcome {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    if let Some(pid) = args.server_pid {
+    for &pid in &args.server_pid {
         procfs::check_pid(pid)?;
     }
     let conns: Vec<ws::Ws> = stream::iter(0..args.connections)
@@ -74,15 +82,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let measure_from = t0 + args.warmup;
     let until = measure_from + args.duration;
-    let tasks: Vec<_> =
-        conns.into_iter().map(|ws| tokio::spawn(closed_loop(ws, msg.clone(), measure_from, until))).collect();
+    let expect = if args.app { Expect::App } else { Expect::Len(msg.len()) };
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|ws| tokio::spawn(closed_loop(ws, msg.clone(), expect, measure_from, until)))
+        .collect();
 
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_at = |pid: Option<u32>| pid.map(procfs::cpu_time).transpose();
-    let server_cpu0 = cpu_at(args.server_pid)?;
+    let cpu_at = |pids: &[u32]| (!pids.is_empty()).then(|| procfs::cpu_time_of(pids)).transpose();
+    let server_cpu0 = cpu_at(&args.server_pid)?;
     let client_cpu0 = procfs::self_cpu_time()?;
     tokio::time::sleep_until(until.into()).await;
-    let server_cpu1 = cpu_at(args.server_pid)?;
+    let server_cpu1 = cpu_at(&args.server_pid)?;
     let client_cpu1 = procfs::self_cpu_time()?;
 
     let mut hist = stats::histogram();
@@ -96,6 +107,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let seconds = args.duration.as_secs_f64();
     let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
     Ok(Outcome {
+        app: args.app,
         connections: args.connections,
         size: args.size,
         messages,
@@ -109,6 +121,24 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// What counts as the reply to a message.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// The message itself, echoed (same length).
+    Len(usize),
+    /// The component's `/echo` answer: a Text starting `{"type":"echo"`.
+    App,
+}
+
+impl Expect {
+    fn matches(self, m: &Message) -> bool {
+        match self {
+            Expect::Len(n) => (m.is_text() || m.is_binary()) && m.len() == n,
+            Expect::App => m.to_text().is_ok_and(|t| t.starts_with(r#"{"type":"echo""#)),
+        }
+    }
+}
+
 struct LoopOutcome {
     hist: Histogram<u64>,
     errors: u64,
@@ -116,9 +146,14 @@ struct LoopOutcome {
 
 /// One connection's loop. Counts only round trips that start and end inside the measured window,
 /// so the rate is exact for the window.
-async fn closed_loop(mut ws: ws::Ws, msg: Message, measure_from: Instant, until: Instant) -> LoopOutcome {
+async fn closed_loop(
+    mut ws: ws::Ws,
+    msg: Message,
+    expect: Expect,
+    measure_from: Instant,
+    until: Instant,
+) -> LoopOutcome {
     let mut out = LoopOutcome { hist: stats::histogram(), errors: 0 };
-    let expect_len = msg.len();
     'outer: loop {
         let sent = Instant::now();
         if sent >= until {
@@ -133,7 +168,7 @@ async fn closed_loop(mut ws: ws::Ws, msg: Message, measure_from: Instant, until:
             match reply {
                 // The window closed with this echo in flight: not counted.
                 Err(_) => break 'outer,
-                Ok(Some(Ok(m))) if (m.is_text() || m.is_binary()) && m.len() == expect_len => break,
+                Ok(Some(Ok(m))) if expect.matches(&m) => break,
                 // Pings are answered by tungstenite; anything else (a stray push) is skipped.
                 Ok(Some(Ok(_))) => continue,
                 Ok(_) => {
@@ -154,7 +189,8 @@ async fn closed_loop(mut ws: ws::Ws, msg: Message, measure_from: Instant, until:
 
 pub fn print(o: &Outcome) {
     println!(
-        "echo c={} size={}: {:.0} msg/s, rtt p50 {} us p99 {} us p99.9 {} us, server cpu {} us/msg, client cpu {:.1} us/msg, errors {}",
+        "{} c={} size={}: {:.0} msg/s, rtt p50 {} us p99 {} us p99.9 {} us, server cpu {} us/msg, client cpu {:.1} us/msg, errors {}",
+        if o.app { "app-echo" } else { "echo" },
         o.connections,
         o.size,
         o.msg_per_s,

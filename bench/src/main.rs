@@ -4,7 +4,8 @@
 //!
 //! One workload against one running server:
 //! `cargo run --release -p sidestream-bench -- echo --url ws://127.0.0.1:8080/ws?push=off -c 100 --server-pid PID`
-//! (also `idle`, `fanout`, `http`); everything at once: `make bench`.
+//! (also `idle`, `fanout`, `http`, `publish`; `echo --app` on the component's `/echo`); everything at
+//! once: `make bench`.
 
 mod charts;
 mod echo;
@@ -12,6 +13,9 @@ mod fanout;
 mod http;
 mod idle;
 mod procfs;
+mod publish;
+mod pushpin;
+mod redis;
 mod report;
 mod servers;
 mod stats;
@@ -41,6 +45,8 @@ enum Cmd {
     Fanout(fanout::Args),
     /// Keep-alive HTTP/1.1 `GET`s: req/s and latency.
     Http(http::Args),
+    /// N subscribers on one channel, a publisher at a fixed rate: deliveries/s, publish-to-arrival.
+    Publish(publish::Args),
     /// Every server, every workload, one table; what `make bench` runs.
     Suite(Box<suite::Args>),
     /// Internal: one process of connections for `idle` and `fanout`.
@@ -61,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Idle(a) => emit(cli.json, &idle::run(&a).await?, idle::print),
             Cmd::Fanout(a) => emit(cli.json, &fanout::run(&a).await?, fanout::print),
             Cmd::Http(a) => emit(cli.json, &http::run(&a).await?, http::print),
+            Cmd::Publish(a) => emit(cli.json, &publish::run(&a).await?, publish::print),
             Cmd::Suite(a) => suite::run(&a).await,
             Cmd::Worker(a) => worker::run(a).await,
         }

@@ -11,6 +11,38 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     cpu_time_from_stat(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))
 }
 
+/// The summed CPU time of several processes (a server made of more than one).
+pub fn cpu_time_of(pids: &[u32]) -> anyhow::Result<Duration> {
+    pids.iter().map(|&p| cpu_time(p)).sum()
+}
+
+/// `pid` and every process below it (children, grandchildren), from each process's `ppid` in
+/// `/proc/*/stat`: Pushpin's runner starts its proxy, handler and connection manager this way.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            if let Some(ppid) = ppid_from_stat(&stat) {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+fn ppid_from_stat(stat: &str) -> Option<u32> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// CPU time of this process, to show what the load generator itself cost.
 pub fn self_cpu_time() -> anyhow::Result<Duration> {
     cpu_time(std::process::id())
@@ -55,6 +87,12 @@ mod tests {
     fn stat_with_spaces_in_the_name() {
         let stat = "42 (tokio rt) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 3 0 1 2 3";
         assert_eq!(cpu_time_from_stat(stat).unwrap(), Duration::from_millis(2800));
+    }
+
+    #[test]
+    fn parent_pid_in_stat() {
+        let stat = "42 (tokio rt) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 3 0 1 2 3";
+        assert_eq!(ppid_from_stat(stat), Some(1));
     }
 
     #[test]

@@ -192,6 +192,81 @@ fn rows(run: &Run) -> Vec<Row> {
             value: Box::new(|s| s.fanout.as_ref()?.server_cpu_us_per_push),
         });
     }
+    let mut levels: Vec<usize> =
+        run.servers.iter().flat_map(|s| s.app_echo.iter().map(|e| e.connections)).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    for c in levels {
+        let app = move |s: &ServerResults| s.app_echo.iter().find(|e| e.connections == c).cloned();
+        let p = format!("app-echo `/echo` C={c}:");
+        rows.push(Row {
+            label: format!("{p} msg/s"),
+            better: Better::Higher,
+            decimals: 0,
+            value: Box::new(move |s| app(s).map(|e| e.msg_per_s)),
+        });
+        rows.push(Row {
+            label: format!("{p} server CPU µs/msg"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(move |s| app(s)?.server_cpu_us_per_msg),
+        });
+        for (name, q) in [("p50", 0usize), ("p99", 1), ("p99.9", 2)] {
+            rows.push(Row {
+                label: format!("{p} RTT {name} µs"),
+                better: Better::Lower,
+                decimals: 0,
+                value: Box::new(move |s| {
+                    app(s).map(|e| [e.rtt.p50_us, e.rtt.p99_us, e.rtt.p999_us][q] as f64)
+                }),
+            });
+        }
+    }
+    let mut counts: Vec<usize> =
+        run.servers.iter().flat_map(|s| s.publish.iter().map(|p| p.connections)).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for n in counts {
+        let publ = move |s: &ServerResults| s.publish.iter().find(|p| p.connections == n).cloned();
+        let rate = run.servers.iter().find_map(&publ).map_or(0.0, |p| p.rate);
+        let p = format!("publish N={n}, {} pub/s:", fmt_num(rate, if rate < 10.0 { 2 } else { 0 }));
+        rows.push(Row {
+            label: format!("{p} deliveries/s"),
+            better: Better::Higher,
+            decimals: 0,
+            value: Box::new(move |s| publ(s).map(|o| o.deliveries_per_s)),
+        });
+        rows.push(Row {
+            label: format!("{p} publish-to-arrival p50 ms"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(move |s| publ(s).map(|o| o.latency.p50_us as f64 / 1e3)),
+        });
+        rows.push(Row {
+            label: format!("{p} publish-to-arrival p99 ms"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(move |s| publ(s).map(|o| o.latency.p99_us as f64 / 1e3)),
+        });
+        rows.push(Row {
+            label: format!("{p} publish-to-arrival p99.9 ms"),
+            better: Better::Lower,
+            decimals: 1,
+            value: Box::new(move |s| publ(s).map(|o| o.latency.p999_us as f64 / 1e3)),
+        });
+        rows.push(Row {
+            label: format!("{p} dropped"),
+            better: Better::Lower,
+            decimals: 0,
+            value: Box::new(move |s| publ(s).map(|o| o.dropped as f64)),
+        });
+        rows.push(Row {
+            label: format!("{p} server CPU µs/delivery"),
+            better: Better::Lower,
+            decimals: 2,
+            value: Box::new(move |s| publ(s)?.server_cpu_us_per_delivery),
+        });
+    }
     if let Some(c) = run.servers.iter().find_map(|s| s.http.as_ref().map(|h| h.connections)) {
         let p = format!("http `GET /` C={c}:");
         rows.push(Row {
@@ -246,21 +321,25 @@ fn advantage(better: Better, gateway: f64, peer: f64) -> Option<f64> {
 
 /// One markdown table: a column per server; each peer's cell carries the gateway's advantage.
 pub fn table(run: &Run) -> String {
-    let gateway = run.servers.iter().find(|s| s.name == "gateway");
+    let rows = rows(run);
+    // A server with nothing measured (a peer of workloads that did not run) gets no column.
+    let servers: Vec<&ServerResults> =
+        run.servers.iter().filter(|s| rows.iter().any(|r| (r.value)(s).is_some())).collect();
+    let gateway = servers.iter().find(|s| s.name == "gateway");
     let mut out = String::from("| workload | ");
-    let names: Vec<&str> = run.servers.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
     out.push_str(&names.join(" | "));
     out.push_str(" |\n|---|");
     out.push_str(&"---:|".repeat(names.len()));
     out.push('\n');
-    for row in rows(run) {
-        let values: Vec<Option<f64>> = run.servers.iter().map(|s| (row.value)(s)).collect();
+    for row in rows {
+        let values: Vec<Option<f64>> = servers.iter().map(|s| (row.value)(s)).collect();
         if values.iter().all(Option::is_none) {
             continue;
         }
         let g = gateway.and_then(|g| (row.value)(g));
         let _ = write!(out, "| {} |", row.label);
-        for (s, v) in run.servers.iter().zip(&values) {
+        for (s, v) in servers.iter().zip(&values) {
             let cell = match (v, g) {
                 (None, _) => "–".to_string(),
                 (Some(v), Some(g)) if s.name != "gateway" => match advantage(row.better, g, *v) {
@@ -297,12 +376,14 @@ pub fn update_markdown(
         section,
         "Cells of the peers read `value (Nx)`: N is the gateway's advantage over that peer, above \
          1.00x the gateway is better (more messages, or less latency, CPU or memory). Durations: \
-         echo {:.0} s after {:.0} s warm-up per level, fanout {:.0} s, http {:.0} s. A fresh server \
-         process for every workload.\n",
+         echo and app-echo {:.0} s after {:.0} s warm-up per level, fanout {:.0} s, http {:.0} s, \
+         publish {:.0} s of publishing after {:.0} s. A fresh server process for every workload.\n",
         run.durations.echo.as_secs_f64(),
         run.durations.warmup.as_secs_f64(),
         run.durations.fanout.as_secs_f64(),
         run.durations.http.as_secs_f64(),
+        run.durations.echo.as_secs_f64(),
+        run.durations.warmup.as_secs_f64(),
     );
     section.push_str(table);
     section.push('\n');

@@ -22,6 +22,8 @@ pub struct Spec {
 /// A running server; killed when dropped.
 pub struct Server {
     pub addr: String,
+    /// The admin listener (publish API, metrics), when the start-up line names one (`admin=`).
+    pub admin: Option<String>,
     child: Child,
 }
 
@@ -63,7 +65,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Server> {
     let found = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = rx.recv().await {
             if let Some(addr) = address_in(&line) {
-                return Some(addr);
+                return Some((addr, admin_in(&line)));
             }
             if seen.len() < 20 {
                 seen.push(line);
@@ -75,7 +77,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Server> {
     // Keep draining after the address line; nobody reads the rest.
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     match found {
-        Ok(Some(addr)) => Ok(Server { addr, child }),
+        Ok(Some((addr, admin))) => Ok(Server { addr, admin, child }),
         Ok(None) => bail!("{} exited before listening: {}", spec.name, seen.join(" | ")),
         Err(_) => bail!("{} named no address within 60 s: {}", spec.name, seen.join(" | ")),
     }
@@ -103,6 +105,12 @@ pub fn address_in(line: &str) -> Option<String> {
     addr.contains(':').then_some(addr)
 }
 
+/// The gateway's admin address in its start-up line (`... listening addr=A admin=B`).
+pub fn admin_in(line: &str) -> Option<String> {
+    let rest = line.split_once(" admin=")?.1;
+    address_in(&format!("listening addr={rest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +122,9 @@ mod tests {
         let wt = "Serving HTTP on http://0.0.0.0:8080/";
         assert_eq!(address_in(wt).as_deref(), Some("127.0.0.1:8080"));
         assert_eq!(address_in("hello").as_deref(), None);
+        let both = "INFO sidestream_gateway::server: listening addr=127.0.0.1:4000 admin=127.0.0.1:4001";
+        assert_eq!(address_in(both).as_deref(), Some("127.0.0.1:4000"));
+        assert_eq!(admin_in(both).as_deref(), Some("127.0.0.1:4001"));
+        assert_eq!(admin_in(gw).as_deref(), None);
     }
 }

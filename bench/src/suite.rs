@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::pushpin::Pushpin;
 use crate::servers::{self, Server, Spec};
-use crate::{charts, echo, fanout, http, idle, report};
+use crate::{charts, echo, fanout, http, idle, publish, pushpin, redis, report};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -33,12 +34,29 @@ pub struct Args {
     /// `wasmtime` (48.x) for the `http` reference; skipped when absent.
     #[arg(long)]
     pub wasmtime: Option<PathBuf>,
+    /// Peer for `app-echo` and `publish`: the `pushpin` binary (Debian package `pushpin`), in
+    /// front of the component served by the gateway's embedded host; skipped when absent.
+    #[arg(long)]
+    pub pushpin: Option<PathBuf>,
+    /// `redis-server`, for `publish` through one Redis and two gateways; skipped when absent.
+    #[arg(long)]
+    pub redis_server: Option<PathBuf>,
     /// Short runs and 2,000 instead of 19,000 connections (a smoke test, not a measurement).
     #[arg(long)]
     pub quick: bool,
-    /// Workloads to run, comma-separated: echo, idle, fanout, http.
-    #[arg(long, value_delimiter = ',', default_value = "echo,idle,fanout,http")]
+    /// Workloads to run, comma-separated: echo, idle, fanout, http, app-echo, publish.
+    #[arg(long, value_delimiter = ',', default_value = "echo,idle,fanout,http,app-echo,publish")]
     pub only: Vec<String>,
+    /// `app-echo` concurrency levels (the component's `/echo`).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub app_echo_connections: Vec<usize>,
+    /// `publish` subscriber counts.
+    #[arg(long, value_delimiter = ',', default_value = "1000,19000")]
+    pub publish_connections: Vec<usize>,
+    /// Offered deliveries per second in `publish`: publications per second are this divided by
+    /// the subscribers.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub publish_deliveries: f64,
     /// Echo concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub echo_connections: Vec<usize>,
@@ -76,6 +94,10 @@ pub struct ServerResults {
     pub idle_push_on: Option<idle::Outcome>,
     pub fanout: Option<fanout::Outcome>,
     pub http: Option<http::Outcome>,
+    /// `app-echo`: the component's `/echo`, one per concurrency level.
+    pub app_echo: Vec<echo::Outcome>,
+    /// `publish`, one per subscriber count.
+    pub publish: Vec<publish::Outcome>,
     pub failures: Vec<String>,
 }
 
@@ -149,7 +171,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                             duration: d.echo,
                             warmup: d.warmup,
                             binary: false,
-                            server_pid: s.pid().ok(),
+                            server_pid: s.pid().ok().into_iter().collect(),
+                            app: false,
                         };
                         async move { echo::run(&a).await }
                     })
@@ -215,6 +238,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         results.push(r);
     }
 
+    if wants("app-echo") || wants("publish") {
+        apps(args, d, &wants, &mut results).await;
+    }
+
     let run = Run { machine: report::Machine::probe(args), quick, durations: d, servers: results };
     let table = report::table(&run);
     println!("\n{table}");
@@ -234,6 +261,232 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("wrote {}, {} charts in {}", args.markdown.display(), drawn.len(), args.charts.display());
     }
     Ok(())
+}
+
+/// The gateway's arguments with the component embedded, and `extra`.
+fn gateway_spec(name: &str, gateway: &Path, component: &Path, extra: &[&str]) -> Spec {
+    let mut a: Vec<String> =
+        ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
+            .map(String::from)
+            .into();
+    a.extend(["--component".into(), component.display().to_string()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    spec(name, gateway.to_path_buf(), a)
+}
+
+/// `app-echo` and `publish`: the gateway, Pushpin in front of the same component, and for
+/// `publish` two gateways on one Redis. Results go to the gateway's entry (which must exist:
+/// Pushpin's backend is the gateway too) and to new entries for the others.
+async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: &mut Vec<ServerResults>) {
+    let exists = |p: &Option<PathBuf>| p.as_ref().filter(|p| p.exists()).cloned();
+    let (Some(gw), Some(component)) = (exists(&args.gateway), exists(&args.component)) else {
+        eprintln!("app-echo, publish: need the gateway and the component; skipped");
+        return;
+    };
+    let gw_spec = gateway_spec("gateway", &gw, &component, &[]);
+    let backend = gateway_spec("pushpin backend", &gw, &component, &[]);
+    let pushpin = exists(&args.pushpin);
+    if pushpin.is_none() {
+        eprintln!("pushpin not found ({:?}): app-echo and publish without the peer", args.pushpin);
+    }
+    let gi = match results.iter().position(|r| r.name == "gateway") {
+        Some(i) => i,
+        None => {
+            results.insert(0, ServerResults { name: "gateway".into(), ..Default::default() });
+            0
+        }
+    };
+    let mut pp = ServerResults { name: "pushpin".into(), ..Default::default() };
+
+    if wants("app-echo") {
+        for round in 1..=args.rounds.max(1) {
+            for &c in &args.app_echo_connections {
+                let label = format!("app-echo c={c} round {round}");
+                let echo_args = |addr: &str, pids: Vec<u32>| echo::Args {
+                    url: format!("ws://{addr}/echo"),
+                    connections: c,
+                    size: args.size,
+                    duration: d.echo,
+                    warmup: d.warmup,
+                    binary: false,
+                    server_pid: pids,
+                    app: true,
+                };
+                let r = &mut results[gi];
+                let o = with_server(&gw_spec, &label, &mut r.failures, |s| {
+                    let a = echo_args(&s.addr, s.pid().ok().into_iter().collect());
+                    async move { echo::run(&a).await }
+                })
+                .await;
+                keep_best(&mut r.app_echo, o);
+                if let Some(p) = &pushpin {
+                    let o = with_pushpin(p, &backend, &label, &mut pp.failures, |s| {
+                        let a = echo_args(&s.addr, s.pids());
+                        async move { echo::run(&a).await }
+                    })
+                    .await;
+                    keep_best(&mut pp.app_echo, o);
+                }
+            }
+        }
+    }
+
+    if wants("publish") {
+        let redis_server = exists(&args.redis_server);
+        let mut two = ServerResults { name: "2 gateways + redis".into(), ..Default::default() };
+        for &n in &args.publish_connections {
+            let n = if args.quick { n.min(2_000) } else { n };
+            let rate = args.publish_deliveries / n as f64;
+            let label = format!("publish n={n} rate={rate:.2}/s");
+            let pub_args = |urls: Vec<String>, publish_url: String, pids: Vec<u32>| publish::Args {
+                url: urls,
+                publish_url,
+                channel: "room:bench".into(),
+                connections: n,
+                per_worker: 9_000,
+                rate,
+                duration: d.echo,
+                warmup: d.warmup,
+                settle: Duration::from_secs(5),
+                server_pid: pids,
+            };
+            let room = |addr: &str| format!("ws://{addr}/room?room=bench");
+            let r = &mut results[gi];
+            let o = with_server(&gw_spec, &label, &mut r.failures, |s| {
+                let admin = s.admin.clone().unwrap_or_default();
+                let a = pub_args(
+                    vec![room(&s.addr)],
+                    format!("http://{admin}/publish/"),
+                    s.pid().ok().into_iter().collect(),
+                );
+                async move { publish::run(&a).await }
+            })
+            .await;
+            push_publish(&mut r.publish, o);
+            if let Some(p) = &pushpin {
+                let o = with_pushpin(p, &backend, &label, &mut pp.failures, |s| {
+                    let a = pub_args(vec![room(&s.addr)], s.publish_url.clone(), s.pids());
+                    async move { publish::run(&a).await }
+                })
+                .await;
+                push_publish(&mut pp.publish, o);
+            }
+            if let Some(rs) = &redis_server {
+                let o = two_gateways(rs, &gw, &component, &label, &mut two.failures, |urls, admin, pids| {
+                    let a = pub_args(
+                        urls.iter().map(|u| room(u)).collect(),
+                        format!("http://{admin}/publish/"),
+                        pids,
+                    );
+                    async move { publish::run(&a).await }
+                })
+                .await;
+                push_publish(
+                    &mut two.publish,
+                    o.map(|o| publish::Outcome { variant: "publish redis".into(), ..o }),
+                );
+            }
+        }
+        if redis_server.is_none() {
+            eprintln!("redis-server not found ({:?}): publish without the Redis variant", args.redis_server);
+        } else {
+            results.push(two);
+        }
+    }
+    if pushpin.is_some() {
+        results.push(pp);
+    }
+}
+
+fn keep_best(best: &mut Vec<echo::Outcome>, o: Option<echo::Outcome>) {
+    let Some(o) = o else { return };
+    echo::print(&o);
+    match best.iter_mut().find(|e| e.connections == o.connections) {
+        Some(b) if b.msg_per_s >= o.msg_per_s => {}
+        Some(b) => *b = o,
+        None => best.push(o),
+    }
+}
+
+fn push_publish(all: &mut Vec<publish::Outcome>, o: Option<publish::Outcome>) {
+    if let Some(o) = o {
+        publish::print(&o);
+        all.push(o);
+    }
+}
+
+/// Like [`with_server`], for Pushpin and its backend.
+async fn with_pushpin<T, F, Fut>(
+    program: &Path,
+    backend: &Spec,
+    label: &str,
+    failures: &mut Vec<String>,
+    f: F,
+) -> Option<T>
+where
+    F: FnOnce(&Pushpin) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    eprintln!("[pushpin] {label}");
+    let pp = match pushpin::start(program, backend).await {
+        Ok(p) => p,
+        Err(e) => {
+            failures.push(format!("{label}: {e:#}"));
+            return None;
+        }
+    };
+    let out = f(&pp).await;
+    pp.stop().await;
+    out.map_err(|e| failures.push(format!("{label}: {e:#}"))).ok()
+}
+
+/// A fresh Redis and two gateways on it; `f` gets both public addresses, the first one's admin
+/// address, and every pid (both gateways and Redis).
+async fn two_gateways<T, F, Fut>(
+    redis_server: &Path,
+    gateway: &Path,
+    component: &Path,
+    label: &str,
+    failures: &mut Vec<String>,
+    f: F,
+) -> Option<T>
+where
+    F: FnOnce(Vec<String>, String, Vec<u32>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    eprintln!("[2 gateways + redis] {label}");
+    let redis = match redis::start(redis_server).await {
+        Ok(r) => r,
+        Err(e) => {
+            failures.push(format!("{label}: {e:#}"));
+            return None;
+        }
+    };
+    let spec = gateway_spec("gateway (redis)", gateway, component, &["--redis", &redis.url]);
+    let mut gws = Vec::new();
+    for _ in 0..2 {
+        match servers::start(&spec).await {
+            Ok(s) => gws.push(s),
+            Err(e) => {
+                failures.push(format!("{label}: {e:#}"));
+                break;
+            }
+        }
+    }
+    let out = if gws.len() == 2 {
+        let urls = gws.iter().map(|g| g.addr.clone()).collect();
+        let admin = gws[0].admin.clone().unwrap_or_default();
+        let mut pids: Vec<u32> = gws.iter().filter_map(|g| g.pid().ok()).collect();
+        pids.extend(redis.pid());
+        Some(f(urls, admin, pids).await)
+    } else {
+        None
+    };
+    for g in gws {
+        g.stop().await;
+    }
+    redis.stop().await;
+    out?.map_err(|e| failures.push(format!("{label}: {e:#}"))).ok()
 }
 
 /// The servers to measure, in table order, skipping any whose program is missing.

@@ -32,6 +32,9 @@ pub enum Mode {
     /// The adversary: send `--message-size` messages and never read, until the server stops
     /// reading (a send makes no progress for a second); then hold.
     Stuck,
+    /// A channel subscriber (`/room`): wait for the app's first message (its welcome: the
+    /// subscription is in place), then time every publication against the `us` it carries.
+    Subscribe,
 }
 
 impl Mode {
@@ -41,6 +44,7 @@ impl Mode {
             Mode::Fanout => "fanout",
             Mode::Busy => "busy",
             Mode::Stuck => "stuck",
+            Mode::Subscribe => "subscribe",
         }
     }
 }
@@ -91,6 +95,14 @@ struct Push<'a> {
     kind: &'a str,
     seq: u64,
     ts: &'a str,
+}
+
+/// What the `publish` workload's publisher puts in each item's content.
+#[derive(Deserialize)]
+struct Publication {
+    seq: u64,
+    /// Microseconds since the Unix epoch when it was sent to the publish API.
+    us: i64,
 }
 
 #[derive(Default)]
@@ -163,6 +175,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn open(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
+    if mode == Mode::Subscribe {
+        // A subscriber refused (Pushpin answers some handshakes of a crowd `502` or `503`) tries
+        // again, as a browser's reconnect would: `failed` counts the ones that never joined.
+        let mut attempt = 1;
+        loop {
+            match open_once(url, warm, mode, message_size).await {
+                Err(_) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+    open_once(url, warm, mode, message_size).await
+}
+
+async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
     let connect = async {
         match mode {
             // A small receive buffer, so the kernel does not soak up megabytes of echoes first.
@@ -181,6 +211,17 @@ async fn open(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow:
             let message = Message::binary(vec![0x5au8; message_size]);
             // Until the server stops reading from it: then a send stays blocked.
             while tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await.is_ok() {}
+        }
+        Mode::Subscribe => {
+            let welcome = async {
+                while let Some(m) = conn.next().await {
+                    if m?.is_text() {
+                        return Ok(());
+                    }
+                }
+                bail!("closed before the welcome")
+            };
+            tokio::time::timeout(Duration::from_secs(30), welcome).await.context("no welcome")??;
         }
         Mode::Idle | Mode::Fanout => {}
     }
@@ -210,31 +251,42 @@ async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
             continue;
         }
         let arrived_us = ws::now_us();
-        let Ok(push) = serde_json::from_str::<Push>(&text) else {
-            shared.other.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let (seq, sent_us) = if mode == Mode::Subscribe {
+            match serde_json::from_str::<Publication>(&text) {
+                Ok(p) => (p.seq, Some(p.us)),
+                Err(_) => {
+                    shared.other.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        } else {
+            match serde_json::from_str::<Push>(&text) {
+                Ok(push) if push.kind == "push" => {
+                    (push.seq, ws::parse_rfc3339_ms(push.ts).map(|ms| ms * 1000))
+                }
+                _ => {
+                    shared.other.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
         };
-        if push.kind != "push" {
-            shared.other.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
         match last_seq {
-            Some(prev) if push.seq > prev + 1 => {
-                shared.gaps.fetch_add(push.seq - prev - 1, Ordering::Relaxed);
+            Some(prev) if seq > prev + 1 => {
+                shared.gaps.fetch_add(seq - prev - 1, Ordering::Relaxed);
             }
             None => {
                 if let Ok(mut first) = shared.first_seq.lock() {
-                    let (lo, hi) = first.unwrap_or((push.seq, push.seq));
-                    *first = Some((lo.min(push.seq), hi.max(push.seq)));
+                    let (lo, hi) = first.unwrap_or((seq, seq));
+                    *first = Some((lo.min(seq), hi.max(seq)));
                 }
             }
             _ => {}
         }
-        last_seq = Some(push.seq);
+        last_seq = Some(seq);
         if shared.measuring.load(Ordering::Relaxed) {
             shared.pushes.fetch_add(1, Ordering::Relaxed);
-            if let Some(ts_ms) = ws::parse_rfc3339_ms(push.ts) {
-                let late = (arrived_us - ts_ms * 1000).max(0) as u64;
+            if let Some(sent_us) = sent_us {
+                let late = (arrived_us - sent_us).max(0) as u64;
                 if let Ok(mut h) = shared.lateness.lock()
                     && let Some(h) = h.as_mut()
                 {
