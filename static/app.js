@@ -26,7 +26,7 @@
 /** @import { ChatFrame, PushFrame } from "./protocol.js" */
 /** @import { CloseDetail, StateDetail } from "./connection.js" */
 import { APPS, hrefForApp, startingPoint } from "./apps.js";
-import { Connection, DRAIN_WINDOW_MS, describeClose } from "./connection.js";
+import { Connection, DRAIN_WINDOW_MS, countdownText, describeClose } from "./connection.js";
 import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
 import { pendingFor, readFrame } from "./protocol.js";
@@ -437,11 +437,7 @@ function renderStatus({ state, attempt, lastClose, delayMs = 0 }) {
 
 /** The seconds live outside the aria-live text, so screen readers hear state changes, not a ticking clock. */
 function renderCountdown() {
-  let text = "";
-  if (connection.state === "reconnecting") {
-    const s = Math.max(0, reconnectUntil - performance.now()) / 1000;
-    text = ` in ${s < 1 ? s.toFixed(1) : Math.ceil(s)} s`;
-  }
+  const text = countdownText(connection.state, reconnectUntil, performance.now());
   if (el.countdown.textContent !== text) el.countdown.textContent = text;
 }
 

@@ -294,6 +294,18 @@ export class Connection extends EventTarget {
 }
 
 /**
+ * The " in N s" after a status line while a reconnect waits (tenths under a second), else "".
+ * @param {string} state the connection's state
+ * @param {number} untilMs when the wait ends, on `performance.now()`'s clock
+ * @param {number} nowMs
+ */
+export function countdownText(state, untilMs, nowMs) {
+  if (state !== "reconnecting") return "";
+  const s = Math.max(0, untilMs - nowMs) / 1000;
+  return ` in ${s < 1 ? s.toFixed(1) : Math.ceil(s)} s`;
+}
+
+/**
  * A short human description of a WebSocket close code.
  * @param {number} code
  */

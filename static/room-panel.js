@@ -11,7 +11,7 @@
 
 /** @import { RoomFrame } from "./protocol.js" */
 /** @import { StateDetail } from "./connection.js" */
-import { Connection, describeClose } from "./connection.js";
+import { Connection, countdownText, describeClose } from "./connection.js";
 import { MAX_TEXT, Outbox, Room, hrefForName, roomFromPage, validName } from "./room.js";
 
 /** The panel keeps this many entries, like the stream's log. */
@@ -152,11 +152,7 @@ export function startRoomPanel(backoff) {
   }
 
   function renderCountdown() {
-    let text = "";
-    if (connection.state === "reconnecting") {
-      const s = Math.max(0, reconnectUntil - performance.now()) / 1000;
-      text = ` in ${s < 1 ? s.toFixed(1) : Math.ceil(s)} s`;
-    }
+    const text = countdownText(connection.state, reconnectUntil, performance.now());
     if (el.countdown.textContent !== text) el.countdown.textContent = text;
   }
 

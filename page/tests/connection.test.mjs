@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  CONNECT_TIMEOUT_MS, DRAIN_WINDOW_MS, HEALTHY_MS, MAX_BACKOFF_MS, backoffCeiling, reconnectDelay,
+  CONNECT_TIMEOUT_MS, DRAIN_WINDOW_MS, HEALTHY_MS, MAX_BACKOFF_MS, backoffCeiling, countdownText,
+  reconnectDelay,
 } from "../../static/connection.js";
 import { harness } from "./fakes.mjs";
 
@@ -280,4 +281,11 @@ test("switching while an attempt is still connecting gives it up", async () => {
   assert.deepEqual(await ended, { code: 1006, reason: "", wasClean: false, everOpened: false });
   assert.equal(h.connection.state, "connecting");
   assert.equal(h.socket.url, "ws://page.test/echo");
+});
+
+test("the reconnect countdown shows whole seconds, tenths under one, and nothing unless waiting", () => {
+  assert.equal(countdownText("reconnecting", 5200, 1000), " in 5 s");
+  assert.equal(countdownText("reconnecting", 1400, 1000), " in 0.4 s");
+  assert.equal(countdownText("reconnecting", 900, 1000), " in 0.0 s", "never negative");
+  assert.equal(countdownText("connected", 5200, 1000), "");
 });
