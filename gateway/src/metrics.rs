@@ -346,6 +346,10 @@ impl Metrics {
         self.app_requests.get_or_create(&AppRequestLabels { kind, result }).inc();
     }
 
+    pub fn lease_renewal(&self, result: &'static str) {
+        self.lease_renewals.get_or_create(&ResultLabels { result }).inc();
+    }
+
     pub fn component_reload(&self, result: &'static str) {
         self.component_reloads.get_or_create(&ResultLabels { result }).inc();
     }

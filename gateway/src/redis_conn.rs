@@ -12,6 +12,12 @@ use ::redis::{ErrorKind, RedisError};
 use tokio::time::Instant;
 use tracing::warn;
 
+/// How long a Redis command may take before it fails (and a publish is a 503).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest wait between two attempts to reach Redis again.
+pub const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
 /// The fewest seconds between two rebuilds, so a Redis that keeps refusing is not hammered.
 const REBUILD_PAUSE: Duration = Duration::from_secs(1);
 
@@ -28,14 +34,14 @@ pub struct Commands {
 }
 
 impl Commands {
-    /// Prepares the connection to `url`, each command answered within `timeout`; nothing is
-    /// connected until the first command.
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// Prepares the connection to `url`, each command answered within [`COMMAND_TIMEOUT`];
+    /// nothing is connected until the first command.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
         let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_max_delay(Duration::from_secs(5))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_max_delay(MAX_RECONNECT_WAIT)
             .set_number_of_retries(2);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;

@@ -57,7 +57,7 @@ impl Gateway {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
         let redis = match &config.redis {
-            Some(url) => Some(Commands::new(url, crate::channels::redis::COMMAND_TIMEOUT)?),
+            Some(url) => Some(Commands::new(url)?),
             None => None,
         };
         let channels = Channels::new(&config, redis.clone(), metrics.clone());

@@ -241,7 +241,8 @@ async fn the_connections_of_a_killed_gateway_get_their_disconnect_through_the_ot
                 .expect("accepted");
         let open = app.next_with("OPEN").await;
         ids.insert(open.headers["connection-id"].to_str().unwrap().to_owned());
-        // A message, so the app sets meta (`n`) that the DISCONNECT must carry.
+        // A message, so the app's meta changes after the OPEN (`n` 0 -> 1): the DISCONNECT must
+        // carry the latest.
         send(&mut ws, Message::text(format!("hi {i}"))).await;
         assert_eq!(next_data(&mut ws).await, Message::text(format!("hi {i}")));
         clients.push(ws);
@@ -253,11 +254,13 @@ async fn the_connections_of_a_killed_gateway_get_their_disconnect_through_the_ot
     let b_open = app.next_with("OPEN").await;
     let b_id = b_open.headers["connection-id"].to_str().unwrap().to_owned();
 
-    // The records reach Redis before the kill: every connection of A is there.
-    eventually("A's connections are recorded", async || {
+    // The records reach Redis before the kill: every connection of A is there, with the meta
+    // its app set after the OPEN (which rides along with a renewal).
+    eventually("A's connections are recorded with their meta", async || {
         let keys = redis.command("KEYS sidestream:gw:*:conns").await;
         for key in keys.lines().filter(|l| l.starts_with("sidestream:gw:")) {
-            if redis.command(&format!("HLEN {key}")).await.trim() == format!(":{ON_A}") {
+            let records = redis.command(&format!("HVALS {key}")).await;
+            if records.matches(r#""meta":[["n","1"]]"#).count() == ON_A {
                 return true;
             }
         }
@@ -273,7 +276,11 @@ async fn the_connections_of_a_killed_gateway_get_their_disconnect_through_the_ot
         let seen = app.next_with("DISCONNECT").await;
         let id = seen.headers["connection-id"].to_str().unwrap().to_owned();
         assert!(ids.contains(&id), "a DISCONNECT for one of A's connections, not {id}");
-        assert!(seen.headers.contains_key("meta-n"), "the record carried the app's meta");
+        assert_eq!(
+            seen.headers.get("meta-n").map(|n| n.as_bytes()),
+            Some(&b"1"[..]),
+            "the app's latest meta"
+        );
         assert!(disconnected.insert(id), "one DISCONNECT each");
     }
     let took = killed_at.elapsed();

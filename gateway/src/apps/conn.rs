@@ -113,23 +113,23 @@ pub struct ComponentApp {
     /// A publication that did not fit the outbox: it goes once the client catches up, and
     /// meanwhile the mailbox is not read (when it is full, the hub drops and counts).
     waiting: Option<Arc<Publication>>,
-    /// Fires if this gateway is found reaped; the meta changes its record has seen.
+    /// Fires if this gateway is found reaped.
     reaped: Option<oneshot::Receiver<()>>,
-    recorded_meta: u64,
     _active: Active,
 }
 
 impl ComponentApp {
     /// The handler of a connection whose `OPEN` was accepted, with that answer's other actions.
-    pub fn new(shared: Arc<Shared>, conn: u64, session: Session, opened: Vec<Action>) -> Self {
+    pub fn new(shared: Arc<Shared>, conn: u64, mut session: Session, opened: Vec<Action>) -> Self {
         shared.metrics.app_connections_active.inc();
         let keep_alive_at = session.keep_alive().map(|every| Instant::now() + every);
         let (mailbox_tx, mailbox) = mpsc::channel(MAILBOX);
+        // Its record is written with the meta as it stands; later changes update it.
+        session.take_meta_changed();
         let reaped = shared.leases.register(&session);
         ComponentApp {
             waiting: None,
             reaped,
-            recorded_meta: session.meta_changes(),
             subscriptions: HashMap::new(),
             meta: HashMap::new(),
             mailbox,
@@ -501,8 +501,7 @@ impl Handler for ComponentApp {
             Ok(response) => match self.session.apply(&response) {
                 Ok((actions, ignored)) => {
                     metrics.app_request(kind, "ok");
-                    if self.session.meta_changes() != self.recorded_meta {
-                        self.recorded_meta = self.session.meta_changes();
+                    if self.session.take_meta_changed() {
                         self.shared.leases.update(&self.session);
                     }
                     self.count_ignored(&ignored);

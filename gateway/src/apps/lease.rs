@@ -243,7 +243,7 @@ impl Inner {
         warn!(gateway = %old, now = %state.id, connections = connections.len(),
             "this gateway lost its lease and was reaped; closing its app connections with 1012");
         drop(state);
-        shared.metrics.lease_renewals.get_or_create(&crate::metrics::ResultLabels { result: "reaped" }).inc();
+        shared.metrics.lease_renewal("reaped");
         for tx in connections {
             let _ = tx.send(());
         }
@@ -305,7 +305,7 @@ async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
                     break;
                 }
             };
-            shared.metrics.lease_renewals.get_or_create(&crate::metrics::ResultLabels { result }).inc();
+            shared.metrics.lease_renewal(result);
             if failing && result == "ok" {
                 info!("renewed this gateway's lease in Redis again");
             }
@@ -324,6 +324,7 @@ async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
 
 /// Looks for gateways whose lease ran out, and ends the connections of those it claims.
 async fn sweep(inner: Arc<Inner>, shared: Arc<Shared>) {
+    let claim_script = ::redis::Script::new(CLAIM_SCRIPT);
     let mut ticks = tokio::time::interval(SWEEP.min(inner.lease / 2));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -339,7 +340,7 @@ async fn sweep(inner: Arc<Inner>, shared: Arc<Shared>) {
         let me = inner.state().id.clone();
         for dead in expired.into_iter().filter(|id| *id != me) {
             let keys = Keys::of(&dead);
-            let claimed: Result<i64, _> = ::redis::Script::new(CLAIM_SCRIPT)
+            let claimed: Result<i64, _> = claim_script
                 .key(&keys.lease)
                 .key(&keys.claim)
                 .arg(&me)

@@ -104,8 +104,8 @@ pub struct Session {
     /// The client's end-to-end handshake headers, as they go with every request.
     headers: HeaderMap,
     meta: BTreeMap<String, HeaderValue>,
-    /// Counts the answers that changed `meta`, so a copy kept elsewhere knows it is stale.
-    meta_changes: u64,
+    /// Whether an answer changed `meta` since [`Session::take_meta_changed`] last looked.
+    meta_changed: bool,
     /// With `grip` negotiated: the prefix of messages meant for the client.
     grip: Option<String>,
     keep_alive: Option<Duration>,
@@ -138,7 +138,7 @@ impl Session {
             uri,
             headers,
             meta: BTreeMap::new(),
-            meta_changes: 0,
+            meta_changed: false,
             grip: None,
             keep_alive: None,
             pending: Vec::new(),
@@ -203,9 +203,9 @@ impl Session {
         self.request(sidestream_events::encode(&[event]).into(), attempt)
     }
 
-    /// How many answers have changed the connection's meta.
-    pub fn meta_changes(&self) -> u64 {
-        self.meta_changes
+    /// Whether an answer changed the connection's meta since the last call.
+    pub fn take_meta_changed(&mut self) -> bool {
+        std::mem::take(&mut self.meta_changed)
     }
 
     /// What another gateway needs to send this connection's `DISCONNECT` should this one die: the
@@ -248,7 +248,7 @@ impl Session {
             uri: value["uri"].as_str()?.parse().ok()?,
             headers,
             meta,
-            meta_changes: 0,
+            meta_changed: false,
             grip: None,
             keep_alive: None,
             pending: Vec::new(),
@@ -319,7 +319,7 @@ impl Session {
                 };
             }
         }
-        self.meta_changes += u64::from(changed);
+        self.meta_changed |= changed;
         if let Some(value) = response.headers().get(KEEP_ALIVE_INTERVAL) {
             // Present but not a positive number of seconds turns it off, as in Pushpin.
             self.keep_alive = value
@@ -440,9 +440,10 @@ mod tests {
         let mut session = Session::new(&Uri::from_static("/chat?room=1"), &client_headers());
         let set = answer(200, &[EVENTS, ("set-meta-user", "ada")], b"");
         session.apply(&set).unwrap();
-        assert_eq!(session.meta_changes(), 1);
+        assert!(session.take_meta_changed());
+        assert!(!session.take_meta_changed(), "told once");
         session.apply(&set).unwrap();
-        assert_eq!(session.meta_changes(), 1, "the same value again changes nothing");
+        assert!(!session.take_meta_changed(), "the same value again changes nothing");
 
         let restored = Session::from_record(&session.id, session.record().as_bytes()).unwrap();
         let (mine, theirs) = (session.last_request(None, 1), restored.last_request(None, 1));

@@ -9,8 +9,8 @@
 //! backoff, subscribes again, and reads what it missed on each channel from the channel's history,
 //! so a Redis restart (with its data kept, see the README) loses nothing that was published.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -23,13 +23,7 @@ use tracing::{info, warn};
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
 use crate::metrics::Metrics;
-use crate::redis_conn::Commands;
-
-/// How long a Redis command may take before the publish or read fails (and a publish is a 503).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The longest wait between two attempts to reach Redis again.
-const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+use crate::redis_conn::{COMMAND_TIMEOUT, Commands, MAX_RECONNECT_WAIT};
 
 /// How many subscribe and unsubscribe requests wait for the pub/sub task.
 const INTEREST_QUEUE: usize = 1024;
@@ -72,6 +66,10 @@ local last = redis.call('GET', KEYS[2])
 if not epoch or not last then return {false, false, {}} end
 return {epoch, last, redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')}
 "#;
+
+/// The scripts, their SHA-1 computed once rather than on every publish and read.
+static PUBLISH_SCRIPT: LazyLock<::redis::Script> = LazyLock::new(|| ::redis::Script::new(PUBLISH));
+static HISTORY_SCRIPT: LazyLock<::redis::Script> = LazyLock::new(|| ::redis::Script::new(HISTORY));
 
 /// The keys of a channel; the braces keep them together in one slot of a Redis Cluster.
 fn keys(channel: &str) -> [String; 3] {
@@ -204,7 +202,7 @@ impl Reader {
         let [stream, seq, epoch] = keys(channel);
         let mut conn = self.commands.get();
         type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
-        let (current, last, entries): (Option<String>, Option<u64>, Entries) = ::redis::Script::new(HISTORY)
+        let (current, last, entries): (Option<String>, Option<u64>, Entries) = HISTORY_SCRIPT
             .key(&stream)
             .key(&seq)
             .key(&epoch)
@@ -286,7 +284,7 @@ impl Broker for RedisBroker {
             }
         };
         let mut conn = self.commands.get();
-        let answer: Vec<String> = ::redis::Script::new(PUBLISH)
+        let answer: Vec<String> = PUBLISH_SCRIPT
             .key(&stream)
             .key(&seq)
             .key(&epoch)
