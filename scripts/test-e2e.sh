@@ -6,7 +6,7 @@
 #   SIDESTREAM_GATEWAY_BIN  gateway binary   (default target/release/sidestream-gateway)
 #   SIDESTREAM_COMPONENT    component .wasm  (default target/wasm32-wasip2/release/sidestream_component.wasm)
 #   CHROMIUM_BIN            browser          (default /usr/bin/chromium)
-#   REDIS_SERVER_BIN        redis-server     (default: the one on PATH; installed when missing)
+#   REDIS_SERVER_BIN        redis-server     (default: the one on PATH, installed when missing)
 # Screenshots and gateway logs: target/e2e/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,11 @@ if [[ ! -x "$CHROMIUM_BIN" ]]; then
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 "$CHROMIUM_BIN" --version
-# The Room panel's test runs two gateways on one real redis-server (e2e/lib/redis.mjs).
-if ! command -v "${REDIS_SERVER_BIN:-redis-server}" >/dev/null; then
+# The Room panel's test runs two gateways on one real redis-server (e2e/lib/redis.mjs); redis.sh
+# installs Debian's when it is missing and does nothing otherwise.
+if [[ -n "${REDIS_SERVER_BIN:-}" ]]; then
+    command -v "$REDIS_SERVER_BIN" >/dev/null || { echo "test-e2e: REDIS_SERVER_BIN=$REDIS_SERVER_BIN is not there" >&2; exit 1; }
+else
     scripts/redis.sh
 fi
 

@@ -26,14 +26,13 @@
 /** @import { ChatFrame, PushFrame } from "./protocol.js" */
 /** @import { CloseDetail, StateDetail } from "./connection.js" */
 import { APPS, hrefForApp, startingPoint } from "./apps.js";
-import { Connection, DRAIN_WINDOW_MS, countdownText, describeClose } from "./connection.js";
+import { Connection, DRAIN_WINDOW_MS, closeText, countdownText } from "./connection.js";
+import { $, LOG_LIMIT } from "./dom.js";
 import { socketUrl } from "./endpoint.js";
 import { LiveChart } from "./chart.js";
 import { pendingFor, readFrame } from "./protocol.js";
 import { startRoomPanel } from "./room-panel.js";
 
-/** The log keeps this many entries; older ones are dropped so a long-open tab stays small. */
-const LOG_LIMIT = 500;
 /** Messages typed while offline wait here; past this the send box refuses more (and says so). */
 const QUEUE_LIMIT = 100;
 /** Pushes per second is averaged over this window. */
@@ -53,19 +52,6 @@ const RATE_WINDOW_MS = 10_000;
 
 /** @typedef {"push" | "chat" | "echo" | "system"} EntryKind */
 /** @typedef {"ok" | "info" | "warn" | "error"} Tone */
-
-/**
- * The element with this id, of this type: a page whose HTML and script disagree fails at load, loudly.
- * @template {Element} T
- * @param {string} id
- * @param {{ new (): T, prototype: T, name: string }} type
- * @returns {T}
- */
-function $(id, type) {
-  const node = document.getElementById(id);
-  if (!(node instanceof type)) throw new Error(`#${id} is missing or not a ${type.name}`);
-  return node;
-}
 
 const el = {
   status: $("status", HTMLElement),
@@ -405,12 +391,6 @@ function renderCounts() {
  */
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
-}
-
-/** @param {{ code: number, reason: string }} close */
-function closeText(close) {
-  const reason = close.reason ? close.reason : describeClose(close.code);
-  return `${close.code} ${reason}`;
 }
 
 /** @param {StateDetail} detail */

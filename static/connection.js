@@ -294,6 +294,14 @@ export class Connection extends EventTarget {
 }
 
 /**
+ * A close as a person reads it: its code and reason, or the code's description when it gave none.
+ * @param {{ code: number, reason: string }} close
+ */
+export function closeText(close) {
+  return `${close.code} ${close.reason || describeClose(close.code)}`;
+}
+
+/**
  * The " in N s" after a status line while a reconnect waits (tenths under a second), else "".
  * @param {string} state the connection's state
  * @param {number} untilMs when the wait ends, on `performance.now()`'s clock

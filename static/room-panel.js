@@ -11,23 +11,9 @@
 
 /** @import { RoomFrame } from "./protocol.js" */
 /** @import { StateDetail } from "./connection.js" */
-import { Connection, countdownText, describeClose } from "./connection.js";
-import { MAX_TEXT, Outbox, Room, hrefForName, roomFromPage, validName } from "./room.js";
-
-/** The panel keeps this many entries, like the stream's log. */
-const LOG_LIMIT = 500;
-
-/**
- * @template {Element} T
- * @param {string} id
- * @param {{ new (): T, prototype: T, name: string }} type
- * @returns {T}
- */
-function $(id, type) {
-  const node = document.getElementById(id);
-  if (!(node instanceof type)) throw new Error(`#${id} is missing or not a ${type.name}`);
-  return node;
-}
+import { Connection, closeText, countdownText } from "./connection.js";
+import { $, LOG_LIMIT } from "./dom.js";
+import { Outbox, Room, hrefForName, roomFromPage, validName } from "./room.js";
 
 /**
  * Starts the panel: joins the room at once and keeps rejoining.
@@ -56,11 +42,6 @@ export function startRoomPanel(backoff) {
 
   el.name.textContent = room.room;
   el.you.value = room.name;
-
-  /** Where the next attempt joins from: always the newest position seen. */
-  function keepUrl() {
-    connection.url = room.url(location.href);
-  }
 
   /** Keeps the newest entry in view, unless the person scrolled up to read. */
   function append(/** @type {HTMLLIElement} */ li) {
@@ -122,9 +103,12 @@ export function startRoomPanel(backoff) {
     append(li);
   }
 
-  /** @param {string} text */
-  function send(text) {
-    return connection.send(text);
+  const send = (/** @type {string} */ text) => connection.send(text);
+
+  /** The name the room welcomed this socket under, for the status line and the e2e tests. */
+  function renderJoined() {
+    if (room.joinedAs === null) delete el.status.dataset.joinedAs;
+    else el.status.dataset.joinedAs = room.joinedAs;
   }
 
   function renderHint() {
@@ -137,11 +121,10 @@ export function startRoomPanel(backoff) {
   /** @param {StateDetail} detail */
   function renderStatus({ state, attempt, lastClose, delayMs = 0 }) {
     el.status.dataset.state = state;
-    const why = lastClose ? `Closed: ${lastClose.code} ${lastClose.reason || describeClose(lastClose.code)} · ` : "";
+    const why = lastClose ? `Closed: ${closeText(lastClose)} · ` : "";
     if (state === "connected") {
       // The welcome says under which name; until it comes the socket is open but not yet in the room.
-      const joinedAs = el.status.dataset.joinedAs;
-      el.statusText.textContent = joinedAs === undefined ? "Joining…" : `In the room as ${joinedAs}`;
+      el.statusText.textContent = room.joinedAs === null ? "Joining…" : `In the room as ${room.joinedAs}`;
     } else if (state === "reconnecting") {
       reconnectUntil = performance.now() + delayMs;
       el.statusText.textContent = `${why}rejoining`;
@@ -162,7 +145,7 @@ export function startRoomPanel(backoff) {
     const reading = room.read(data);
     switch (reading.kind) {
       case "welcome": {
-        el.status.dataset.joinedAs = reading.name;
+        renderJoined();
         el.statusText.textContent = `In the room as ${reading.name}`;
         if (el.you.value.trim() === "") el.you.placeholder = reading.name;
         logNotice(
@@ -178,7 +161,6 @@ export function startRoomPanel(backoff) {
       }
       case "message":
         logMessage(reading.message, reading.recovered);
-        keepUrl();
         break;
       case "duplicate":
         break; // shown already
@@ -202,9 +184,12 @@ export function startRoomPanel(backoff) {
   connection.on("message", (e) => onMessage(e.detail.data));
   connection.on("close", (e) => {
     const { code, reason, everOpened } = e.detail;
-    delete el.status.dataset.joinedAs;
+    room.left();
+    renderJoined();
+    // The next attempt joins from the newest position seen.
+    connection.url = room.url(location.href);
     if (!everOpened) return;
-    logNotice(`Disconnected (${code} ${reason || describeClose(code)}); rejoining…`, "warn", "closed");
+    logNotice(`Disconnected (${closeText({ code, reason })}); rejoining…`, "warn", "closed");
   });
 
   el.form.addEventListener("submit", (e) => {
@@ -215,12 +200,10 @@ export function startRoomPanel(backoff) {
       el.say.focus();
       return;
     }
-    if ([...text].length > MAX_TEXT) {
-      el.hint.textContent = `The room takes at most ${MAX_TEXT} characters.`;
-      return;
-    }
-    // Before the welcome the socket may be open but the room not yet joined: wait for it.
-    const joined = el.status.dataset.joinedAs !== undefined;
+    // The input's maxlength keeps a text within the room's MAX_TEXT (it counts UTF-16 units, which
+    // are never fewer than characters). Before the welcome the socket may be open but the room not
+    // yet joined: wait for it.
+    const joined = room.joinedAs !== null;
     const result = outbox.add(text, (t) => joined && send(t));
     if (result === "full") {
       el.hint.textContent = `${outbox.waiting.length} messages are already waiting; try again once the room is back.`;
@@ -243,6 +226,9 @@ export function startRoomPanel(backoff) {
     room.name = name;
     history.replaceState(history.state, "", hrefForName(name, location.href));
     // A new socket under the new name, from where this one was: nothing said meanwhile is missed.
+    // Not in the room until its welcome (switchTo tells of no close for the socket it replaces).
+    room.left();
+    renderJoined();
     connection.switchTo(room.url(location.href));
   });
 
@@ -250,5 +236,4 @@ export function startRoomPanel(backoff) {
   if (start.ignoredName) logNotice("Ignored ?name=: a name is 1 to 32 characters, none of them control characters", "warn", "ignored");
   setInterval(renderCountdown, 250);
   connection.start();
-  return { connection, room };
 }

@@ -10,10 +10,11 @@
 // (`at`), and every message the clock when it was said. On a connection that came back with `last=`,
 // a message said before the welcome is one the client was not there for: "recovered", whether it came
 // from the history or was still on its way. Anything else is live. The position also drops what was
-// shown already (a repeat would be a bug; this is the safety net): a message at or before the newest
-// position seen, or with an id seen before, is never shown twice.
+// shown already (the gateway delivers each once; this is the safety net): a message at or before the
+// newest position seen is never shown twice.
 
 /** @import { RoomFrame } from "./protocol.js" */
+import { socketUrl } from "./endpoint.js";
 import { isGap, isRoomError, isRoomMessage, isWelcome, parseJson } from "./protocol.js";
 
 /** The room a page joins without `?room=`: the component's own default. */
@@ -21,8 +22,6 @@ export const DEFAULT_ROOM = "lobby";
 /** The component's limits (component/src/apps/room.rs): longer names are refused, longer texts not taken. */
 export const MAX_NAME = 32;
 export const MAX_TEXT = 1000;
-/** Ids remembered for the duplicate check; the position check covers older ones. */
-const SEEN_LIMIT = 2_000;
 
 /**
  * A message's position in its room's history, from its id `N.EPOCH`.
@@ -116,10 +115,11 @@ export class Room {
     this.resumedFrom = null;
     /** @type {number | null} the welcome's clock, on a connection that came back with `last=` */
     this.resumedAt = null;
-    /** @type {Set<string>} */
-    this.seen = new Set();
-    /** Messages shown, recovered ones among them, duplicates dropped, gaps: for the panel's counters. */
-    this.counts = { messages: 0, recovered: 0, duplicates: 0, gaps: 0 };
+  }
+
+  /** The socket is gone (or being replaced): not in the room until the next welcome. */
+  left() {
+    this.joinedAs = null;
   }
 
   /**
@@ -127,9 +127,7 @@ export class Room {
    * @param {string} pageHref the page's own URL (the socket is on its origin)
    */
   url(pageHref) {
-    const page = new URL(pageHref);
-    const u = new URL("/room", page);
-    u.protocol = page.protocol === "https:" ? "wss:" : "ws:";
+    const u = new URL(socketUrl(null, pageHref, "/room").url);
     u.searchParams.set("room", this.room);
     if (this.name !== "") u.searchParams.set("name", this.name);
     if (this.last !== null) u.searchParams.set("last", this.last);
@@ -152,10 +150,7 @@ export class Room {
       return { kind: "welcome", room: frame.room, name: frame.name, resumedFrom: this.resumedFrom };
     }
     if (isRoomMessage(frame)) return this.#message(frame);
-    if (isGap(frame)) {
-      this.counts.gaps += 1;
-      return { kind: "gap", room: frame.room, since: this.resumedFrom };
-    }
+    if (isGap(frame)) return { kind: "gap", room: frame.room, since: this.resumedFrom };
     if (isRoomError(frame)) return { kind: "error", text: frame.text };
     return { kind: "other", text: data };
   }
@@ -165,22 +160,12 @@ export class Room {
     const position = parsePosition(message.id);
     const last = this.lastPosition;
     const behind = position !== null && last !== null && position.epoch === last.epoch && position.n <= last.n;
-    if (this.seen.has(message.id) || behind) {
-      this.counts.duplicates += 1;
-      return /** @type {RoomReading} */ ({ kind: "duplicate", message });
-    }
-    this.seen.add(message.id);
-    if (this.seen.size > SEEN_LIMIT) {
-      const oldest = this.seen.values().next();
-      if (!oldest.done) this.seen.delete(oldest.value);
-    }
+    if (behind) return /** @type {RoomReading} */ ({ kind: "duplicate", message });
     if (position !== null) {
       this.last = message.id;
       this.lastPosition = position;
     }
     const recovered = this.resumedAt !== null && message.at !== undefined && message.at < this.resumedAt;
-    this.counts.messages += 1;
-    if (recovered) this.counts.recovered += 1;
     return /** @type {RoomReading} */ ({ kind: "message", message, recovered });
   }
 }

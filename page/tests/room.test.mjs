@@ -1,5 +1,6 @@
 // The Room panel's logic (static/room.js): which URL it (re)joins with, what each frame from /room
-// means, the recovered marks after a reconnect, the duplicate check, the gap, the outbox.
+// means, the recovered marks after a reconnect, the duplicate check, the gap, the outbox, and
+// leaving the room.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -55,7 +56,7 @@ test("after a reconnect with last=, what was said before the welcome is recovere
     shown(room, [said(2, "missed 1", 3000), said(3, "missed 2", 8999), said(4, "live", 9000), said(5, "later", 9500)]),
     ["missed 1 (recovered)", "missed 2 (recovered)", "live", "later"],
   );
-  assert.deepEqual(room.counts, { messages: 5, recovered: 2, duplicates: 0, gaps: 0 });
+  assert.equal(room.last, "5.e1", "all five shown, none dropped as a repeat");
   // Reconnected again with nothing missed: the next live message is live.
   room.read(welcome("bob", 20_000));
   assert.deepEqual(shown(room, [said(6, "after", 20_001)]), ["after"]);
@@ -69,7 +70,7 @@ test("a message shown once is never shown again: same id, or a position at or be
   // A replay that overlaps what was shown (a bug elsewhere): the old ones are dropped, the new kept.
   const readings = [said(2, "b", 1200), said(1, "a", 1100), said(3, "c", 4000)].map((f) => room.read(f));
   assert.deepEqual(readings.map((r) => r.kind), ["duplicate", "duplicate", "message"]);
-  assert.equal(room.counts.duplicates, 2);
+  assert.equal(readings.filter((r) => r.kind === "duplicate").length, 2);
   assert.equal(room.last, "3.e1");
   // A new history (another epoch) starts over at 1 and is shown.
   assert.deepEqual(shown(room, [said(1, "new history", 6000, "ada", "e2")]), ["new history"]);
@@ -82,7 +83,7 @@ test("a gap says that messages were lost and from where; the page keeps its posi
   room.read(said(41, "old", 1100));
   room.read(welcome("bob", 9000));
   assert.deepEqual(room.read(JSON.stringify({ type: "gap", room: "lobby" })), { kind: "gap", room: "lobby", since: "41.e1" });
-  assert.equal(room.counts.gaps, 1);
+  assert.equal(room.last, "41.e1", "a gap moves no position");
   assert.equal(room.url(PAGE), "ws://127.0.0.1:8080/room?room=lobby&last=41.e1");
 });
 
@@ -126,4 +127,16 @@ test("the outbox sends at once when it can, keeps the order while offline, and h
   assert.equal(outbox.flush(send), 2);
   assert.equal(outbox.add("four", send), "sent");
   assert.deepEqual(wire, ["one", "two", "four"]);
+});
+
+test("a socket that goes is out of the room until the next welcome; the position stays", () => {
+  const room = new Room({ name: "bob" });
+  room.read(welcome("bob", 1000));
+  room.read(said(3, "x", 1100));
+  assert.equal(room.joinedAs, "bob");
+  room.left();
+  assert.equal(room.joinedAs, null);
+  assert.equal(room.url(PAGE), "ws://127.0.0.1:8080/room?room=lobby&name=bob&last=3.e1");
+  room.read(welcome("bob", 2000));
+  assert.equal(room.joinedAs, "bob");
 });
