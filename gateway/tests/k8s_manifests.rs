@@ -845,18 +845,22 @@ fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
     // must take the URL the pod ends up with (hex, as the README's command makes it).
     assert!(url.contains("$(REDIS_PASSWORD)"), "the password in {url} is the Secret's, never written here");
     let password_secret = secret_ref(env_var(gateway, "REDIS_PASSWORD"));
-    let expanded = url.replace("$(REDIS_PASSWORD)", "0123456789abcdef");
-    let mut args = vec!["sidestream-gateway".to_owned(), format!("--redis={expanded}")];
-    args.extend(
-        container(&deployment, "gateway")["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned()),
+    // The variable is the one `--redis` reads, and Kubernetes expands `$(REDIS_PASSWORD)` only
+    // when that variable comes earlier in the list.
+    let command = <Config as clap::CommandFactory>::command();
+    let redis_arg = command.get_arguments().find(|a| a.get_id() == "redis").expect("a --redis flag");
+    assert_eq!(redis_arg.get_env().and_then(|e| e.to_str()), Some("SIDESTREAM_REDIS"), "--redis's variable");
+    let names: Vec<&str> =
+        gateway["env"].as_array().unwrap().iter().map(|e| str_of(&e["name"], "name")).collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("REDIS_PASSWORD") < at("SIDESTREAM_REDIS"),
+        "REDIS_PASSWORD must come first to be expanded: {names:?}"
     );
-    let config = Config::try_parse_from(&args).expect("the gateway's args and Redis URL parse");
-    config.validate().expect("the gateway's args and Redis URL are valid");
-    assert_eq!(config.redis.as_deref(), Some(expanded.as_str()));
+    let expanded = url.replace("$(REDIS_PASSWORD)", "0123456789abcdef");
+    let mut config = gateway_config(&deployment);
+    config.redis = Some(expanded.clone());
+    config.validate().expect("the gateway's args with the Redis URL the pod ends up with are valid");
 
     let (user, host, port) = redis_authority(&expanded);
     let service = named("Service", REDIS);

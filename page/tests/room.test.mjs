@@ -140,3 +140,12 @@ test("a socket that goes is out of the room until the next welcome; the position
   room.read(welcome("bob", 2000));
   assert.equal(room.joinedAs, "bob");
 });
+
+test("within one connection, a position behind the newest is a repeat", () => {
+  const room = new Room();
+  room.read(welcome("bob", 1000));
+  assert.equal(room.read(said(5, "five", 1100)).kind, "message");
+  assert.equal(room.read(said(4, "four", 1050)).kind, "duplicate");
+  assert.equal(room.read(said(5, "five", 1100)).kind, "duplicate");
+  assert.equal(room.last, "5.e1");
+});
