@@ -116,13 +116,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     let mut api = stats::histogram();
-    let (mut published, mut errors) = (0u64, 0u64);
+    let (mut published, mut errors, mut slots) = (0u64, 0u64, 0u64);
     // A fixed schedule, not a fixed gap: a slow answer does not lower the rate, the next
-    // publication goes out as soon as the answer is in.
-    while t0.elapsed() < args.duration {
-        let due = t0 + interval.mul_f64(published as f64);
+    // publication goes out as soon as the answer is in. Each slot has its own number, tried once:
+    // a failed publish is never sent again under the same number (a timed-out one may have been
+    // delivered), and the next one waits for its own slot rather than retrying at once.
+    loop {
+        let due = t0 + interval.mul_f64(slots as f64);
+        if due >= t0 + args.duration {
+            break;
+        }
         tokio::time::sleep_until(due.into()).await;
-        let seq = published + 1;
+        slots += 1;
+        let seq = slots;
         let content = format!(r#"{{"seq":{seq},"us":{}}}"#, ws::now_us());
         let item = serde_json::json!({"items": [{"channel": args.channel, "formats": {"ws-message": {"content": content}}}]});
         let sent = Instant::now();
@@ -144,7 +150,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let seconds = t0.elapsed().as_secs_f64();
+    // The schedule's span: `slots` publications offered over `slots` intervals.
+    let seconds = interval.as_secs_f64() * slots as f64;
     tokio::time::sleep(args.settle).await;
     let cpu1 = cpu_at(&args.server_pid)?;
     let mut reports = Vec::new();
