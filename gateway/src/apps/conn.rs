@@ -62,6 +62,8 @@ pub enum Ready {
     /// Another gateway ended this connection for the component while this one was cut off from
     /// Redis ([`super::lease`]).
     Reaped,
+    /// The rest of an answer, held while a subscription took its starting position.
+    Started(Vec<Action>),
     /// A publication to a channel the connection joined.
     Published(Arc<Publication>),
     Answered {
@@ -94,6 +96,10 @@ pub struct ComponentApp {
     conn: u64,
     session: Session,
     opened: Option<Vec<Action>>,
+    /// An answer's actions after a `subscribe`, until the subscription knows where it starts: what
+    /// the answer says next (a welcome, say) must not reach the client before that, or a
+    /// publication the client could take for one it was there for would be left out.
+    starting: Option<(oneshot::Receiver<()>, Vec<Action>)>,
     in_flight: Option<InFlight>,
     retry: Option<Retry>,
     keep_alive_at: Option<Instant>,
@@ -139,6 +145,7 @@ impl ComponentApp {
             conn,
             session,
             opened: Some(opened),
+            starting: None,
             in_flight: None,
             retry: None,
             keep_alive_at,
@@ -185,13 +192,22 @@ impl ComponentApp {
         W: Sink<Message, Error = WsError> + Unpin,
     {
         let now = Instant::now();
-        for action in actions {
+        let mut actions = actions.into_iter();
+        while let Some(action) = actions.next() {
             match action {
                 Action::Send(message) => {
                     out.send(message, Kind::App);
                     self.sent_to_client(now);
                 }
-                Action::Control(control) => self.control(control, now, out),
+                Action::Control(control) => {
+                    if let Some(started) = self.control(control, now, out) {
+                        let rest: Vec<Action> = actions.collect();
+                        if !rest.is_empty() {
+                            self.starting = Some((started, rest));
+                        }
+                        return Flow::Continue;
+                    }
+                }
                 Action::Close(close) => {
                     let (code, reason) = close.unwrap_or((1000, String::new()));
                     return Flow::Close(code, reason.into());
@@ -205,7 +221,14 @@ impl ComponentApp {
         Flow::Continue
     }
 
-    fn control<W>(&mut self, control: Control, now: Instant, out: &mut Out<'_, W>)
+    /// Carries out one control message; a `subscribe` returns what fires once it has its
+    /// starting position.
+    fn control<W>(
+        &mut self,
+        control: Control,
+        now: Instant,
+        out: &mut Out<'_, W>,
+    ) -> Option<oneshot::Receiver<()>>
     where
         W: Sink<Message, Error = WsError> + Unpin,
     {
@@ -223,7 +246,7 @@ impl ComponentApp {
         metrics.app_controls.get_or_create(&crate::metrics::WhatLabels { what }).inc();
         match control {
             Control::Subscribe { channel, filters, since, gap } => {
-                self.subscribe(channel, filters, since, gap)
+                return self.subscribe(channel, filters, since, gap);
             }
             Control::Unsubscribe { channel } => {
                 if self.subscriptions.remove(&channel).is_some() {
@@ -261,32 +284,35 @@ impl ComponentApp {
                 }
             }
         }
+        None
     }
 
-    /// Joins `channel`, and with `since`, recovers what the client missed first.
+    /// Joins `channel`, and with `since`, recovers what the client missed first. Without
+    /// `since` the subscription starts where the channel stands once the broker has said so; the
+    /// receiver fires then.
     fn subscribe(
         &mut self,
         channel: String,
         filters: Vec<String>,
         since: Option<String>,
         gap: Option<String>,
-    ) {
+    ) -> Option<oneshot::Receiver<()>> {
         let metrics = &self.shared.metrics;
         if !is_channel_name(&channel) {
             metrics.app_ignored.get_or_create(&crate::metrics::WhatLabels { what: "bad_channel" }).inc();
-            return;
+            return None;
         }
         if let Some(existing) = self.subscriptions.get_mut(&channel) {
             // Joined already: as in Pushpin, a repeat changes nothing but the filters.
             *existing = Filters::from_names(&filters);
-            return;
+            return None;
         }
         if self.subscriptions.len() >= self.shared.config.max_subscriptions {
             metrics
                 .app_ignored
                 .get_or_create(&crate::metrics::WhatLabels { what: "too_many_subscriptions" })
                 .inc();
-            return;
+            return None;
         }
         self.subscriptions.insert(channel.clone(), Filters::from_names(&filters));
         let gap = Message::text(
@@ -298,17 +324,21 @@ impl ComponentApp {
         let first = channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), gap.clone());
         let (hub, broker, mailbox, conn) =
             (channels.hub.clone(), channels.broker.clone(), self.mailbox_tx.clone(), self.conn);
+        let (started_tx, started) = oneshot::channel();
+        let waits = since.is_none();
         tokio::spawn(async move {
             let from = match since {
                 Some(since) => since.parse::<Position>().map(Some).map_err(|()| "not a position".to_owned()),
                 // Where the channel stands as it is joined: what the subscription starts after.
                 None => broker.position(&channel).await.map_err(|e| e.to_string()),
             };
+            let _ = started_tx.send(());
             if first && let Err(error) = broker.subscribe(&channel).await {
                 warn!(conn, %error, "the broker did not take a subscription; it is retried when the broker is back");
             }
             start(&broker, &hub, mailbox, conn, channel, from, gap).await;
         });
+        waits.then_some(started)
     }
 
     fn leave(&self, channel: &str) {
@@ -470,6 +500,14 @@ impl Handler for ComponentApp {
                 return Poll::Ready(Ready::Reaped);
             }
         }
+        // Nothing else moves while an answer waits for its subscription's start: it keeps order.
+        if let Some((started, _)) = &mut self.starting {
+            if Pin::new(started).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let (_, rest) = self.starting.take().expect("just polled");
+            return Poll::Ready(Ready::Started(rest));
+        }
         if !self.subscriptions.is_empty()
             && self.waiting.is_none()
             && let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx)
@@ -488,7 +526,7 @@ impl Handler for ComponentApp {
     {
         let metrics = self.shared.metrics.clone();
         let (kind, body, attempt, result) = match ready {
-            Ready::Opened(actions) => return self.act(actions, out),
+            Ready::Opened(actions) | Ready::Started(actions) => return self.act(actions, out),
             Ready::Reaped => {
                 self.dropped = true;
                 return Flow::Close(1012, "the gateway restarts this connection".into());
