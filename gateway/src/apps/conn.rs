@@ -15,13 +15,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::Sink;
 use http::Response;
 use sidestream_events::control::{Control, KeepAlive, Message as ControlMessage, MessageKind};
 use sidestream_events::publish::is_channel_name;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
 use tracing::{debug, warn};
 
@@ -168,10 +166,7 @@ impl ComponentApp {
     }
 
     /// Sends what waits, if nothing is in flight and the client keeps up with the answers.
-    fn next<W>(&mut self, out: &Out<'_, W>)
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn next(&mut self, out: &Out<'_>) {
         if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && out.has_room() {
             let events = self.session.take_events();
             self.start("events", events, 1);
@@ -187,10 +182,7 @@ impl ComponentApp {
     }
 
     /// Carries out an answer's actions, in order.
-    fn act<W>(&mut self, actions: Vec<Action>, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn act(&mut self, actions: Vec<Action>, out: &mut Out<'_>) -> Flow {
         let now = Instant::now();
         let mut actions = actions.into_iter();
         while let Some(action) = actions.next() {
@@ -223,15 +215,12 @@ impl ComponentApp {
 
     /// Carries out one control message; a `subscribe` returns what fires once it has its
     /// starting position.
-    fn control<W>(
+    fn control(
         &mut self,
         control: Control,
         now: Instant,
-        out: &mut Out<'_, W>,
-    ) -> Option<oneshot::Receiver<()>>
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+        out: &mut Out<'_>,
+    ) -> Option<oneshot::Receiver<()>> {
         let metrics = &self.shared.metrics;
         let what = match &control {
             Control::Subscribe { .. } => "subscribe",
@@ -363,10 +352,7 @@ impl ComponentApp {
 
 impl ComponentApp {
     /// Sends a publication on, or keeps it until the client catches up.
-    fn published<W>(&mut self, publication: Arc<Publication>, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn published(&mut self, publication: Arc<Publication>, out: &mut Out<'_>) -> Flow {
         let subscriptions = &self.subscriptions;
         let filters = subscriptions.get(&publication.channel).copied().unwrap_or_default();
         if !filters.pass(&publication.meta, &self.meta, |c| subscriptions.contains_key(c)) {
@@ -462,10 +448,7 @@ impl Handler for ComponentApp {
         .min()
     }
 
-    fn on_deadline<W>(&mut self, now: Instant, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_deadline(&mut self, now: Instant, out: &mut Out<'_>) -> Flow {
         if let Some(retry) = self.retry.take_if(|r| r.at <= now) {
             self.start(retry.kind, retry.body, retry.attempt);
         }
@@ -520,10 +503,7 @@ impl Handler for ComponentApp {
         Poll::Ready(Ready::Answered { kind, body, attempt, result })
     }
 
-    fn on_ready<W>(&mut self, ready: Ready, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_ready(&mut self, ready: Ready, out: &mut Out<'_>) -> Flow {
         let metrics = self.shared.metrics.clone();
         let (kind, body, attempt, result) = match ready {
             Ready::Opened(actions) | Ready::Started(actions) => return self.act(actions, out),
@@ -582,10 +562,7 @@ impl Handler for ComponentApp {
         self.session.pending() < self.shared.apps.batch_bytes
     }
 
-    fn on_flushed<W>(&mut self, out: &mut Out<'_, W>)
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_flushed(&mut self, out: &mut Out<'_>) {
         if let Some(publication) = self.waiting.take() {
             // A close among publications closes from `published`; here only messages wait.
             let _ = self.published(publication, out);
@@ -593,10 +570,7 @@ impl Handler for ComponentApp {
         self.next(out);
     }
 
-    fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_message(&mut self, message: Message, out: &mut Out<'_>) -> Flow {
         if !self.detached {
             self.session.queue(&message);
             self.next(out);

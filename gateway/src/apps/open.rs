@@ -10,8 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
+
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::conn::ComponentApp;
@@ -21,6 +20,7 @@ use crate::body::{self, Body};
 use crate::server::Shared;
 use crate::ws::handler::{End, Handler};
 use crate::ws::upgrade::{Admitted, admit, switching_protocols, take_socket};
+use crate::ws::websocket::WebSocket;
 
 /// Answers a WebSocket upgrade for the component's app at the request's path.
 pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -88,8 +88,7 @@ pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: Socket
                 return;
             };
             debug!(conn = id, "app opened");
-            let ws =
-                WebSocketStream::from_partially_read(io, early, Role::Server, Some(settings.protocol)).await;
+            let ws = WebSocket::new(io, early, settings.protocol);
             crate::ws::conn::serve(ws, cx, app).await;
         }
         .instrument(span),

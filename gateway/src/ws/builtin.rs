@@ -3,10 +3,8 @@
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use futures_util::Sink;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
 
 use super::handler::{End, Flow, Handler};
 use super::outbox::{Kind, Out};
@@ -34,10 +32,7 @@ impl Handler for Builtin {
         self.pushes.as_ref().map(|(_, due)| *due)
     }
 
-    fn on_deadline<W>(&mut self, now: Instant, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_deadline(&mut self, now: Instant, out: &mut Out<'_>) -> Flow {
         if let Some((schedule, due)) = &mut self.pushes
             && *due <= now
         {
@@ -58,10 +53,7 @@ impl Handler for Builtin {
         Poll::Pending
     }
 
-    fn on_ready<W>(&mut self, never: Self::Ready, _: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_ready(&mut self, never: Self::Ready, _: &mut Out<'_>) -> Flow {
         match never {}
     }
 
@@ -69,16 +61,9 @@ impl Handler for Builtin {
         true
     }
 
-    fn on_flushed<W>(&mut self, _: &mut Out<'_, W>)
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
-    }
+    fn on_flushed(&mut self, _: &mut Out<'_>) {}
 
-    fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    fn on_message(&mut self, message: Message, out: &mut Out<'_>) -> Flow {
         out.send(message, Kind::Echo);
         Flow::Continue
     }

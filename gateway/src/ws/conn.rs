@@ -12,11 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,6 +23,7 @@ use tracing::{debug, info};
 use super::Settings;
 use super::handler::{Closer, End, Flow, Handler};
 use super::outbox::{Kind, Out, Outbox};
+use super::websocket::WebSocket;
 use crate::metrics::Metrics;
 
 /// What a connection task is given.
@@ -91,11 +89,7 @@ impl Closing {
 ///
 /// One future polls everything in a fixed order (like a biased `select!`), with the socket owned
 /// whole: reading and writing need no `split()` and no lock between the two halves.
-pub async fn serve<S, H>(mut ws: WebSocketStream<S>, cx: Context, mut handler: H)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    H: Handler,
-{
+pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
     let Context { id, settings, metrics, mut drain, draining } = cx;
     let mut outbox = Outbox::default();
 
@@ -158,7 +152,7 @@ where
             if reading
                 && outbox.has_room()
                 && handler.takes_messages()
-                && let Poll::Ready(frame) = ws.poll_next_unpin(cx)
+                && let Poll::Ready(frame) = ws.poll_read(cx)
             {
                 return Poll::Ready(Event::Frame(frame));
             }

@@ -6,10 +6,8 @@
 use std::borrow::Cow;
 use std::task::{Context, Poll};
 
-use futures_util::Sink;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
 
 use super::outbox::Out;
 
@@ -46,7 +44,7 @@ pub struct End {
 }
 
 /// A connection's handler. Its methods are called from the connection's one loop, never
-/// concurrently; `W` is the socket's writer, reached through [`Out`].
+/// concurrently; they send through [`Out`].
 pub trait Handler {
     /// What the handler's own work in flight (a request to a component) delivers.
     type Ready;
@@ -55,29 +53,21 @@ pub trait Handler {
     fn deadline(&self) -> Option<Instant>;
 
     /// Its deadline has passed.
-    fn on_deadline<W>(&mut self, now: Instant, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin;
+    fn on_deadline(&mut self, now: Instant, out: &mut Out<'_>) -> Flow;
 
     /// Polled on every turn of the loop, before the socket is read.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Self::Ready>;
 
-    fn on_ready<W>(&mut self, ready: Self::Ready, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin;
+    fn on_ready(&mut self, ready: Self::Ready, out: &mut Out<'_>) -> Flow;
 
     /// Whether the handler takes another message now (its own backpressure, besides the outbox's).
     fn takes_messages(&self) -> bool;
 
     /// The outbox was written out: what waited for the client to catch up may go on.
-    fn on_flushed<W>(&mut self, out: &mut Out<'_, W>)
-    where
-        W: Sink<Message, Error = WsError> + Unpin;
+    fn on_flushed(&mut self, out: &mut Out<'_>);
 
     /// A Text or Binary message from the client (never after the closing handshake has begun).
-    fn on_message<W>(&mut self, message: Message, out: &mut Out<'_, W>) -> Flow
-    where
-        W: Sink<Message, Error = WsError> + Unpin;
+    fn on_message(&mut self, message: Message, out: &mut Out<'_>) -> Flow;
 
     /// The connection is over.
     fn on_end(self, end: End);

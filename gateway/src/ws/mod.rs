@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod push;
 pub mod socket;
 pub mod upgrade;
+pub mod websocket;
 
 use std::time::Duration;
 

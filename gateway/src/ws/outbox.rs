@@ -9,11 +9,11 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, ready};
 
-use futures_util::{Sink, SinkExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 
 use super::OUTBOX_BUDGET;
+use super::websocket::WebSocket;
 use crate::metrics::Metrics;
 
 /// What a message is, for the counters and for whether it may be dropped.
@@ -68,16 +68,13 @@ impl Outbox {
 
     /// The common case: nothing is waiting and the writer is ready, so the frame goes straight to
     /// it (the flush step then writes it out) and the queue never allocates. Otherwise it queues.
-    pub fn send_or_queue<W>(&mut self, sink: &mut W, message: Message, kind: Kind, metrics: &Metrics)
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    pub fn send_or_queue(&mut self, ws: &mut WebSocket, message: Message, kind: Kind, metrics: &Metrics) {
         if self.queue.is_empty() {
             // Asking without a waker is enough: on Pending, the flush step asks again properly.
             let mut cx = Context::from_waker(std::task::Waker::noop());
-            if let Poll::Ready(Ok(())) = sink.poll_ready_unpin(&mut cx) {
+            if let Poll::Ready(Ok(())) = ws.poll_ready(&mut cx) {
                 let len = message.len() as u64;
-                if sink.start_send_unpin(message).is_ok() {
+                if ws.start_send(message).is_ok() {
                     self.unflushed = true;
                     Self::count(kind, len, metrics);
                 }
@@ -115,26 +112,23 @@ impl Outbox {
 
     /// Hands queued frames to the writer as it accepts them, then flushes, so a burst becomes one
     /// write. Cancel-safe: a frame leaves the queue only in the same poll that the writer takes it.
-    pub fn poll_flush<W>(
+    pub fn poll_flush(
         &mut self,
         cx: &mut Context<'_>,
-        sink: &mut W,
+        ws: &mut WebSocket,
         metrics: &Metrics,
-    ) -> Poll<Result<(), WsError>>
-    where
-        W: Sink<Message, Error = WsError> + Unpin,
-    {
+    ) -> Poll<Result<(), WsError>> {
         while !self.queue.is_empty() {
-            ready!(sink.poll_ready_unpin(cx))?;
+            ready!(ws.poll_ready(cx))?;
             let Some((message, kind)) = self.queue.pop_front() else { break };
             let len = message.len();
             self.bytes -= len;
-            sink.start_send_unpin(message)?;
+            ws.start_send(message)?;
             self.unflushed = true;
             Self::count(kind, len as u64, metrics);
         }
         if self.unflushed {
-            ready!(sink.poll_flush_unpin(cx))?;
+            ready!(ws.poll_flush(cx))?;
             self.unflushed = false;
         }
         Poll::Ready(Ok(()))
@@ -142,23 +136,20 @@ impl Outbox {
 }
 
 /// A handler's way to send: every message takes the outbox's path.
-pub struct Out<'a, W> {
+pub struct Out<'a> {
     outbox: &'a mut Outbox,
-    sink: &'a mut W,
+    ws: &'a mut WebSocket,
     metrics: &'a Metrics,
 }
 
-impl<'a, W> Out<'a, W>
-where
-    W: Sink<Message, Error = WsError> + Unpin,
-{
-    pub fn new(outbox: &'a mut Outbox, sink: &'a mut W, metrics: &'a Metrics) -> Self {
-        Out { outbox, sink, metrics }
+impl<'a> Out<'a> {
+    pub fn new(outbox: &'a mut Outbox, ws: &'a mut WebSocket, metrics: &'a Metrics) -> Self {
+        Out { outbox, ws, metrics }
     }
 
     /// Sends a message that must not be lost (it counts against the budget, which stops reading).
     pub fn send(&mut self, message: Message, kind: Kind) {
-        self.outbox.send_or_queue(self.sink, message, kind, self.metrics);
+        self.outbox.send_or_queue(self.ws, message, kind, self.metrics);
     }
 
     /// Sends a message the server offers on its own, if it fits the budget; `false` when it was

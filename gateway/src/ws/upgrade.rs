@@ -8,14 +8,14 @@ use std::sync::atomic::Ordering;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
+
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::builtin::Builtin;
 use super::handshake::Rejection;
 use super::push::Schedule;
 use super::socket::Socket;
+use super::websocket::WebSocket;
 use crate::body::{self, Body};
 use crate::http::ConnIo;
 use crate::server::Shared;
@@ -125,8 +125,7 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
                 return;
             };
             debug!(conn = id, %peer, pushes, "ws opened");
-            let protocol = Some(cx.settings.protocol);
-            let ws = WebSocketStream::from_partially_read(io, early, Role::Server, protocol).await;
+            let ws = WebSocket::new(io, early, cx.settings.protocol);
             super::conn::serve(ws, cx, Builtin::new(schedule)).await;
         }
         .instrument(span),
