@@ -7,6 +7,7 @@
 //! (also `idle`, `fanout`, `http`, `publish`; `echo --app` on the component's `/echo`); everything at
 //! once: `make bench`.
 
+mod ab;
 mod charts;
 mod echo;
 mod fanout;
@@ -47,6 +48,8 @@ enum Cmd {
     Http(http::Args),
     /// N subscribers on one channel, a publisher at a fixed rate: deliveries/s, publish-to-arrival.
     Publish(publish::Args),
+    /// Two builds of one server alternated on `echo`: median ratios of CPU per message and msg/s.
+    Ab(ab::Args),
     /// Every server, every workload, one table; what `make bench` runs.
     Suite(Box<suite::Args>),
     /// Internal: one process of connections for `idle` and `fanout`.
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Fanout(a) => emit(cli.json, &fanout::run(&a).await?, fanout::print),
             Cmd::Http(a) => emit(cli.json, &http::run(&a).await?, http::print),
             Cmd::Publish(a) => emit(cli.json, &publish::run(&a).await?, publish::print),
+            Cmd::Ab(a) => emit(cli.json, &ab::run(&a).await?, ab::print),
             Cmd::Suite(a) => suite::run(&a).await,
             Cmd::Worker(a) => worker::run(a).await,
         }
