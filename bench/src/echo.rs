@@ -58,12 +58,12 @@ pub struct Outcome {
     /// The load generator's own CPU per message, for context.
     pub client_cpu_us_per_msg: f64,
     pub errors: u64,
+    /// What makes a figure less than it seems (a server process that exited while measured).
+    pub notes: Vec<String>,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    for &pid in &args.server_pid {
-        procfs::check_pid(pid)?;
-    }
+    procfs::check_any_pid(&args.server_pid)?;
     let conns: Vec<ws::Ws> = stream::iter(0..args.connections)
         .map(|_| ws::connect(&args.url))
         .buffer_unordered(64)
@@ -89,11 +89,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .collect();
 
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_at = |pids: &[u32]| (!pids.is_empty()).then(|| procfs::cpu_time_of(pids)).transpose();
-    let server_cpu0 = cpu_at(&args.server_pid)?;
+    let server_cpu = procfs::CpuWindow::start(&args.server_pid);
     let client_cpu0 = procfs::self_cpu_time()?;
     tokio::time::sleep_until(until.into()).await;
-    let server_cpu1 = cpu_at(&args.server_pid)?;
+    let server_cpu = server_cpu.end();
     let client_cpu1 = procfs::self_cpu_time()?;
 
     let mut hist = stats::histogram();
@@ -115,9 +114,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         msg_per_s: messages as f64 / seconds,
         rtt: stats::Percentiles::of(&hist),
         rtt_curve: stats::curve(&hist),
-        server_cpu_us_per_msg: server_cpu0.zip(server_cpu1).map(|(a, b)| per_msg(b - a)),
+        server_cpu_us_per_msg: server_cpu.us_per(messages),
         client_cpu_us_per_msg: per_msg(client_cpu1 - client_cpu0),
         errors,
+        notes: server_cpu.note().into_iter().collect(),
     })
 }
 
@@ -201,4 +201,8 @@ pub fn print(o: &Outcome) {
         o.client_cpu_us_per_msg,
         o.errors
     );
+    for n in &o.notes {
+        println!("  note: {n}");
+    }
 }
+
