@@ -27,7 +27,8 @@ pub struct Args {
     /// Traffic before measuring starts (connections, caches and allocators settle).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
-    /// Send Binary frames instead of Text (the page sends Text).
+    /// Send Binary frames instead of Text (the page sends Text). With `--app`, the component's
+    /// `/echo` sends a Binary back unchanged, so replies are matched by length as in a plain echo.
     #[arg(long)]
     pub binary: bool,
     /// The server's pids, for its CPU time per message (several, comma-separated, for a server
@@ -82,7 +83,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let measure_from = t0 + args.warmup;
     let until = measure_from + args.duration;
-    let expect = if args.app { Expect::App } else { Expect::Len(msg.len()) };
+    let expect = Expect::of(args.app, &msg);
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|ws| tokio::spawn(closed_loop(ws, msg.clone(), expect, measure_from, until)))
@@ -131,6 +132,12 @@ enum Expect {
 }
 
 impl Expect {
+    /// The reply to `msg`: on the component's `/echo` a Text comes back wrapped, a Binary as it
+    /// was sent.
+    fn of(app: bool, msg: &Message) -> Self {
+        if app && msg.is_text() { Expect::App } else { Expect::Len(msg.len()) }
+    }
+
     fn matches(self, m: &Message) -> bool {
         match self {
             Expect::Len(n) => (m.is_text() || m.is_binary()) && m.len() == n,
@@ -206,3 +213,18 @@ pub fn print(o: &Outcome) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_echo_of_binary_matches_the_unchanged_bytes() {
+        let sent = Message::binary(vec![b'x'; 64]);
+        assert!(Expect::of(true, &sent).matches(&sent.clone()), "/echo sends a Binary back as is");
+        let text = Message::text("x".repeat(64));
+        let wrapped = Message::text(r#"{"type":"echo","n":1,"text":"xx"}"#);
+        assert!(Expect::of(true, &text).matches(&wrapped));
+        assert!(!Expect::of(true, &text).matches(&text), "a plain echo is not /echo's answer");
+        assert!(Expect::of(false, &text).matches(&text));
+    }
+}
