@@ -12,12 +12,15 @@ use crate::stats;
 use crate::suite::{Run, ServerResults};
 
 const SIZE: (u32, u32) = (760, 420);
-const PALETTE: [RGBColor; 5] = [
+/// One colour per server of the latency charts (gateway, sidecar and four peers in echo).
+const PALETTE: [RGBColor; 7] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
 ];
 
 type Series = (String, Vec<Option<f64>>);

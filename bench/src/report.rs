@@ -192,6 +192,11 @@ fn rows(run: &Run) -> Vec<Row> {
             kb(&s.idle_push_on)
         }));
     }
+    if let Some(n) = run.servers.iter().find_map(|s| s.idle_stuck.as_ref().map(|i| i.connections)) {
+        rows.push(row(format!("idle N={n}, stuck clients: KB/conn"), Better::Lower, 1, move |s| {
+            kb(&s.idle_stuck)
+        }));
+    }
     if let Some(n) = run.servers.iter().find_map(|s| s.fanout.as_ref().map(|f| f.connections)) {
         let p = format!("fanout N={n}:");
         rows.push(row(format!("{p} pushes/s"), Better::Higher, 0, |s| {
@@ -385,6 +390,51 @@ mod tests {
         assert_eq!(fmt_num(5.123, 2), "5.12");
         assert_eq!(fmt_num(1234567.0, 1), "1,234,567.0");
         assert_eq!(fmt_num(999.0, 0), "999");
+    }
+
+    fn idle(connections: usize, kb: f64) -> Option<idle::Outcome> {
+        Some(idle::Outcome {
+            clients: idle::Clients::Stuck,
+            connections,
+            opened: connections,
+            failed: 0,
+            rss_before_kib: 0,
+            rss_after_kib: 0,
+            bytes_per_conn: kb * 1000.0,
+            closed_early: 0,
+        })
+    }
+
+    #[test]
+    fn the_sidecar_is_a_column_and_stuck_clients_a_row_of_their_own() {
+        let server = |name: &str, stuck: f64| ServerResults {
+            name: name.into(),
+            idle_push_off: idle(2000, 3.6),
+            idle_stuck: idle(2000, stuck),
+            ..Default::default()
+        };
+        let peer = ServerResults { name: "bun".into(), idle_push_off: idle(2000, 1.4), ..Default::default() };
+        let d = std::time::Duration::ZERO;
+        let run = Run {
+            machine: Machine {
+                date: String::new(),
+                cpu: String::new(),
+                cores: 2,
+                memory: String::new(),
+                kernel: String::new(),
+                load: String::new(),
+                versions: vec![],
+            },
+            quick: true,
+            durations: suite::Durations { echo: d, warmup: d, fanout: d, http: d },
+            servers: vec![server("gateway", 150.0), server("sidecar (musl)", 300.0), peer],
+        };
+        let table = table(&run);
+        assert!(table.starts_with("| workload | gateway | sidecar (musl) | bun |"), "{table}");
+        assert!(
+            table.contains("| idle N=2000, stuck clients: KB/conn | 150.0 | 300.0 (2.00x) | – |"),
+            "{table}"
+        );
     }
 
     #[test]

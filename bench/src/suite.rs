@@ -15,6 +15,10 @@ pub struct Args {
     /// The gateway binary (`target/release/sidestream-gateway`); its rows are skipped when absent.
     #[arg(long)]
     pub gateway: Option<PathBuf>,
+    /// The sidecar as the image ships it (`scripts/sidecar-build.sh`: static musl, no wasm host),
+    /// run with a dead `--upstream` for the `/ws` workloads (echo, idle, stuck clients).
+    #[arg(long)]
+    pub sidecar: Option<PathBuf>,
     /// The component the gateway and `wasmtime serve` serve for `http`.
     #[arg(long)]
     pub component: Option<PathBuf>,
@@ -64,6 +68,7 @@ pub struct Args {
     /// Echo rounds over all servers; each server's best round is reported.
     #[arg(long, default_value_t = 2)]
     pub rounds: u32,
+    /// Connections of `idle` (pushes off and on, and the stuck clients).
     #[arg(long, default_value_t = 19_000)]
     pub idle_connections: usize,
     #[arg(long, default_value_t = 19_000)]
@@ -91,6 +96,8 @@ pub struct ServerResults {
     pub echo: Vec<echo::Outcome>,
     pub idle_push_off: Option<idle::Outcome>,
     pub idle_push_on: Option<idle::Outcome>,
+    /// `idle --clients stuck`: clients that send large messages and never read.
+    pub idle_stuck: Option<idle::Outcome>,
     pub fanout: Option<fanout::Outcome>,
     pub http: Option<http::Outcome>,
     /// `app-echo`: the component's `/echo`, one per concurrency level.
@@ -133,8 +140,17 @@ mod secs {
 enum Kind {
     /// The gateway with the component embedded: every workload.
     Gateway,
+    /// The shipped sidecar (static musl, no wasm host): the gateway's `/ws` workloads.
+    Sidecar,
     /// An echo server: `echo` and `idle` with pushes off.
     Peer,
+}
+
+impl Kind {
+    /// Has the built-in `/ws` with pushes and the outbox's budget (pushes on, stuck clients).
+    fn has_ws_app(self) -> bool {
+        matches!(self, Kind::Gateway | Kind::Sidecar)
+    }
 }
 
 struct Target {
@@ -142,7 +158,13 @@ struct Target {
     kind: Kind,
 }
 
-/// A dead upstream for a gateway without the component: `/ws` never reaches it.
+/// The message size of the stuck clients: the gateway's `--max-message-size` default, the largest
+/// message it takes, so every term of its per-connection bound (a frame being read, the writer's
+/// buffer plus one message, the outbox's 32 KiB budget plus the message that crossed it) is at
+/// its largest, and one echo alone overflows the 16 KiB socket buffers.
+const STUCK_MESSAGE: usize = 64 * 1024;
+
+/// A dead upstream: the sidecar needs one, and `/ws` never reaches it.
 const NO_UPSTREAM: &str = "http://127.0.0.1:9";
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
@@ -199,8 +221,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         let spec = &target.spec;
         if wants("idle") {
             r.idle_push_off = idle_run(spec, idle_n, Idle::PushOff, &mut r.failures).await;
-            if target.kind == Kind::Gateway {
+            if target.kind.has_ws_app() {
                 r.idle_push_on = idle_run(spec, idle_n, Idle::PushOn, &mut r.failures).await;
+                r.idle_stuck = idle_run(spec, idle_n, Idle::Stuck, &mut r.failures).await;
             }
         }
         if wants("fanout") && target.kind == Kind::Gateway {
@@ -275,8 +298,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The gateway's arguments: loopback listeners, room for 19,000 connections, and what serves its
-/// pages: the component embedded, or, for a gateway measured without the component, a dead
-/// upstream.
+/// pages: the component embedded, or, for the sidecar (built without the wasm host) and a gateway
+/// measured without the component, a dead upstream.
 fn gateway_spec(name: &str, program: &Path, component: Option<&Path>) -> Spec {
     let mut a: Vec<String> =
         ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
@@ -454,6 +477,11 @@ fn targets(args: &Args) -> Vec<Target> {
     } else {
         eprintln!("gateway not built ({:?}): measuring the peers only", args.gateway);
     }
+    if let Some(p) = existing(&args.sidecar) {
+        out.push(Target { spec: gateway_spec("sidecar (musl)", &p, None), kind: Kind::Sidecar });
+    } else if args.sidecar.is_some() {
+        eprintln!("sidecar not built ({:?}): measuring without it", args.sidecar);
+    }
     if let Some(p) = existing(&args.tungstenite) {
         out.push(Target {
             spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]),
@@ -489,17 +517,20 @@ where
     servers::measure(&spec.name, label, failures, servers::start(spec), f).await
 }
 
-/// The `idle` variants.
+/// The three `idle` variants.
 #[derive(Clone, Copy)]
 enum Idle {
     PushOff,
     PushOn,
+    /// Clients that send [`STUCK_MESSAGE`]-byte messages and never read (pushes off).
+    Stuck,
 }
 
 async fn idle_run(spec: &Spec, n: usize, variant: Idle, failures: &mut Vec<String>) -> Option<idle::Outcome> {
     let (name, query, clients, message_size) = match variant {
         Idle::PushOff => ("push=off", "?push=off", idle::Clients::Idle, 0),
         Idle::PushOn => ("push=on", "", idle::Clients::Idle, 0),
+        Idle::Stuck => ("stuck", "?push=off", idle::Clients::Stuck, STUCK_MESSAGE),
     };
     let out = on_server(spec, &format!("idle n={n} {name}"), failures, |s| {
         let a = idle::Args {
@@ -549,12 +580,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_the_component_the_gateway_runs_on_a_dead_upstream() {
+    fn the_sidecar_runs_on_a_dead_upstream_and_the_gateway_on_its_component() {
         let gw = gateway_spec("gateway", Path::new("gw"), Some(Path::new("c.wasm")));
         assert!(gw.args.windows(2).any(|w| w == ["--component", "c.wasm"]), "{:?}", gw.args);
-        let bare = gateway_spec("gateway", Path::new("gw"), None);
-        assert!(bare.args.windows(2).any(|w| w == ["--upstream", NO_UPSTREAM]), "{:?}", bare.args);
-        assert!(!bare.args.iter().any(|a| a == "--component"));
-        assert!(bare.args.windows(2).any(|w| w == ["--max-connections", "20000"]));
+        let sidecar = gateway_spec("sidecar (musl)", Path::new("sc"), None);
+        assert!(sidecar.args.windows(2).any(|w| w == ["--upstream", NO_UPSTREAM]), "{:?}", sidecar.args);
+        assert!(!sidecar.args.iter().any(|a| a == "--component"));
+        assert!(sidecar.args.windows(2).any(|w| w == ["--max-connections", "20000"]));
     }
 }

@@ -142,9 +142,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared { lateness: Mutex::new(Some(stats::histogram())), ..Default::default() });
     let mut ready = Ready::default();
     let retried = AtomicU64::new(0);
+    // A stuck connection spends a second proving its sends block: open many of those at once, or
+    // thousands of them would take longer than the server's idle timeout (75 s: they answer no
+    // pings) to line up; at 1,024 at once some handshakes of a busy gateway timed out.
+    let parallel = if args.mode == Mode::Stuck { 512 } else { 128 };
     let mut opened = stream::iter(0..args.connections)
         .map(|_| open(&args.url, args.warm, args.mode, args.message_size, &retried))
-        .buffer_unordered(128);
+        .buffer_unordered(parallel);
     while let Some(result) = opened.next().await {
         match result {
             Ok(conn) => {
