@@ -142,25 +142,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared { lateness: Mutex::new(Some(stats::histogram())), ..Default::default() });
     let mut ready = Ready::default();
     let retried = AtomicU64::new(0);
-    // A stuck connection spends a second proving its sends block: open many of those at once, or
-    // thousands of them would take longer than the server's idle timeout (75 s: they answer no
-    // pings) to line up; at 1,024 at once some handshakes of a busy gateway timed out.
-    let parallel = if args.mode == Mode::Stuck { 512 } else { 128 };
+    let mut stuck = Vec::new();
     let mut opened = stream::iter(0..args.connections)
         .map(|_| open(&args.url, args.warm, args.mode, args.message_size, &retried))
-        .buffer_unordered(parallel);
+        .buffer_unordered(128);
     while let Some(result) = opened.next().await {
+        match result {
+            Ok(conn) if args.mode == Mode::Stuck => stuck.push(conn),
+            Ok(conn) => {
+                ready.opened += 1;
+                tokio::spawn(hold(conn, args.mode, shared.clone()));
+            }
+            Err(e) => {
+                ready.failed += 1;
+                ready.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    // Every connection gets stuck at once, after all the handshakes: no handshake waits behind
+    // other connections' large messages (a busy gateway's 10 s header timeout closed some when
+    // they overlapped), and all are stuck within seconds of each other, well before the server's
+    // 75 s idle timeout closes them (they answer no pings).
+    let sends = stuck.into_iter().map(|conn| get_stuck(conn, args.message_size));
+    for result in futures_util::future::join_all(sends).await {
         match result {
             Ok(conn) => {
                 ready.opened += 1;
-                match args.mode {
-                    // Never read: the adversary keeps its socket and does nothing more.
-                    Mode::Stuck => tokio::spawn(async move {
-                        let _held = conn;
-                        std::future::pending::<()>().await
-                    }),
-                    mode => tokio::spawn(hold(conn, mode, shared.clone())),
-                };
+                // Never read: the adversary keeps its socket and does nothing more.
+                tokio::spawn(async move {
+                    let _held = conn;
+                    std::future::pending::<()>().await
+                });
             }
             Err(e) => {
                 ready.failed += 1;
@@ -251,11 +263,6 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
     }
     match mode {
         Mode::Busy => echo_once(&mut conn, "b".repeat(message_size)).await?,
-        Mode::Stuck => {
-            let message = Message::binary(vec![0x5au8; message_size]);
-            // Until the server stops reading from it: then a send stays blocked.
-            while tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await.is_ok() {}
-        }
         Mode::Subscribe => {
             let welcome = async {
                 while let Some(m) = conn.next().await {
@@ -267,7 +274,17 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
             };
             tokio::time::timeout(Duration::from_secs(30), welcome).await.context("no welcome")??;
         }
-        Mode::Idle | Mode::Fanout => {}
+        Mode::Idle | Mode::Fanout | Mode::Stuck => {}
+    }
+    Ok(conn)
+}
+
+/// Sends `message_size`-byte messages and never reads, until the server stops reading from the
+/// connection: then a send stays blocked (a second without progress).
+async fn get_stuck(mut conn: ws::Ws, message_size: usize) -> anyhow::Result<ws::Ws> {
+    let message = Message::binary(vec![0x5au8; message_size]);
+    while let Ok(sent) = tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await {
+        sent.context("the server closed a stuck connection")?;
     }
     Ok(conn)
 }
