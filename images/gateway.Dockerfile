@@ -6,7 +6,8 @@
 #   docker buildx build --platform linux/amd64 -f images/gateway.Dockerfile \
 #     -t ghcr.io/sidestream/sidestream-gateway:0.1.0 --push .
 #
-# scripts/sidecar-smoke.sh runs the `cargo build` line below, word for word, and tests the binary.
+# scripts/sidecar-build.sh runs the `cargo build` line below, word for word (for sidecar-smoke.sh,
+# which tests the binary, and for bench.sh, which measures it).
 FROM docker.io/library/rust:1.95-slim AS build
 # musl-tools (musl-gcc) compiles any C in the dependency tree; Rust links its own bundled musl. Not
 # version-pinned: the base image fixes the Debian release, and Debian drops superseded versions.

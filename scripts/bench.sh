@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make bench: installs the peers' toolchains when missing, builds the gateway, the component, the
-# load generator and the peers, then runs `sidestream-bench suite` (every workload against the
-# gateway and each peer), prints one table with ratios to the gateway, writes bench/charts/*.svg
-# and the results section of BENCHMARKS.md.
+# make bench: installs the peers' toolchains when missing, builds the gateway, the shipped sidecar
+# (the image's static musl build, through scripts/sidecar-build.sh), the component, the load
+# generator and the peers, then runs `sidestream-bench suite` (every workload against the gateway,
+# the sidecar and each peer), prints one table with ratios to the gateway, writes bench/charts/*.svg
+# and the results section of BENCHMARKS.md. Builds go to CARGO_TARGET_DIR (default target/).
 #
 # Knobs (environment):
 #   BENCH_QUICK=1      smoke run: 3 s echo runs, 2,000 instead of 19,000 connections (~3 min)
@@ -12,13 +13,15 @@
 #   BENCH_ONLY=echo,idle,fanout,http,app-echo,publish   workloads to run (default: all)
 #   BENCH_ROUNDS=N     echo rounds over all servers, best round counts (default 2)
 #   BENCH_NO_WRITE=1   print the table, leave BENCHMARKS.md and the charts alone
+#   CARGO_TARGET_DIR   where cargo builds (and target/bench's results go); default target/
 # Extra arguments are passed to `sidestream-bench suite` (see `--help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO=${CARGO:-cargo}
 WASM_TARGET=wasm32-wasip2
-OUT=target/bench
+TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+OUT=$TARGET_DIR/bench
 mkdir -p "$OUT"
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -66,7 +69,10 @@ rustup target list --installed | grep -qx "$WASM_TARGET" || rustup target add "$
 "$CARGO" build --release -p sidestream-gateway
 "$CARGO" build --release -p sidestream-component --target "$WASM_TARGET"
 "$CARGO" build --release -p sidestream-bench --bins
-GO111MODULE=off GOPATH="$GOPATH_DEBIAN" GOCACHE="$PWD/$OUT/go-cache" GOFLAGS= \
+# The sidecar as the image ships it: the Dockerfile's own build line (installs musl-tools and the
+# musl target when missing).
+SIDECAR=$(scripts/sidecar-build.sh)
+GO111MODULE=off GOPATH="$GOPATH_DEBIAN" GOCACHE="$OUT/go-cache" GOFLAGS= \
     go build -o "$OUT/gorilla-echo" ./bench/peers/gorilla/main.go
 
 # Up to 19,000 connections held by one server: make sure the soft limit is the hard one.
@@ -85,11 +91,11 @@ fi
 [ -n "$WASMTIME" ] && args+=(--wasmtime "$WASMTIME")
 
 log "measuring"
-exec target/release/sidestream-bench suite \
-    --gateway target/release/sidestream-gateway \
-    --component "target/$WASM_TARGET/release/sidestream_component.wasm" \
-    --tungstenite target/release/tungstenite-echo \
+exec "$TARGET_DIR/release/sidestream-bench" suite \
+    --gateway "$TARGET_DIR/release/sidestream-gateway" --sidecar "$SIDECAR" \
+    --component "$TARGET_DIR/$WASM_TARGET/release/sidestream_component.wasm" \
+    --tungstenite "$TARGET_DIR/release/tungstenite-echo" \
     --bun "$BUN" --bun-script bench/peers/bun/echo.ts \
     --gorilla "$OUT/gorilla-echo" \
     --pushpin "$(command -v pushpin)" --redis-server "$(command -v redis-server)" \
-    "${args[@]}" "$@"
+    --results "$OUT/results.json" "${args[@]}" "$@"

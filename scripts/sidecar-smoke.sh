@@ -1,52 +1,16 @@
 #!/usr/bin/env bash
-# Builds the gateway sidecar exactly as images/gateway.Dockerfile builds it (its `RUN cargo build`
-# line, word for word: static x86_64 musl, release, --no-default-features) and runs that binary once
-# through gateway/tests/sidecar.rs: against an upstream the test starts, it must serve /livez and
-# /readyz, proxy the component's /health, echo over a WebSocket, and drain on SIGTERM.
+# Builds the gateway sidecar exactly as images/gateway.Dockerfile builds it (scripts/sidecar-build.sh
+# runs its `RUN cargo build` line, word for word: static x86_64 musl, release,
+# --no-default-features) and runs that binary once through gateway/tests/sidecar.rs: against an
+# upstream the test starts, it must serve /livez and /readyz, proxy the component's /health, echo
+# over a WebSocket, and drain on SIGTERM.
 #
-# Installs what is missing: Debian's musl-tools (musl-gcc, for any C in the dependency tree) and
-# the rustup target x86_64-unknown-linux-musl. `make test-sidecar` runs it.
+# Installs what is missing (musl-tools, the rustup target x86_64-unknown-linux-musl; see
+# sidecar-build.sh). `make test-sidecar` runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DOCKERFILE=images/gateway.Dockerfile
-TARGET=x86_64-unknown-linux-musl
-
-if ! command -v musl-gcc >/dev/null; then
-  echo "installing musl-tools"
-  sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends musl-tools >/dev/null
-fi
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
-
-# The Dockerfile's build command, which must be one line starting with `RUN cargo build`.
-mapfile -t lines < <(grep -E '^RUN cargo build ' "$DOCKERFILE")
-if [[ ${#lines[@]} -ne 1 ]]; then
-  echo "$DOCKERFILE: expected exactly one 'RUN cargo build ...' line, found ${#lines[@]}" >&2
-  exit 1
-fi
-read -r -a build <<<"${lines[0]#RUN }"
-for required in --release --no-default-features "--target $TARGET" "-p sidestream-gateway"; do
-  if [[ " ${build[*]} " != *" $required "* ]]; then
-    echo "$DOCKERFILE: the build line lacks '$required': ${lines[0]}" >&2
-    exit 1
-  fi
-done
-
-# The binary the image copies out of the build stage, relative to the build's WORKDIR.
-workdir="$(sed -nE 's/^WORKDIR +//p' "$DOCKERFILE" | tail -1)"
-copied="$(sed -nE "s#^COPY --from=build +${workdir}/([^ ]+) .*#\\1#p" "$DOCKERFILE")"
-binary=target/$TARGET/release/sidestream-gateway
-if [[ $copied != "$binary" ]]; then
-  echo "$DOCKERFILE copies '$copied' out of the build, but the build produces '$binary'" >&2
-  exit 1
-fi
-
-echo "+ ${build[*]}"
-"${build[@]}"
-echo "built $binary ($(stat -c %s "$binary") bytes)"
+binary=$(scripts/sidecar-build.sh)
 
 # --workspace: the same feature resolution as `cargo test --workspace`, so nothing is compiled again.
-SIDESTREAM_SIDECAR_BIN="$PWD/$binary" cargo test --workspace --test sidecar -- --ignored
+SIDESTREAM_SIDECAR_BIN="$binary" cargo test --workspace --test sidecar -- --ignored

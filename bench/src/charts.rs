@@ -7,16 +7,20 @@ use anyhow::anyhow;
 use plotters::coord::ranged1d::IntoSegmentedCoord;
 use plotters::prelude::*;
 
+use crate::echo::Outcome;
 use crate::stats;
 use crate::suite::{Run, ServerResults};
 
 const SIZE: (u32, u32) = (760, 420);
-const PALETTE: [RGBColor; 5] = [
+/// One colour per server of the latency charts (gateway, sidecar and four peers in echo).
+const PALETTE: [RGBColor; 7] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
 ];
 
 type Series = (String, Vec<Option<f64>>);
@@ -24,47 +28,25 @@ type Series = (String, Vec<Option<f64>>);
 /// Draws every chart the run has data for; returns `(title, file)` pairs in reading order.
 pub fn draw_all(run: &Run, dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut drawn = Vec::new();
-    let echo_servers: Vec<&ServerResults> = run.servers.iter().filter(|s| !s.echo.is_empty()).collect();
-    let mut levels: Vec<usize> =
-        echo_servers.iter().flat_map(|s| s.echo.iter().map(|e| e.connections)).collect();
-    levels.sort_unstable();
-    levels.dedup();
-    let names: Vec<String> = echo_servers.iter().map(|s| s.name.clone()).collect();
-    let per_level = |f: &dyn Fn(&crate::echo::Outcome) -> Option<f64>| -> Vec<Series> {
-        levels
+    drawn.extend(echo_bars(
+        dir,
+        run,
+        |s| s.echo.as_slice(),
+        ("echo-throughput.svg", "Echo throughput, 64-byte messages (msg/s, higher is better)"),
+        ("echo-cpu.svg", "Server CPU per echoed message (µs, lower is better)"),
+    )?);
+    if let Some(c) = run.servers.iter().flat_map(|s| s.echo.iter().map(|e| e.connections)).min() {
+        let curves: Vec<(String, Vec<(f64, u64)>)> = run
+            .servers
             .iter()
-            .map(|&c| {
-                let vals = echo_servers
-                    .iter()
-                    .map(|s| s.echo.iter().find(|e| e.connections == c).and_then(f))
-                    .collect();
-                (format!("C={c}"), vals)
+            .filter_map(|s| {
+                Some((s.name.clone(), s.echo.iter().find(|e| e.connections == c)?.rtt_curve.clone()))
             })
-            .collect()
-    };
-    if !names.is_empty() {
-        let path = dir.join("echo-throughput.svg");
-        let title = "Echo throughput, 64-byte messages (msg/s, higher is better)";
-        bars(&path, title, &names, &per_level(&|e| Some(e.msg_per_s)))?;
-        drawn.push((title.to_string(), path));
-
-        let path = dir.join("echo-cpu.svg");
-        let title = "Server CPU per echoed message (µs, lower is better)";
-        bars(&path, title, &names, &per_level(&|e| e.server_cpu_us_per_msg))?;
-        drawn.push((title.to_string(), path));
-
-        if let Some(&c) = levels.first() {
-            let curves: Vec<(String, Vec<(f64, u64)>)> = echo_servers
-                .iter()
-                .filter_map(|s| {
-                    Some((s.name.clone(), s.echo.iter().find(|e| e.connections == c)?.rtt_curve.clone()))
-                })
-                .collect();
-            let path = dir.join("echo-latency.svg");
-            let title = format!("Echo round trip by percentile, C={c} (µs, lower is better)");
-            percentiles(&path, &title, &curves)?;
-            drawn.push((title, path));
-        }
+            .collect();
+        let path = dir.join("echo-latency.svg");
+        let title = format!("Echo round trip by percentile, C={c} (µs, lower is better)");
+        percentiles(&path, &title, &curves)?;
+        drawn.push((title, path));
     }
 
     let idle: Vec<&ServerResults> = run.servers.iter().filter(|s| s.idle_push_off.is_some()).collect();
@@ -90,26 +72,16 @@ pub fn draw_all(run: &Run, dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>>
         drawn.push((title, path));
     }
 
-    let app: Vec<&ServerResults> = run.servers.iter().filter(|s| !s.app_echo.is_empty()).collect();
-    if !app.is_empty() {
-        let names: Vec<String> = app.iter().map(|s| s.name.clone()).collect();
-        let mut levels: Vec<usize> =
-            app.iter().flat_map(|s| s.app_echo.iter().map(|e| e.connections)).collect();
-        levels.sort_unstable();
-        levels.dedup();
-        let per_level = |f: &dyn Fn(&crate::echo::Outcome) -> Option<f64>| -> Vec<Series> {
-            let at = |s: &ServerResults, c| s.app_echo.iter().find(|e| e.connections == c).and_then(f);
-            levels.iter().map(|&c| (format!("C={c}"), app.iter().map(|s| at(s, c)).collect())).collect()
-        };
-        let path = dir.join("app-echo-throughput.svg");
-        let title = "app-echo: the component's /echo over WebSocket-over-HTTP (msg/s, higher is better)";
-        bars(&path, title, &names, &per_level(&|e| Some(e.msg_per_s)))?;
-        drawn.push((title.to_string(), path));
-        let path = dir.join("app-echo-cpu.svg");
-        let title = "app-echo: server CPU per message, every process (µs, lower is better)";
-        bars(&path, title, &names, &per_level(&|e| e.server_cpu_us_per_msg))?;
-        drawn.push((title.to_string(), path));
-    }
+    drawn.extend(echo_bars(
+        dir,
+        run,
+        |s| s.app_echo.as_slice(),
+        (
+            "app-echo-throughput.svg",
+            "app-echo: the component's /echo over WebSocket-over-HTTP (msg/s, higher is better)",
+        ),
+        ("app-echo-cpu.svg", "app-echo: server CPU per message, every process (µs, lower is better)"),
+    )?);
 
     let publ: Vec<&ServerResults> = run.servers.iter().filter(|s| !s.publish.is_empty()).collect();
     if let Some(n) = publ.iter().flat_map(|s| s.publish.iter().map(|p| p.connections)).max() {
@@ -133,6 +105,38 @@ pub fn draw_all(run: &Run, dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>>
         let path = dir.join("http.svg");
         let title = "HTTP GET / through the component (req/s, higher is better)";
         bars(&path, title, &names, &series)?;
+        drawn.push((title.to_string(), path));
+    }
+    Ok(drawn)
+}
+
+/// Throughput and server-CPU bars of `echo` or `app-echo` (`pick`): a group per server that has
+/// any, a bar per concurrency level. `(file, title)` for each chart.
+fn echo_bars(
+    dir: &Path,
+    run: &Run,
+    pick: fn(&ServerResults) -> &[Outcome],
+    throughput: (&str, &str),
+    cpu: (&str, &str),
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let servers: Vec<&ServerResults> = run.servers.iter().filter(|s| !pick(s).is_empty()).collect();
+    if servers.is_empty() {
+        return Ok(vec![]);
+    }
+    let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+    let mut levels: Vec<usize> = servers.iter().flat_map(|s| pick(s).iter().map(|e| e.connections)).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let per_level = |f: fn(&Outcome) -> Option<f64>| -> Vec<Series> {
+        let at = |s: &ServerResults, c| pick(s).iter().find(|e| e.connections == c).and_then(f);
+        levels.iter().map(|&c| (format!("C={c}"), servers.iter().map(|s| at(s, c)).collect())).collect()
+    };
+    let mut drawn = Vec::new();
+    let msg_per_s: fn(&Outcome) -> Option<f64> = |e| Some(e.msg_per_s);
+    let cpu_per_msg: fn(&Outcome) -> Option<f64> = |e| e.server_cpu_us_per_msg;
+    for ((file, title), f) in [(throughput, msg_per_s), (cpu, cpu_per_msg)] {
+        let path = dir.join(file);
+        bars(&path, title, &names, &per_level(f))?;
         drawn.push((title.to_string(), path));
     }
     Ok(drawn)

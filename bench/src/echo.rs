@@ -27,7 +27,8 @@ pub struct Args {
     /// Traffic before measuring starts (connections, caches and allocators settle).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
-    /// Send Binary frames instead of Text (the page sends Text).
+    /// Send Binary frames instead of Text (the page sends Text). With `--app`, the component's
+    /// `/echo` sends a Binary back unchanged, so replies are matched by length as in a plain echo.
     #[arg(long)]
     pub binary: bool,
     /// The server's pids, for its CPU time per message (several, comma-separated, for a server
@@ -58,12 +59,12 @@ pub struct Outcome {
     /// The load generator's own CPU per message, for context.
     pub client_cpu_us_per_msg: f64,
     pub errors: u64,
+    /// What makes a figure less than it seems (a server process that exited while measured).
+    pub notes: Vec<String>,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    for &pid in &args.server_pid {
-        procfs::check_pid(pid)?;
-    }
+    procfs::check_any_pid(&args.server_pid)?;
     let conns: Vec<ws::Ws> = stream::iter(0..args.connections)
         .map(|_| ws::connect(&args.url))
         .buffer_unordered(64)
@@ -82,18 +83,17 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let measure_from = t0 + args.warmup;
     let until = measure_from + args.duration;
-    let expect = if args.app { Expect::App } else { Expect::Len(msg.len()) };
+    let expect = Expect::of(args.app, &msg);
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|ws| tokio::spawn(closed_loop(ws, msg.clone(), expect, measure_from, until)))
         .collect();
 
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_at = |pids: &[u32]| (!pids.is_empty()).then(|| procfs::cpu_time_of(pids)).transpose();
-    let server_cpu0 = cpu_at(&args.server_pid)?;
+    let server_cpu = procfs::CpuWindow::start(&args.server_pid);
     let client_cpu0 = procfs::self_cpu_time()?;
     tokio::time::sleep_until(until.into()).await;
-    let server_cpu1 = cpu_at(&args.server_pid)?;
+    let server_cpu = server_cpu.end();
     let client_cpu1 = procfs::self_cpu_time()?;
 
     let mut hist = stats::histogram();
@@ -115,9 +115,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         msg_per_s: messages as f64 / seconds,
         rtt: stats::Percentiles::of(&hist),
         rtt_curve: stats::curve(&hist),
-        server_cpu_us_per_msg: server_cpu0.zip(server_cpu1).map(|(a, b)| per_msg(b - a)),
+        server_cpu_us_per_msg: server_cpu.us_per(messages),
         client_cpu_us_per_msg: per_msg(client_cpu1 - client_cpu0),
         errors,
+        notes: server_cpu.note().into_iter().collect(),
     })
 }
 
@@ -131,6 +132,12 @@ enum Expect {
 }
 
 impl Expect {
+    /// The reply to `msg`: on the component's `/echo` a Text comes back wrapped, a Binary as it
+    /// was sent.
+    fn of(app: bool, msg: &Message) -> Self {
+        if app && msg.is_text() { Expect::App } else { Expect::Len(msg.len()) }
+    }
+
     fn matches(self, m: &Message) -> bool {
         match self {
             Expect::Len(n) => (m.is_text() || m.is_binary()) && m.len() == n,
@@ -201,4 +208,23 @@ pub fn print(o: &Outcome) {
         o.client_cpu_us_per_msg,
         o.errors
     );
+    for n in &o.notes {
+        println!("  note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_echo_of_binary_matches_the_unchanged_bytes() {
+        let sent = Message::binary(vec![b'x'; 64]);
+        assert!(Expect::of(true, &sent).matches(&sent.clone()), "/echo sends a Binary back as is");
+        let text = Message::text("x".repeat(64));
+        let wrapped = Message::text(r#"{"type":"echo","n":1,"text":"xx"}"#);
+        assert!(Expect::of(true, &text).matches(&wrapped));
+        assert!(!Expect::of(true, &text).matches(&text), "a plain echo is not /echo's answer");
+        assert!(Expect::of(false, &text).matches(&text));
+    }
 }

@@ -60,10 +60,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         bail!("no connection opened: {}", ready.first_error.unwrap_or_default());
     }
     tokio::time::sleep(args.warmup).await;
-    let cpu0 = args.server_pid.map(procfs::cpu_time).transpose()?;
+    let cpu = procfs::CpuWindow::start(args.server_pid.as_slice());
     pool.go().await?;
     tokio::time::sleep(args.duration).await;
-    let cpu1 = args.server_pid.map(procfs::cpu_time).transpose()?;
+    let cpu = cpu.end();
     let reports = pool.stop().await?;
 
     let mut hist = stats::histogram();
@@ -85,9 +85,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         first_seq_min: reports.iter().filter_map(|r| r.first_seq_min).min(),
         first_seq_max: reports.iter().filter_map(|r| r.first_seq_max).max(),
         closed_early: reports.iter().map(|r| r.closed).sum(),
-        server_cpu_us_per_push: cpu0
-            .zip(cpu1)
-            .map(|(a, b)| (b - a).as_secs_f64() * 1e6 / pushes.max(1) as f64),
+        server_cpu_us_per_push: cpu.us_per(pushes),
     })
 }
 

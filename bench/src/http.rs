@@ -71,9 +71,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .map(|s| tokio::spawn(closed_loop(s, authority.clone(), path.clone(), measure_from, until)))
         .collect();
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu0 = args.server_pid.map(procfs::cpu_time).transpose()?;
+    let cpu = procfs::CpuWindow::start(args.server_pid.as_slice());
     tokio::time::sleep_until(until.into()).await;
-    let cpu1 = args.server_pid.map(procfs::cpu_time).transpose()?;
+    let cpu = cpu.end();
 
     let mut hist = stats::histogram();
     let mut errors = 0;
@@ -90,9 +90,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         seconds,
         req_per_s: requests as f64 / seconds,
         latency: stats::Percentiles::of(&hist),
-        server_cpu_us_per_req: cpu0
-            .zip(cpu1)
-            .map(|(a, b)| (b - a).as_secs_f64() * 1e6 / requests.max(1) as f64),
+        server_cpu_us_per_req: cpu.us_per(requests),
         body_bytes,
         errors,
     })

@@ -11,9 +11,67 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     cpu_time_from_stat(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))
 }
 
-/// The summed CPU time of several processes (a server made of more than one).
-pub fn cpu_time_of(pids: &[u32]) -> anyhow::Result<Duration> {
-    pids.iter().map(|&p| cpu_time(p)).sum()
+/// The CPU time a server made of one or more processes spends over a window: read at the start,
+/// then again at the end. A process that exits in between (a Pushpin child) does not spoil the
+/// reading: what the others spent is counted, and it is named in [`CpuSpent::vanished`].
+pub struct CpuWindow {
+    start: Vec<(u32, Option<Duration>)>,
+}
+
+/// What a [`CpuWindow`] measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuSpent {
+    /// Summed over the processes read at both ends of the window.
+    pub time: Duration,
+    /// How many processes that is.
+    pub counted: usize,
+    /// Processes gone at the start or the end: their CPU in the window is not in `time`.
+    pub vanished: Vec<u32>,
+}
+
+impl CpuSpent {
+    /// Microseconds per unit of work (message, delivery, request); `None` when no process was
+    /// read at both ends.
+    pub fn us_per(&self, units: u64) -> Option<f64> {
+        (self.counted > 0).then(|| self.time.as_secs_f64() * 1e6 / units.max(1) as f64)
+    }
+
+    /// A line for the outcome's notes when a process vanished, else `None`.
+    pub fn note(&self) -> Option<String> {
+        (!self.vanished.is_empty()).then(|| {
+            format!(
+                "server processes {:?} exited during the measured window: their CPU is not counted, so the \
+                 server CPU figure is low",
+                self.vanished
+            )
+        })
+    }
+}
+
+impl CpuWindow {
+    pub fn start(pids: &[u32]) -> Self {
+        Self { start: pids.iter().map(|&p| (p, cpu_time(p).ok())).collect() }
+    }
+
+    pub fn end(&self) -> CpuSpent {
+        spent(&self.start, |p| cpu_time(p).ok())
+    }
+}
+
+/// Each process's CPU at the end minus at the start; a process missing at either end is listed,
+/// not counted.
+fn spent(start: &[(u32, Option<Duration>)], at_end: impl Fn(u32) -> Option<Duration>) -> CpuSpent {
+    let mut out = CpuSpent::default();
+    for &(pid, before) in start {
+        match before.zip(at_end(pid)) {
+            Some((a, b)) => {
+                out.time += b.saturating_sub(a);
+                out.counted += 1;
+            }
+            None => out.vanished.push(pid),
+        }
+    }
+    out
 }
 
 /// `pid` and every process below it (children, grandchildren), from each process's `ppid` in
@@ -79,6 +137,16 @@ pub fn check_pid(pid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails early when none of `pids` exists (a mistyped `--server-pid`); one of several that has
+/// already exited is left to [`CpuWindow`], which reports it.
+pub fn check_any_pid(pids: &[u32]) -> anyhow::Result<()> {
+    match pids {
+        [] => Ok(()),
+        _ if pids.iter().any(|&p| check_pid(p).is_ok()) => Ok(()),
+        _ => bail!("none of the processes {pids:?} exists (--server-pid)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +155,25 @@ mod tests {
     fn stat_with_spaces_in_the_name() {
         let stat = "42 (tokio rt) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 3 0 1 2 3";
         assert_eq!(cpu_time_from_stat(stat).unwrap(), Duration::from_millis(2800));
+    }
+
+    #[test]
+    fn a_process_that_exits_in_the_window_is_named_and_the_others_counted() {
+        let s = Duration::from_secs;
+        let start = [(1, Some(s(10))), (2, Some(s(5))), (3, None), (4, Some(s(1)))];
+        let end = |p| match p {
+            1 => Some(s(13)),
+            4 => Some(s(2)),
+            _ => None,
+        };
+        let got = spent(&start, end);
+        assert_eq!(got.time, s(4), "3 s of pid 1 and 1 s of pid 4");
+        assert_eq!((got.counted, got.vanished.as_slice()), (2, [2, 3].as_slice()));
+        assert!(got.note().is_some_and(|n| n.contains("[2, 3]")));
+        assert_eq!(got.us_per(4), Some(1e6));
+        let all_gone = spent(&[(1, Some(s(1)))], |_| None);
+        assert_eq!(all_gone.us_per(4), None, "nothing read is no figure, not zero");
+        assert_eq!(spent(&[(1, Some(s(1)))], |_| Some(s(2))).note(), None);
     }
 
     #[test]

@@ -4,16 +4,16 @@
 //! requests to the backend (`over_http` in the routes file), exactly as the gateway does
 //! in-process, so only the WebSocket side differs.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::procfs;
-use crate::servers::{self, Server, Spec};
+use crate::servers::{self, Running, Server, Spec, free_port};
 
 /// A running Pushpin and its backend.
 pub struct Pushpin {
@@ -24,12 +24,6 @@ pub struct Pushpin {
     pub addr: String,
     /// Pushpin's HTTP publish API (`push_in_http_port`, 5561 by default).
     pub publish_url: String,
-}
-
-/// A port nobody listens on right now (bound and released; the race is harmless on a quiet
-/// loopback).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The config: Debian's `/etc/pushpin/pushpin.conf` with every path in `dir` and every port free,
@@ -124,15 +118,11 @@ pub async fn start(pushpin: &Path, backend: &Spec) -> anyhow::Result<Pushpin> {
         addr: format!("127.0.0.1:{http}"),
         publish_url: format!("http://127.0.0.1:{publish}/publish/"),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
     for p in [http, publish] {
-        while TcpStream::connect(("127.0.0.1", p)).await.is_err() {
-            if Instant::now() > deadline || pp.runner.try_wait()?.is_some() {
-                let log = std::fs::read_to_string(pp.dir.join("log/pushpin-proxy.log")).unwrap_or_default();
-                pp.stop().await;
-                bail!("Pushpin did not listen on port {p} within 30 s: {}", log.lines().last().unwrap_or(""));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = servers::wait_for_port(p, &mut pp.runner, Duration::from_secs(30)).await {
+            let log = std::fs::read_to_string(pp.dir.join("log/pushpin-proxy.log")).unwrap_or_default();
+            pp.stop().await;
+            bail!("Pushpin {e:#}: {}", log.lines().last().unwrap_or(""));
         }
     }
     // The proxy and handler connect to condure over ZeroMQ after condure listens: give them a
@@ -165,5 +155,11 @@ impl Pushpin {
         let _ = self.runner.start_kill();
         self.backend.stop().await;
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Running for Pushpin {
+    fn stop(self) -> impl Future<Output = ()> {
+        Pushpin::stop(self)
     }
 }

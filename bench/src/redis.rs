@@ -1,13 +1,14 @@
-//! A throwaway `redis-server` for the `publish` variant with two gateways: loopback only, a free
-//! port, persistence off (the workload measures the publish path, not fsync).
+//! The `publish` variant through Redis: a throwaway `redis-server` (loopback only, a free port,
+//! persistence off: the workload measures the publish path, not fsync) and two gateways on it.
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+
+use crate::servers::{self, Running, Server, Spec, free_port};
 
 pub struct Redis {
     child: Child,
@@ -15,7 +16,7 @@ pub struct Redis {
 }
 
 pub async fn start(program: &Path) -> anyhow::Result<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let child = Command::new(program)
         .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
         .args([
@@ -33,13 +34,9 @@ pub async fn start(program: &Path) -> anyhow::Result<Redis> {
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     let mut redis = Redis { child, url: format!("redis://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if Instant::now() > deadline || redis.child.try_wait()?.is_some() {
-            redis.stop().await;
-            bail!("redis-server did not listen on {port} within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(e) = servers::wait_for_port(port, &mut redis.child, Duration::from_secs(10)).await {
+        redis.stop().await;
+        bail!("redis-server {e:#}");
     }
     Ok(redis)
 }
@@ -52,5 +49,55 @@ impl Redis {
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// A fresh Redis and two gateways on it.
+pub struct Pair {
+    pub gateways: [Server; 2],
+    pub redis: Redis,
+}
+
+/// Starts Redis, then two gateways from `gateway` with `--redis URL` added; whatever started is
+/// stopped again when a later step fails.
+pub async fn start_pair(redis_server: &Path, gateway: &Spec) -> anyhow::Result<Pair> {
+    let redis = start(redis_server).await?;
+    let mut spec = gateway.clone();
+    spec.args.extend(["--redis".into(), redis.url.clone()]);
+    let first = match servers::start(&spec).await {
+        Ok(g) => g,
+        Err(e) => {
+            redis.stop().await;
+            return Err(e);
+        }
+    };
+    match servers::start(&spec).await {
+        Ok(second) => Ok(Pair { gateways: [first, second], redis }),
+        Err(e) => {
+            first.stop().await;
+            redis.stop().await;
+            Err(e)
+        }
+    }
+}
+
+impl Pair {
+    /// Both gateways' public addresses.
+    pub fn addrs(&self) -> Vec<String> {
+        self.gateways.iter().map(|g| g.addr.clone()).collect()
+    }
+
+    /// Every process of the server under test: both gateways and Redis.
+    pub fn pids(&self) -> Vec<u32> {
+        self.gateways.iter().filter_map(|g| g.pid().ok()).chain(self.redis.pid()).collect()
+    }
+}
+
+impl Running for Pair {
+    async fn stop(self) {
+        let [a, b] = self.gateways;
+        a.stop().await;
+        b.stop().await;
+        self.redis.stop().await;
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::suite::{self, Run, ServerResults};
+use crate::{echo, idle, stats};
 
 pub const BEGIN: &str = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->";
 pub const END: &str = "<!-- bench:results:end -->";
@@ -98,195 +99,161 @@ struct Row {
     value: Getter,
 }
 
-fn rows(run: &Run) -> Vec<Row> {
-    let mut rows = Vec::new();
+fn row(
+    label: String,
+    better: Better,
+    decimals: usize,
+    value: impl Fn(&ServerResults) -> Option<f64> + 'static,
+) -> Row {
+    Row { label, better, decimals, value: Box::new(value) }
+}
+
+/// The echo outcomes of one workload (`echo` or `app-echo`).
+type Echoes = fn(&ServerResults) -> &[echo::Outcome];
+
+/// How `echo` and `app-echo` rows differ: where their outcomes are, the label of a level, how
+/// precise the CPU figure is, and whether the client's CPU is added (on loopback the kernel runs
+/// the receiving side's TCP input inside the sender's syscall, so a server's CPU includes part of
+/// the client's work and the reverse: the sum is the whole cost of a message, whoever it was
+/// charged to; through the component the server's share dwarfs it).
+struct EchoRows {
+    pick: Echoes,
+    label: fn(usize, usize) -> String,
+    cpu_decimals: usize,
+    with_client: bool,
+}
+
+/// The concurrency levels measured by any server, in order.
+fn levels(run: &Run, pick: Echoes) -> Vec<usize> {
     let mut levels: Vec<usize> =
-        run.servers.iter().flat_map(|s| s.echo.iter().map(|e| e.connections)).collect();
+        run.servers.iter().flat_map(|s| pick(s).iter().map(|e| e.connections)).collect();
     levels.sort_unstable();
     levels.dedup();
-    for c in levels {
-        let echo = move |s: &ServerResults| s.echo.iter().find(|e| e.connections == c).cloned();
-        let size = run.servers.iter().find_map(&echo).map_or(0, |e| e.size);
-        let p = format!("echo C={c}, {size} B:");
-        rows.push(Row {
-            label: format!("{p} msg/s"),
-            better: Better::Higher,
-            decimals: 0,
-            value: Box::new(move |s| echo(s).map(|e| e.msg_per_s)),
-        });
-        rows.push(Row {
-            label: format!("{p} server CPU µs/msg"),
-            better: Better::Lower,
-            decimals: 2,
-            value: Box::new(move |s| echo(s)?.server_cpu_us_per_msg),
-        });
-        // On loopback the kernel runs the receiving side's TCP input inside the sender's syscall,
-        // so a server's CPU includes part of the client's work and the reverse: the sum is the
-        // whole cost of a message, whoever it was charged to.
-        rows.push(Row {
-            label: format!("{p} server + client CPU µs/msg"),
-            better: Better::Lower,
-            decimals: 2,
-            value: Box::new(move |s| {
-                echo(s).and_then(|e| Some(e.server_cpu_us_per_msg? + e.client_cpu_us_per_msg))
-            }),
-        });
-        rows.push(Row {
-            label: format!("{p} RTT p50 µs"),
-            better: Better::Lower,
-            decimals: 0,
-            value: Box::new(move |s| echo(s).map(|e| e.rtt.p50_us as f64)),
-        });
-        rows.push(Row {
-            label: format!("{p} RTT p99 µs"),
-            better: Better::Lower,
-            decimals: 0,
-            value: Box::new(move |s| echo(s).map(|e| e.rtt.p99_us as f64)),
-        });
-        rows.push(Row {
-            label: format!("{p} RTT p99.9 µs"),
-            better: Better::Lower,
-            decimals: 0,
-            value: Box::new(move |s| echo(s).map(|e| e.rtt.p999_us as f64)),
-        });
+    levels
+}
+
+fn echo_rows(rows: &mut Vec<Row>, run: &Run, how: &EchoRows) {
+    let pick = how.pick;
+    for c in levels(run, pick) {
+        let at = move |s: &ServerResults| pick(s).iter().find(|e| e.connections == c).cloned();
+        let size = run.servers.iter().find_map(at).map_or(0, |e| e.size);
+        let p = (how.label)(c, size);
+        rows.push(row(format!("{p} msg/s"), Better::Higher, 0, move |s| at(s).map(|e| e.msg_per_s)));
+        rows.push(row(format!("{p} server CPU µs/msg"), Better::Lower, how.cpu_decimals, move |s| {
+            at(s)?.server_cpu_us_per_msg
+        }));
+        if how.with_client {
+            rows.push(row(format!("{p} server + client CPU µs/msg"), Better::Lower, 2, move |s| {
+                at(s).and_then(|e| Some(e.server_cpu_us_per_msg? + e.client_cpu_us_per_msg))
+            }));
+        }
+        pct_rows(rows, &format!("{p} RTT"), "µs", 1.0, 0, move |s| at(s).map(|e| e.rtt));
     }
-    let idle_n = run.servers.iter().find_map(|s| s.idle_push_off.as_ref().map(|i| i.connections));
-    if let Some(n) = idle_n {
-        rows.push(Row {
-            label: format!("idle N={n}, pushes off: KB/conn"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(|s| s.idle_push_off.as_ref().map(|i| i.bytes_per_conn / 1000.0)),
-        });
-        rows.push(Row {
-            label: format!("idle N={n}, pushes on: KB/conn"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(|s| s.idle_push_on.as_ref().map(|i| i.bytes_per_conn / 1000.0)),
-        });
+}
+
+type Quantile = fn(&stats::Percentiles) -> u64;
+
+/// p50, p99 and p99.9 of a latency in microseconds, shown divided by `scale` in `unit`.
+fn pct_rows(
+    rows: &mut Vec<Row>,
+    prefix: &str,
+    unit: &str,
+    scale: f64,
+    decimals: usize,
+    get: impl Fn(&ServerResults) -> Option<stats::Percentiles> + Copy + 'static,
+) {
+    let quantiles: [(&str, Quantile); 3] =
+        [("p50", |p| p.p50_us), ("p99", |p| p.p99_us), ("p99.9", |p| p.p999_us)];
+    for (name, q) in quantiles {
+        rows.push(row(format!("{prefix} {name} {unit}"), Better::Lower, decimals, move |s| {
+            get(s).map(|p| q(&p) as f64 / scale)
+        }));
+    }
+}
+
+fn rows(run: &Run) -> Vec<Row> {
+    let mut rows = Vec::new();
+    echo_rows(
+        &mut rows,
+        run,
+        &EchoRows {
+            pick: |s| &s.echo,
+            label: |c, size| format!("echo C={c}, {size} B:"),
+            cpu_decimals: 2,
+            with_client: true,
+        },
+    );
+    let kb = |i: &Option<idle::Outcome>| i.as_ref().map(|i| i.bytes_per_conn / 1000.0);
+    if let Some(n) = run.servers.iter().find_map(|s| s.idle_push_off.as_ref().map(|i| i.connections)) {
+        rows.push(row(format!("idle N={n}, pushes off: KB/conn"), Better::Lower, 1, move |s| {
+            kb(&s.idle_push_off)
+        }));
+        rows.push(row(format!("idle N={n}, pushes on: KB/conn"), Better::Lower, 1, move |s| {
+            kb(&s.idle_push_on)
+        }));
+    }
+    if let Some(n) = run.servers.iter().find_map(|s| s.idle_stuck.as_ref().map(|i| i.connections)) {
+        rows.push(row(format!("idle N={n}, stuck clients: KB/conn"), Better::Lower, 1, move |s| {
+            kb(&s.idle_stuck)
+        }));
     }
     if let Some(n) = run.servers.iter().find_map(|s| s.fanout.as_ref().map(|f| f.connections)) {
         let p = format!("fanout N={n}:");
-        rows.push(Row {
-            label: format!("{p} pushes/s"),
-            better: Better::Higher,
-            decimals: 0,
-            value: Box::new(|s| s.fanout.as_ref().map(|f| f.pushes_per_s)),
-        });
-        rows.push(Row {
-            label: format!("{p} lateness p99 ms"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(|s| s.fanout.as_ref().map(|f| f.lateness.p99_us as f64 / 1e3)),
-        });
-        rows.push(Row {
-            label: format!("{p} pushes dropped"),
-            better: Better::Lower,
-            decimals: 0,
-            value: Box::new(|s| s.fanout.as_ref().map(|f| f.dropped as f64)),
-        });
-        rows.push(Row {
-            label: format!("{p} server CPU µs/push"),
-            better: Better::Lower,
-            decimals: 2,
-            value: Box::new(|s| s.fanout.as_ref()?.server_cpu_us_per_push),
-        });
+        rows.push(row(format!("{p} pushes/s"), Better::Higher, 0, |s| {
+            s.fanout.as_ref().map(|f| f.pushes_per_s)
+        }));
+        rows.push(row(format!("{p} lateness p99 ms"), Better::Lower, 1, |s| {
+            s.fanout.as_ref().map(|f| f.lateness.p99_us as f64 / 1e3)
+        }));
+        rows.push(row(format!("{p} pushes dropped"), Better::Lower, 0, |s| {
+            s.fanout.as_ref().map(|f| f.dropped as f64)
+        }));
+        rows.push(row(format!("{p} server CPU µs/push"), Better::Lower, 2, |s| {
+            s.fanout.as_ref()?.server_cpu_us_per_push
+        }));
     }
-    let mut levels: Vec<usize> =
-        run.servers.iter().flat_map(|s| s.app_echo.iter().map(|e| e.connections)).collect();
-    levels.sort_unstable();
-    levels.dedup();
-    for c in levels {
-        let app = move |s: &ServerResults| s.app_echo.iter().find(|e| e.connections == c).cloned();
-        let p = format!("app-echo `/echo` C={c}:");
-        rows.push(Row {
-            label: format!("{p} msg/s"),
-            better: Better::Higher,
-            decimals: 0,
-            value: Box::new(move |s| app(s).map(|e| e.msg_per_s)),
-        });
-        rows.push(Row {
-            label: format!("{p} server CPU µs/msg"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(move |s| app(s)?.server_cpu_us_per_msg),
-        });
-        for (name, q) in [("p50", 0usize), ("p99", 1), ("p99.9", 2)] {
-            rows.push(Row {
-                label: format!("{p} RTT {name} µs"),
-                better: Better::Lower,
-                decimals: 0,
-                value: Box::new(move |s| {
-                    app(s).map(|e| [e.rtt.p50_us, e.rtt.p99_us, e.rtt.p999_us][q] as f64)
-                }),
-            });
-        }
-    }
+    echo_rows(
+        &mut rows,
+        run,
+        &EchoRows {
+            pick: |s| &s.app_echo,
+            label: |c, _| format!("app-echo `/echo` C={c}:"),
+            cpu_decimals: 1,
+            with_client: false,
+        },
+    );
     let mut counts: Vec<usize> =
         run.servers.iter().flat_map(|s| s.publish.iter().map(|p| p.connections)).collect();
     counts.sort_unstable();
     counts.dedup();
     for n in counts {
         let publ = move |s: &ServerResults| s.publish.iter().find(|p| p.connections == n).cloned();
-        let rate = run.servers.iter().find_map(&publ).map_or(0.0, |p| p.rate);
+        let rate = run.servers.iter().find_map(publ).map_or(0.0, |p| p.rate);
         let p = format!("publish N={n}, {} pub/s:", fmt_num(rate, if rate < 10.0 { 2 } else { 0 }));
-        rows.push(Row {
-            label: format!("{p} deliveries/s"),
-            better: Better::Higher,
-            decimals: 0,
-            value: Box::new(move |s| publ(s).map(|o| o.deliveries_per_s)),
+        rows.push(row(format!("{p} deliveries/s"), Better::Higher, 0, move |s| {
+            publ(s).map(|o| o.deliveries_per_s)
+        }));
+        pct_rows(&mut rows, &format!("{p} publish-to-arrival"), "ms", 1e3, 1, move |s| {
+            publ(s).map(|o| o.latency)
         });
-        rows.push(Row {
-            label: format!("{p} publish-to-arrival p50 ms"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(move |s| publ(s).map(|o| o.latency.p50_us as f64 / 1e3)),
-        });
-        rows.push(Row {
-            label: format!("{p} publish-to-arrival p99 ms"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(move |s| publ(s).map(|o| o.latency.p99_us as f64 / 1e3)),
-        });
-        rows.push(Row {
-            label: format!("{p} publish-to-arrival p99.9 ms"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(move |s| publ(s).map(|o| o.latency.p999_us as f64 / 1e3)),
-        });
-        rows.push(Row {
-            label: format!("{p} dropped"),
-            better: Better::Lower,
-            decimals: 0,
-            value: Box::new(move |s| publ(s).map(|o| o.dropped as f64)),
-        });
-        rows.push(Row {
-            label: format!("{p} server CPU µs/delivery"),
-            better: Better::Lower,
-            decimals: 2,
-            value: Box::new(move |s| publ(s)?.server_cpu_us_per_delivery),
-        });
+        rows.push(row(format!("{p} dropped"), Better::Lower, 0, move |s| publ(s).map(|o| o.dropped as f64)));
+        rows.push(row(format!("{p} repeats"), Better::Lower, 0, move |s| publ(s).map(|o| o.repeats as f64)));
+        rows.push(row(format!("{p} handshakes retried"), Better::Lower, 0, move |s| {
+            publ(s).map(|o| o.handshake_retries as f64)
+        }));
+        rows.push(row(format!("{p} server CPU µs/delivery"), Better::Lower, 2, move |s| {
+            publ(s)?.server_cpu_us_per_delivery
+        }));
     }
     if let Some(c) = run.servers.iter().find_map(|s| s.http.as_ref().map(|h| h.connections)) {
         let p = format!("http `GET /` C={c}:");
-        rows.push(Row {
-            label: format!("{p} req/s"),
-            better: Better::Higher,
-            decimals: 0,
-            value: Box::new(|s| s.http.as_ref().map(|h| h.req_per_s)),
-        });
-        rows.push(Row {
-            label: format!("{p} p99 ms"),
-            better: Better::Lower,
-            decimals: 2,
-            value: Box::new(|s| s.http.as_ref().map(|h| h.latency.p99_us as f64 / 1e3)),
-        });
-        rows.push(Row {
-            label: format!("{p} server CPU µs/req"),
-            better: Better::Lower,
-            decimals: 1,
-            value: Box::new(|s| s.http.as_ref()?.server_cpu_us_per_req),
-        });
+        rows.push(row(format!("{p} req/s"), Better::Higher, 0, |s| s.http.as_ref().map(|h| h.req_per_s)));
+        rows.push(row(format!("{p} p99 ms"), Better::Lower, 2, |s| {
+            s.http.as_ref().map(|h| h.latency.p99_us as f64 / 1e3)
+        }));
+        rows.push(row(format!("{p} server CPU µs/req"), Better::Lower, 1, |s| {
+            s.http.as_ref()?.server_cpu_us_per_req
+        }));
     }
     rows
 }
@@ -395,6 +362,11 @@ pub fn update_markdown(
     if !failures.is_empty() {
         let _ = writeln!(section, "Runs that failed:\n\n{}\n", failures.join("\n"));
     }
+    let notes: Vec<String> =
+        run.servers.iter().flat_map(|s| s.notes.iter().map(move |n| format!("- {}: {n}", s.name))).collect();
+    if !notes.is_empty() {
+        let _ = writeln!(section, "Notes:\n\n{}\n", notes.join("\n"));
+    }
     for (title, file) in charts {
         let _ = writeln!(section, "![{title}]({})\n", suite::relative(path, file));
     }
@@ -418,6 +390,51 @@ mod tests {
         assert_eq!(fmt_num(5.123, 2), "5.12");
         assert_eq!(fmt_num(1234567.0, 1), "1,234,567.0");
         assert_eq!(fmt_num(999.0, 0), "999");
+    }
+
+    fn idle(connections: usize, kb: f64) -> Option<idle::Outcome> {
+        Some(idle::Outcome {
+            clients: idle::Clients::Stuck,
+            connections,
+            opened: connections,
+            failed: 0,
+            rss_before_kib: 0,
+            rss_after_kib: 0,
+            bytes_per_conn: kb * 1000.0,
+            closed_early: 0,
+        })
+    }
+
+    #[test]
+    fn the_sidecar_is_a_column_and_stuck_clients_a_row_of_their_own() {
+        let server = |name: &str, stuck: f64| ServerResults {
+            name: name.into(),
+            idle_push_off: idle(2000, 3.6),
+            idle_stuck: idle(2000, stuck),
+            ..Default::default()
+        };
+        let peer = ServerResults { name: "bun".into(), idle_push_off: idle(2000, 1.4), ..Default::default() };
+        let d = std::time::Duration::ZERO;
+        let run = Run {
+            machine: Machine {
+                date: String::new(),
+                cpu: String::new(),
+                cores: 2,
+                memory: String::new(),
+                kernel: String::new(),
+                load: String::new(),
+                versions: vec![],
+            },
+            quick: true,
+            durations: suite::Durations { echo: d, warmup: d, fanout: d, http: d },
+            servers: vec![server("gateway", 150.0), server("sidecar (musl)", 300.0), peer],
+        };
+        let table = table(&run);
+        assert!(table.starts_with("| workload | gateway | sidecar (musl) | bun |"), "{table}");
+        assert!(
+            table.contains("| idle N=2000, stuck clients: KB/conn | 150.0 | 300.0 (2.00x) | – |"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Starting a server under test and learning the address it bound.
+//! Starting a server under test, learning the address it bound, and stopping it after the one
+//! workload it was started for.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -36,6 +39,66 @@ impl Server {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
+}
+
+/// What a workload runs against: started for it, stopped after it.
+pub trait Running {
+    fn stop(self) -> impl Future<Output = ()>;
+}
+
+impl Running for Server {
+    fn stop(self) -> impl Future<Output = ()> {
+        Server::stop(self)
+    }
+}
+
+/// Starts a fresh server for one workload (`start`), runs `f` against it and stops it, so
+/// allocator state left by one run never flatters the next. A failure to start or to measure is
+/// recorded in `failures` under `label`, and the suite goes on.
+pub async fn measure<S, T, Fut>(
+    name: &str,
+    label: &str,
+    failures: &mut Vec<String>,
+    start: impl Future<Output = anyhow::Result<S>>,
+    f: impl FnOnce(&S) -> Fut,
+) -> Option<T>
+where
+    S: Running,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    eprintln!("[{name}] {label}");
+    let server = match start.await {
+        Ok(s) => s,
+        Err(e) => {
+            failures.push(format!("{label}: {e:#}"));
+            return None;
+        }
+    };
+    let out = f(&server).await;
+    server.stop().await;
+    out.map_err(|e| failures.push(format!("{label}: {e:#}"))).ok()
+}
+
+/// A loopback port nobody listens on right now (bound and released; the race is harmless on a
+/// quiet loopback), for servers that take their ports from a config file.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts connections on loopback `port`; fails when `within` has passed
+/// or `child` (the server that should listen) has exited.
+pub async fn wait_for_port(port: u16, child: &mut Child, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if child.try_wait()?.is_some() {
+            bail!("exited before listening on port {port}");
+        }
+        if Instant::now() > deadline {
+            bail!("not listening on port {port} within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// Starts `spec` and waits (up to 60 s: wasmtime compiles the component first) for the line that

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::pushpin::Pushpin;
 use crate::servers::{self, Server, Spec};
 use crate::{charts, echo, fanout, http, idle, publish, pushpin, redis, report};
 
@@ -16,6 +15,10 @@ pub struct Args {
     /// The gateway binary (`target/release/sidestream-gateway`); its rows are skipped when absent.
     #[arg(long)]
     pub gateway: Option<PathBuf>,
+    /// The sidecar as the image ships it (`scripts/sidecar-build.sh`: static musl, no wasm host),
+    /// run with a dead `--upstream` for the `/ws` workloads (echo, idle, stuck clients).
+    #[arg(long)]
+    pub sidecar: Option<PathBuf>,
     /// The component the gateway and `wasmtime serve` serve for `http`.
     #[arg(long)]
     pub component: Option<PathBuf>,
@@ -65,6 +68,7 @@ pub struct Args {
     /// Echo rounds over all servers; each server's best round is reported.
     #[arg(long, default_value_t = 2)]
     pub rounds: u32,
+    /// Connections of `idle` (pushes off and on, and the stuck clients).
     #[arg(long, default_value_t = 19_000)]
     pub idle_connections: usize,
     #[arg(long, default_value_t = 19_000)]
@@ -92,6 +96,8 @@ pub struct ServerResults {
     pub echo: Vec<echo::Outcome>,
     pub idle_push_off: Option<idle::Outcome>,
     pub idle_push_on: Option<idle::Outcome>,
+    /// `idle --clients stuck`: clients that send large messages and never read.
+    pub idle_stuck: Option<idle::Outcome>,
     pub fanout: Option<fanout::Outcome>,
     pub http: Option<http::Outcome>,
     /// `app-echo`: the component's `/echo`, one per concurrency level.
@@ -99,6 +105,8 @@ pub struct ServerResults {
     /// `publish`, one per subscriber count.
     pub publish: Vec<publish::Outcome>,
     pub failures: Vec<String>,
+    /// What makes a figure less than it seems, per run (a server process exited while measured).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,10 +135,37 @@ mod secs {
     }
 }
 
+/// What a server under test is, for which workloads apply to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The gateway with the component embedded: every workload.
+    Gateway,
+    /// The shipped sidecar (static musl, no wasm host): the gateway's `/ws` workloads.
+    Sidecar,
+    /// An echo server: `echo` and `idle` with pushes off.
+    Peer,
+}
+
+impl Kind {
+    /// Has the built-in `/ws` with pushes and the outbox's budget (pushes on, stuck clients).
+    fn has_ws_app(self) -> bool {
+        matches!(self, Kind::Gateway | Kind::Sidecar)
+    }
+}
+
 struct Target {
     spec: Spec,
-    gateway: bool,
+    kind: Kind,
 }
+
+/// The message size of the stuck clients: the gateway's `--max-message-size` default, the largest
+/// message it takes, so every term of its per-connection bound (a frame being read, the writer's
+/// buffer plus one message, the outbox's 32 KiB budget plus the message that crossed it) is at
+/// its largest, and one echo alone overflows the 16 KiB socket buffers.
+const STUCK_MESSAGE: usize = 64 * 1024;
+
+/// A dead upstream: the sidecar needs one, and `/ws` never reaches it.
+const NO_UPSTREAM: &str = "http://127.0.0.1:9";
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let quick = args.quick;
@@ -163,7 +198,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             for &c in &args.echo_connections {
                 for (t, r) in targets.iter().zip(results.iter_mut()) {
                     let label = format!("echo c={c} round {round}");
-                    let outcome = with_server(&t.spec, &label, &mut r.failures, |s| {
+                    let o = on_server(&t.spec, &label, &mut r.failures, |s| {
                         let a = echo::Args {
                             url: format!("ws://{}/ws?push=off", s.addr),
                             connections: c,
@@ -177,27 +212,23 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                         async move { echo::run(&a).await }
                     })
                     .await;
-                    let Some(o) = outcome else { continue };
-                    echo::print(&o);
-                    match r.echo.iter_mut().find(|e| e.connections == c) {
-                        Some(best) if best.msg_per_s >= o.msg_per_s => {}
-                        Some(best) => *best = o,
-                        None => r.echo.push(o),
-                    }
+                    keep_best(&mut r.echo, &mut r.notes, &label, o);
                 }
             }
         }
     }
     for (target, r) in targets.iter().zip(results.iter_mut()) {
+        let spec = &target.spec;
         if wants("idle") {
-            r.idle_push_off = idle_run(&target.spec, idle_n, false, &mut r.failures).await;
-            if target.gateway {
-                r.idle_push_on = idle_run(&target.spec, idle_n, true, &mut r.failures).await;
+            r.idle_push_off = idle_run(spec, idle_n, Idle::PushOff, &mut r.failures).await;
+            if target.kind.has_ws_app() {
+                r.idle_push_on = idle_run(spec, idle_n, Idle::PushOn, &mut r.failures).await;
+                r.idle_stuck = idle_run(spec, idle_n, Idle::Stuck, &mut r.failures).await;
             }
         }
-        if wants("fanout") && target.gateway {
+        if wants("fanout") && target.kind == Kind::Gateway {
             let label = format!("fanout n={fanout_n}");
-            r.fanout = with_server(&target.spec, &label, &mut r.failures, |s| {
+            r.fanout = on_server(spec, &label, &mut r.failures, |s| {
                 let a = fanout::Args {
                     url: format!("ws://{}/ws", s.addr),
                     connections: fanout_n,
@@ -213,8 +244,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                 fanout::print(o);
             }
         }
-        if wants("http") && target.gateway && args.component.is_some() {
-            r.http = http_run(&target.spec, args.http_connections, d, &mut r.failures).await;
+        if wants("http") && target.kind == Kind::Gateway && args.component.is_some() {
+            r.http = http_run(spec, args.http_connections, d, &mut r.failures).await;
         }
     }
     if wants("http")
@@ -249,6 +280,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         for f in &s.failures {
             eprintln!("{}: {f}", s.name);
         }
+        for n in &s.notes {
+            eprintln!("{}: note: {n}", s.name);
+        }
     }
     if let Some(dir) = args.results.parent() {
         std::fs::create_dir_all(dir)?;
@@ -263,29 +297,36 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gateway's arguments with the component embedded, and `extra`.
-fn gateway_spec(name: &str, gateway: &Path, component: &Path, extra: &[&str]) -> Spec {
+/// The gateway's arguments: loopback listeners, room for 19,000 connections, and what serves its
+/// pages: the component embedded, or, for the sidecar (built without the wasm host) and a gateway
+/// measured without the component, a dead upstream.
+fn gateway_spec(name: &str, program: &Path, component: Option<&Path>) -> Spec {
     let mut a: Vec<String> =
         ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
             .map(String::from)
             .into();
-    a.extend(["--component".into(), component.display().to_string()]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    spec(name, gateway.to_path_buf(), a)
+    match component {
+        Some(c) => a.extend(["--component".into(), c.display().to_string()]),
+        None => a.extend(["--upstream".into(), NO_UPSTREAM.into()]),
+    }
+    spec(name, program.to_path_buf(), a)
+}
+
+fn existing(p: &Option<PathBuf>) -> Option<PathBuf> {
+    p.as_ref().filter(|p| p.exists()).cloned()
 }
 
 /// `app-echo` and `publish`: the gateway, Pushpin in front of the same component, and for
 /// `publish` two gateways on one Redis. Results go to the gateway's entry (which must exist:
 /// Pushpin's backend is the gateway too) and to new entries for the others.
 async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: &mut Vec<ServerResults>) {
-    let exists = |p: &Option<PathBuf>| p.as_ref().filter(|p| p.exists()).cloned();
-    let (Some(gw), Some(component)) = (exists(&args.gateway), exists(&args.component)) else {
+    let (Some(gw), Some(component)) = (existing(&args.gateway), existing(&args.component)) else {
         eprintln!("app-echo, publish: need the gateway and the component; skipped");
         return;
     };
-    let gw_spec = gateway_spec("gateway", &gw, &component, &[]);
-    let backend = gateway_spec("pushpin backend", &gw, &component, &[]);
-    let pushpin = exists(&args.pushpin);
+    let gw_spec = gateway_spec("gateway", &gw, Some(&component));
+    let backend = gateway_spec("pushpin backend", &gw, Some(&component));
+    let pushpin = existing(&args.pushpin);
     if pushpin.is_none() {
         eprintln!("pushpin not found ({:?}): app-echo and publish without the peer", args.pushpin);
     }
@@ -313,33 +354,40 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
                     app: true,
                 };
                 let r = &mut results[gi];
-                let o = with_server(&gw_spec, &label, &mut r.failures, |s| {
+                let o = on_server(&gw_spec, &label, &mut r.failures, |s| {
                     let a = echo_args(&s.addr, s.pid().ok().into_iter().collect());
                     async move { echo::run(&a).await }
                 })
                 .await;
-                keep_best(&mut r.app_echo, o);
+                keep_best(&mut r.app_echo, &mut r.notes, &label, o);
                 if let Some(p) = &pushpin {
-                    let o = with_pushpin(p, &backend, &label, &mut pp.failures, |s| {
-                        let a = echo_args(&s.addr, s.pids());
-                        async move { echo::run(&a).await }
-                    })
+                    let o = servers::measure(
+                        "pushpin",
+                        &label,
+                        &mut pp.failures,
+                        pushpin::start(p, &backend),
+                        |s| {
+                            let a = echo_args(&s.addr, s.pids());
+                            async move { echo::run(&a).await }
+                        },
+                    )
                     .await;
-                    keep_best(&mut pp.app_echo, o);
+                    keep_best(&mut pp.app_echo, &mut pp.notes, &label, o);
                 }
             }
         }
     }
 
     if wants("publish") {
-        let redis_server = exists(&args.redis_server);
+        let redis_server = existing(&args.redis_server);
         let mut two = ServerResults { name: "2 gateways + redis".into(), ..Default::default() };
+        let redis_gw = gateway_spec("gateway (redis)", &gw, Some(&component));
         for &n in &args.publish_connections {
             let n = if args.quick { n.min(2_000) } else { n };
             let rate = args.publish_deliveries / n as f64;
             let label = format!("publish n={n} rate={rate:.2}/s");
             let pub_args = |urls: Vec<String>, publish_url: String, pids: Vec<u32>| publish::Args {
-                url: urls,
+                url: urls.iter().map(|u| format!("ws://{u}/room?room=bench")).collect(),
                 publish_url,
                 channel: "room:bench".into(),
                 connections: n,
@@ -350,41 +398,37 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
                 settle: Duration::from_secs(5),
                 server_pid: pids,
             };
-            let room = |addr: &str| format!("ws://{addr}/room?room=bench");
             let r = &mut results[gi];
-            let o = with_server(&gw_spec, &label, &mut r.failures, |s| {
+            let o = on_server(&gw_spec, &label, &mut r.failures, |s| {
                 let admin = s.admin.clone().unwrap_or_default();
                 let a = pub_args(
-                    vec![room(&s.addr)],
+                    vec![s.addr.clone()],
                     format!("http://{admin}/publish/"),
                     s.pid().ok().into_iter().collect(),
                 );
                 async move { publish::run(&a).await }
             })
             .await;
-            push_publish(&mut r.publish, o);
+            push_publish(&mut r.publish, &mut r.notes, &label, o);
             if let Some(p) = &pushpin {
-                let o = with_pushpin(p, &backend, &label, &mut pp.failures, |s| {
-                    let a = pub_args(vec![room(&s.addr)], s.publish_url.clone(), s.pids());
-                    async move { publish::run(&a).await }
-                })
-                .await;
-                push_publish(&mut pp.publish, o);
+                let o =
+                    servers::measure("pushpin", &label, &mut pp.failures, pushpin::start(p, &backend), |s| {
+                        let a = pub_args(vec![s.addr.clone()], s.publish_url.clone(), s.pids());
+                        async move { publish::run(&a).await }
+                    })
+                    .await;
+                push_publish(&mut pp.publish, &mut pp.notes, &label, o);
             }
             if let Some(rs) = &redis_server {
-                let o = two_gateways(rs, &gw, &component, &label, &mut two.failures, |urls, admin, pids| {
-                    let a = pub_args(
-                        urls.iter().map(|u| room(u)).collect(),
-                        format!("http://{admin}/publish/"),
-                        pids,
-                    );
+                let start = redis::start_pair(rs, &redis_gw);
+                let o = servers::measure(&two.name, &label, &mut two.failures, start, |pair| {
+                    let admin = pair.gateways[0].admin.clone().unwrap_or_default();
+                    let a = pub_args(pair.addrs(), format!("http://{admin}/publish/"), pair.pids());
                     async move { publish::run(&a).await }
                 })
                 .await;
-                push_publish(
-                    &mut two.publish,
-                    o.map(|o| publish::Outcome { variant: "publish redis".into(), ..o }),
-                );
+                let o = o.map(|o| publish::Outcome { variant: "publish redis".into(), ..o });
+                push_publish(&mut two.publish, &mut two.notes, &label, o);
             }
         }
         if redis_server.is_none() {
@@ -398,9 +442,11 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
     }
 }
 
-fn keep_best(best: &mut Vec<echo::Outcome>, o: Option<echo::Outcome>) {
+/// Keeps each concurrency level's best round (most messages per second).
+fn keep_best(best: &mut Vec<echo::Outcome>, notes: &mut Vec<String>, label: &str, o: Option<echo::Outcome>) {
     let Some(o) = o else { return };
     echo::print(&o);
+    notes.extend(o.notes.iter().map(|n| format!("{label}: {n}")));
     match best.iter_mut().find(|e| e.connections == o.connections) {
         Some(b) if b.msg_per_s >= o.msg_per_s => {}
         Some(b) => *b = o,
@@ -408,120 +454,51 @@ fn keep_best(best: &mut Vec<echo::Outcome>, o: Option<echo::Outcome>) {
     }
 }
 
-fn push_publish(all: &mut Vec<publish::Outcome>, o: Option<publish::Outcome>) {
+fn push_publish(
+    all: &mut Vec<publish::Outcome>,
+    notes: &mut Vec<String>,
+    label: &str,
+    o: Option<publish::Outcome>,
+) {
     if let Some(o) = o {
         publish::print(&o);
+        notes.extend(o.notes.iter().map(|n| format!("{label}: {n}")));
         all.push(o);
     }
 }
 
-/// Like [`with_server`], for Pushpin and its backend.
-async fn with_pushpin<T, F, Fut>(
-    program: &Path,
-    backend: &Spec,
-    label: &str,
-    failures: &mut Vec<String>,
-    f: F,
-) -> Option<T>
-where
-    F: FnOnce(&Pushpin) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    eprintln!("[pushpin] {label}");
-    let pp = match pushpin::start(program, backend).await {
-        Ok(p) => p,
-        Err(e) => {
-            failures.push(format!("{label}: {e:#}"));
-            return None;
-        }
-    };
-    let out = f(&pp).await;
-    pp.stop().await;
-    out.map_err(|e| failures.push(format!("{label}: {e:#}"))).ok()
-}
-
-/// A fresh Redis and two gateways on it; `f` gets both public addresses, the first one's admin
-/// address, and every pid (both gateways and Redis).
-async fn two_gateways<T, F, Fut>(
-    redis_server: &Path,
-    gateway: &Path,
-    component: &Path,
-    label: &str,
-    failures: &mut Vec<String>,
-    f: F,
-) -> Option<T>
-where
-    F: FnOnce(Vec<String>, String, Vec<u32>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    eprintln!("[2 gateways + redis] {label}");
-    let redis = match redis::start(redis_server).await {
-        Ok(r) => r,
-        Err(e) => {
-            failures.push(format!("{label}: {e:#}"));
-            return None;
-        }
-    };
-    let spec = gateway_spec("gateway (redis)", gateway, component, &["--redis", &redis.url]);
-    let mut gws = Vec::new();
-    for _ in 0..2 {
-        match servers::start(&spec).await {
-            Ok(s) => gws.push(s),
-            Err(e) => {
-                failures.push(format!("{label}: {e:#}"));
-                break;
-            }
-        }
-    }
-    let out = if gws.len() == 2 {
-        let urls = gws.iter().map(|g| g.addr.clone()).collect();
-        let admin = gws[0].admin.clone().unwrap_or_default();
-        let mut pids: Vec<u32> = gws.iter().filter_map(|g| g.pid().ok()).collect();
-        pids.extend(redis.pid());
-        Some(f(urls, admin, pids).await)
-    } else {
-        None
-    };
-    for g in gws {
-        g.stop().await;
-    }
-    redis.stop().await;
-    out?.map_err(|e| failures.push(format!("{label}: {e:#}"))).ok()
-}
-
 /// The servers to measure, in table order, skipping any whose program is missing.
 fn targets(args: &Args) -> Vec<Target> {
-    let exists = |p: &Option<PathBuf>| p.as_ref().filter(|p| p.exists()).cloned();
     let mut out = Vec::new();
-    if let Some(gw) = exists(&args.gateway) {
-        let mut gw_args: Vec<String> =
-            ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
-                .map(String::from)
-                .into();
-        if let Some(c) = args.component.as_ref().filter(|c| c.exists()) {
-            gw_args.extend(["--component".into(), c.display().to_string()]);
-        } else {
-            // Built without the component, the gateway still needs somewhere to send pages.
-            gw_args.extend(["--upstream".into(), "http://127.0.0.1:9".into()]);
-        }
-        out.push(Target { spec: spec("gateway", gw, gw_args), gateway: true });
+    if let Some(gw) = existing(&args.gateway) {
+        // Built without the component, the gateway still needs somewhere to send pages.
+        let component = existing(&args.component);
+        out.push(Target { spec: gateway_spec("gateway", &gw, component.as_deref()), kind: Kind::Gateway });
     } else {
         eprintln!("gateway not built ({:?}): measuring the peers only", args.gateway);
     }
-    if let Some(p) = exists(&args.tungstenite) {
-        out.push(Target { spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]), gateway: false });
+    if let Some(p) = existing(&args.sidecar) {
+        out.push(Target { spec: gateway_spec("sidecar (musl)", &p, None), kind: Kind::Sidecar });
+    } else if args.sidecar.is_some() {
+        eprintln!("sidecar not built ({:?}): measuring without it", args.sidecar);
+    }
+    if let Some(p) = existing(&args.tungstenite) {
+        out.push(Target {
+            spec: spec("tungstenite", p.clone(), vec!["127.0.0.1:0".into()]),
+            kind: Kind::Peer,
+        });
         // The same binary with the gateway's buffers: the floor of the gateway's own stack.
         let tuned = vec!["127.0.0.1:0".into(), "--tuned".into()];
-        out.push(Target { spec: spec("tungstenite tuned", p, tuned), gateway: false });
+        out.push(Target { spec: spec("tungstenite tuned", p, tuned), kind: Kind::Peer });
     }
-    if let Some(p) = exists(&args.bun) {
+    if let Some(p) = existing(&args.bun) {
         let script = args.bun_script.display().to_string();
-        out.push(Target { spec: spec("bun", p, vec![script, "0".into()]), gateway: false });
+        out.push(Target { spec: spec("bun", p, vec![script, "0".into()]), kind: Kind::Peer });
     }
-    if let Some(p) = exists(&args.gorilla) {
+    if let Some(p) = existing(&args.gorilla) {
         out.push(Target {
             spec: spec("gorilla", p, vec!["-addr".into(), "127.0.0.1:0".into()]),
-            gateway: false,
+            kind: Kind::Peer,
         });
     }
     out
@@ -531,44 +508,39 @@ fn spec(name: &str, program: PathBuf, args: Vec<String>) -> Spec {
     Spec { name: name.into(), program, args, dir: None, env: vec![] }
 }
 
-/// Starts a fresh server for one workload, so allocator state left by one run never flatters the
-/// next; a failure is recorded and the suite goes on.
-async fn with_server<T, F, Fut>(spec: &Spec, label: &str, failures: &mut Vec<String>, f: F) -> Option<T>
+/// [`servers::measure`] on a fresh process of `spec`.
+async fn on_server<T, F, Fut>(spec: &Spec, label: &str, failures: &mut Vec<String>, f: F) -> Option<T>
 where
     F: FnOnce(&Server) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    eprintln!("[{}] {label}", spec.name);
-    let server = match servers::start(spec).await {
-        Ok(s) => s,
-        Err(e) => {
-            failures.push(format!("{label}: {e:#}"));
-            return None;
-        }
-    };
-    let out = f(&server).await;
-    server.stop().await;
-    match out {
-        Ok(o) => Some(o),
-        Err(e) => {
-            failures.push(format!("{label}: {e:#}"));
-            None
-        }
-    }
+    servers::measure(&spec.name, label, failures, servers::start(spec), f).await
 }
 
-async fn idle_run(spec: &Spec, n: usize, push: bool, failures: &mut Vec<String>) -> Option<idle::Outcome> {
-    let label = format!("idle n={n} push={}", if push { "on" } else { "off" });
-    let out = with_server(spec, &label, failures, |s| {
-        let url = format!("ws://{}/ws{}", s.addr, if push { "" } else { "?push=off" });
+/// The three `idle` variants.
+#[derive(Clone, Copy)]
+enum Idle {
+    PushOff,
+    PushOn,
+    /// Clients that send [`STUCK_MESSAGE`]-byte messages and never read (pushes off).
+    Stuck,
+}
+
+async fn idle_run(spec: &Spec, n: usize, variant: Idle, failures: &mut Vec<String>) -> Option<idle::Outcome> {
+    let (name, query, clients, message_size) = match variant {
+        Idle::PushOff => ("push=off", "?push=off", idle::Clients::Idle, 0),
+        Idle::PushOn => ("push=on", "", idle::Clients::Idle, 0),
+        Idle::Stuck => ("stuck", "?push=off", idle::Clients::Stuck, STUCK_MESSAGE),
+    };
+    let out = on_server(spec, &format!("idle n={n} {name}"), failures, |s| {
         let a = idle::Args {
-            url,
+            url: format!("ws://{}/ws{query}", s.addr),
             connections: n,
             per_worker: 9_000,
             server_pid: s.pid().unwrap_or(0),
             no_warm: false,
-            clients: idle::Clients::Idle,
-            message_size: 0,
+            clients,
+            message_size,
         };
         async move { idle::run(&a).await }
     })
@@ -580,7 +552,7 @@ async fn idle_run(spec: &Spec, n: usize, push: bool, failures: &mut Vec<String>)
 }
 
 async fn http_run(spec: &Spec, c: usize, d: Durations, failures: &mut Vec<String>) -> Option<http::Outcome> {
-    let out = with_server(spec, &format!("http c={c}"), failures, |s| {
+    let out = on_server(spec, &format!("http c={c}"), failures, |s| {
         let a = http::Args {
             url: format!("http://{}/", s.addr),
             connections: c,
@@ -601,4 +573,19 @@ async fn http_run(spec: &Spec, c: usize, d: Durations, failures: &mut Vec<String
 pub fn relative(from_md: &Path, to: &Path) -> String {
     let base = from_md.parent().unwrap_or(Path::new(""));
     to.strip_prefix(base).unwrap_or(to).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sidecar_runs_on_a_dead_upstream_and_the_gateway_on_its_component() {
+        let gw = gateway_spec("gateway", Path::new("gw"), Some(Path::new("c.wasm")));
+        assert!(gw.args.windows(2).any(|w| w == ["--component", "c.wasm"]), "{:?}", gw.args);
+        let sidecar = gateway_spec("sidecar (musl)", Path::new("sc"), None);
+        assert!(sidecar.args.windows(2).any(|w| w == ["--upstream", NO_UPSTREAM]), "{:?}", sidecar.args);
+        assert!(!sidecar.args.iter().any(|a| a == "--component"));
+        assert!(sidecar.args.windows(2).any(|w| w == ["--max-connections", "20000"]));
+    }
 }

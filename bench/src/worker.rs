@@ -3,7 +3,8 @@
 //! server under test holds up to 19,000.
 //!
 //! Parent and worker talk over the worker's stdin/stdout, one line each way:
-//! worker `READY {json}` once every connection is open; parent `GO` (start counting), `STOP`;
+//! worker `READY {json}` once every connection is open; parent `GO` (start counting), `MARK`
+//! (the end of a measured window: what has arrived so far is noted apart), `STOP`;
 //! worker `RESULT {json}`, then it exits, closing its sockets.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,12 +71,30 @@ pub struct Ready {
     pub opened: usize,
     pub failed: usize,
     pub first_error: Option<String>,
+    /// Handshakes tried again after a refusal (subscribers only; see [`open`]).
+    #[serde(default)]
+    pub retried: u64,
+}
+
+impl Ready {
+    /// Adds another pool's or worker's counts to these.
+    pub fn add(&mut self, other: Ready) {
+        self.opened += other.opened;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
-    /// Pushes received between GO and STOP.
+    /// Pushes received between GO and STOP, each `seq` once per connection.
     pub pushes: u64,
+    /// Of those, the ones that arrived before MARK (all of them when there was no MARK).
+    pub pushes_before_mark: u64,
+    /// Pushes whose `seq` was not above the last one the connection had seen (a repeat, or one
+    /// out of order): not counted in `pushes`, over the whole run.
+    pub repeats: u64,
     /// Pushes missing from a connection's `seq` sequence, over the whole run.
     pub gaps: u64,
     /// Lowest and highest first `seq` seen on a connection (equal when nothing was lost at start).
@@ -108,7 +127,9 @@ struct Publication {
 #[derive(Default)]
 struct Shared {
     measuring: AtomicBool,
+    marked: Mutex<Option<u64>>,
     pushes: AtomicU64,
+    repeats: AtomicU64,
     gaps: AtomicU64,
     closed: AtomicU64,
     other: AtomicU64,
@@ -120,21 +141,17 @@ struct Shared {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared { lateness: Mutex::new(Some(stats::histogram())), ..Default::default() });
     let mut ready = Ready::default();
+    let retried = AtomicU64::new(0);
+    let mut stuck = Vec::new();
     let mut opened = stream::iter(0..args.connections)
-        .map(|_| open(&args.url, args.warm, args.mode, args.message_size))
+        .map(|_| open(&args.url, args.warm, args.mode, args.message_size, &retried))
         .buffer_unordered(128);
     while let Some(result) = opened.next().await {
         match result {
+            Ok(conn) if args.mode == Mode::Stuck => stuck.push(conn),
             Ok(conn) => {
                 ready.opened += 1;
-                match args.mode {
-                    // Never read: the adversary keeps its socket and does nothing more.
-                    Mode::Stuck => tokio::spawn(async move {
-                        let _held = conn;
-                        std::future::pending::<()>().await
-                    }),
-                    mode => tokio::spawn(hold(conn, mode, shared.clone())),
-                };
+                tokio::spawn(hold(conn, args.mode, shared.clone()));
             }
             Err(e) => {
                 ready.failed += 1;
@@ -142,12 +159,39 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    // Every connection gets stuck at once, after all the handshakes: no handshake waits behind
+    // other connections' large messages (a busy gateway's 10 s header timeout closed some when
+    // they overlapped), and all are stuck within seconds of each other, well before the server's
+    // 75 s idle timeout closes them (they answer no pings).
+    let sends = stuck.into_iter().map(|conn| get_stuck(conn, args.message_size));
+    for result in futures_util::future::join_all(sends).await {
+        match result {
+            Ok(conn) => {
+                ready.opened += 1;
+                // Never read: the adversary keeps its socket and does nothing more.
+                tokio::spawn(async move {
+                    let _held = conn;
+                    std::future::pending::<()>().await
+                });
+            }
+            Err(e) => {
+                ready.failed += 1;
+                ready.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    ready.retried = retried.load(Ordering::SeqCst);
     println!("READY {}", serde_json::to_string(&ready)?);
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = stdin.next_line().await? {
         match line.trim() {
             "GO" => shared.measuring.store(true, Ordering::SeqCst),
+            "MARK" => {
+                if let Ok(mut m) = shared.marked.lock() {
+                    *m = Some(shared.pushes.load(Ordering::SeqCst));
+                }
+            }
             "STOP" => break,
             _ => {}
         }
@@ -160,8 +204,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .take()
         .unwrap_or_else(stats::histogram);
     let first = *shared.first_seq.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let pushes = shared.pushes.load(Ordering::SeqCst);
+    let marked = *shared.marked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let report = Report {
-        pushes: shared.pushes.load(Ordering::SeqCst),
+        pushes,
+        pushes_before_mark: marked.unwrap_or(pushes),
+        repeats: shared.repeats.load(Ordering::SeqCst),
         gaps: shared.gaps.load(Ordering::SeqCst),
         first_seq_min: first.map(|f| f.0),
         first_seq_max: first.map(|f| f.1),
@@ -174,16 +222,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
-async fn open(url: &str, warm: bool, mode: Mode, message_size: usize) -> anyhow::Result<ws::Ws> {
+async fn open(
+    url: &str,
+    warm: bool,
+    mode: Mode,
+    message_size: usize,
+    retried: &AtomicU64,
+) -> anyhow::Result<ws::Ws> {
     if mode == Mode::Subscribe {
         // A subscriber refused (Pushpin answers some handshakes of a crowd `502` or `503`) tries
-        // again, as a browser's reconnect would: `failed` counts the ones that never joined.
+        // again, as a browser's reconnect would: `failed` counts the ones that never joined,
+        // `retried` every second and later try.
         let mut attempt = 1;
         loop {
             match open_once(url, warm, mode, message_size).await {
                 Err(_) if attempt < 5 => {
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                     attempt += 1;
+                    retried.fetch_add(1, Ordering::Relaxed);
                 }
                 other => return other,
             }
@@ -207,11 +263,6 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
     }
     match mode {
         Mode::Busy => echo_once(&mut conn, "b".repeat(message_size)).await?,
-        Mode::Stuck => {
-            let message = Message::binary(vec![0x5au8; message_size]);
-            // Until the server stops reading from it: then a send stays blocked.
-            while tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await.is_ok() {}
-        }
         Mode::Subscribe => {
             let welcome = async {
                 while let Some(m) = conn.next().await {
@@ -223,7 +274,17 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
             };
             tokio::time::timeout(Duration::from_secs(30), welcome).await.context("no welcome")??;
         }
-        Mode::Idle | Mode::Fanout => {}
+        Mode::Idle | Mode::Fanout | Mode::Stuck => {}
+    }
+    Ok(conn)
+}
+
+/// Sends `message_size`-byte messages and never reads, until the server stops reading from the
+/// connection: then a send stays blocked (a second without progress).
+async fn get_stuck(mut conn: ws::Ws, message_size: usize) -> anyhow::Result<ws::Ws> {
+    let message = Message::binary(vec![0x5au8; message_size]);
+    while let Ok(sent) = tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await {
+        sent.context("the server closed a stuck connection")?;
     }
     Ok(conn)
 }
@@ -243,7 +304,7 @@ async fn echo_once(conn: &mut ws::Ws, text: String) -> anyhow::Result<()> {
 }
 
 async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
-    let mut last_seq: Option<u64> = None;
+    let mut sequence = Sequence::default();
     while let Some(msg) = conn.next().await {
         let Ok(msg) = msg else { break };
         let Message::Text(text) = msg else { continue };
@@ -270,19 +331,21 @@ async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
                 }
             }
         };
-        match last_seq {
-            Some(prev) if seq > prev + 1 => {
-                shared.gaps.fetch_add(seq - prev - 1, Ordering::Relaxed);
-            }
-            None => {
+        match sequence.see(seq) {
+            Seen::First => {
                 if let Ok(mut first) = shared.first_seq.lock() {
                     let (lo, hi) = first.unwrap_or((seq, seq));
                     *first = Some((lo.min(seq), hi.max(seq)));
                 }
             }
-            _ => {}
+            Seen::Next { missed } => {
+                shared.gaps.fetch_add(missed, Ordering::Relaxed);
+            }
+            Seen::Repeat => {
+                shared.repeats.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
         }
-        last_seq = Some(seq);
         if shared.measuring.load(Ordering::Relaxed) {
             shared.pushes.fetch_add(1, Ordering::Relaxed);
             if let Some(sent_us) = sent_us {
@@ -296,6 +359,35 @@ async fn hold(mut conn: ws::Ws, mode: Mode, shared: Arc<Shared>) {
         }
     }
     shared.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One connection's `seq` numbers so far, to tell a new one from a hole or a repeat.
+#[derive(Default)]
+struct Sequence {
+    last: Option<u64>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    First,
+    /// Above the last one; `missed` numbers in between never came.
+    Next {
+        missed: u64,
+    },
+    /// Not above the last one: a repeat (or one out of order, after a hole was counted).
+    Repeat,
+}
+
+impl Sequence {
+    fn see(&mut self, seq: u64) -> Seen {
+        match self.last {
+            Some(prev) if seq <= prev => Seen::Repeat,
+            prev => {
+                self.last = Some(seq);
+                prev.map_or(Seen::First, |p| Seen::Next { missed: seq - p - 1 })
+            }
+        }
+    }
 }
 
 /// The parent's handle on a set of worker processes.
@@ -352,12 +444,7 @@ impl Pool {
         }
         let mut ready = Ready::default();
         for w in &mut workers {
-            let r: Ready = serde_json::from_str(&w.expect("READY", Duration::from_secs(180)).await?)?;
-            ready.opened += r.opened;
-            ready.failed += r.failed;
-            if ready.first_error.is_none() {
-                ready.first_error = r.first_error;
-            }
+            ready.add(serde_json::from_str(&w.expect("READY", Duration::from_secs(180)).await?)?);
         }
         Ok((Pool { workers }, ready))
     }
@@ -374,6 +461,11 @@ impl Pool {
         self.tell("GO").await
     }
 
+    /// Ends the measured window: each report's `pushes_before_mark` is what arrived until now.
+    pub async fn mark(&mut self) -> anyhow::Result<()> {
+        self.tell("MARK").await
+    }
+
     /// Stops every worker and returns their reports (connections close as the workers exit).
     pub async fn stop(mut self) -> anyhow::Result<Vec<Report>> {
         self.tell("STOP").await?;
@@ -385,5 +477,18 @@ impl Pool {
             let _ = tokio::time::timeout(Duration::from_secs(30), w.child.wait()).await;
         }
         Ok(reports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_seq_is_a_repeat_not_a_delivery() {
+        let mut s = Sequence::default();
+        let seen: Vec<Seen> = [3, 4, 4, 6, 5, 7].into_iter().map(|q| s.see(q)).collect();
+        use Seen::*;
+        assert_eq!(seen, [First, Next { missed: 0 }, Repeat, Next { missed: 1 }, Repeat, Next { missed: 0 }]);
     }
 }

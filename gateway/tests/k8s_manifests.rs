@@ -684,7 +684,7 @@ fn app_image_holds_spin_toml_and_the_component_where_spin_toml_says() {
 fn gateway_image_is_the_static_sidecar_build_run_as_the_pods_user() {
     let lines = dockerfile("images/gateway.Dockerfile");
     let builds: Vec<&String> = lines.iter().filter(|l| l.starts_with("RUN cargo build ")).collect();
-    assert_eq!(builds.len(), 1, "one `RUN cargo build` line (scripts/sidecar-smoke.sh runs it)");
+    assert_eq!(builds.len(), 1, "one `RUN cargo build` line (scripts/sidecar-build.sh runs it)");
     let build: Vec<&str> = builds[0].split_whitespace().collect();
     for flag in [["-p", env!("CARGO_PKG_NAME")], ["--target", "x86_64-unknown-linux-musl"]] {
         assert!(build.windows(2).any(|w| w == flag), "{} lacks {flag:?}", builds[0]);
