@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -23,7 +23,7 @@ use tracing::{info, warn};
 #[derive(Debug, Default)]
 pub struct Drain {
     /// Set when the drain begins; connection loops read it instead of polling their signal.
-    draining: Arc<AtomicBool>,
+    draining: AtomicBool,
     /// One signal per open WebSocket. A oneshot per connection rather than one shared
     /// CancellationToken: polling a shared token takes a lock that every connection contends for.
     sockets: Mutex<HashMap<u64, oneshot::Sender<()>>>,
@@ -53,11 +53,6 @@ impl Drain {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
-    }
-
-    /// The flag a connection loop reads before it polls its own signal.
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.draining.clone()
     }
 
     /// The signal HTTP connections shut down on.

@@ -70,13 +70,8 @@ pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: Socket
     app.count_ignored(&ignored);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let settings = shared.ws.clone();
-    let cx = crate::ws::conn::Context {
-        id,
-        settings: settings.clone(),
-        metrics: shared.metrics.clone(),
-        drain,
-        draining: shared.drain.flag(),
-    };
+    let cx =
+        crate::ws::conn::Context { id, settings: settings.clone(), metrics: shared.metrics.clone(), drain };
     let span = debug_span!("app", conn = id, %peer);
     shared.drain.websockets.spawn(
         async move {

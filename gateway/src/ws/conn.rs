@@ -9,8 +9,7 @@ use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
@@ -34,8 +33,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Fires when the gateway starts draining: close with 1001.
     pub drain: oneshot::Receiver<()>,
-    /// Set before `drain` fires, so the loop need not poll `drain` on every turn.
-    pub draining: Arc<AtomicBool>,
 }
 
 /// Every deadline the loop keeps, behind one tokio timer: one registration in the runtime's timer
@@ -90,27 +87,15 @@ impl Closing {
 /// One future polls everything in a fixed order (like a biased `select!`), with the socket owned
 /// whole: reading and writing need no `split()` and no lock between the two halves.
 pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
-    let Context { id, settings, metrics, mut drain, draining } = cx;
+    let Context { id, settings, metrics, mut drain } = cx;
     let mut outbox = Outbox::default();
 
     let start = Instant::now();
     let mut deadlines =
         Deadlines { ping: start + settings.ping_interval, idle: start + settings.idle_timeout, close: None };
-    // A copy of the timer's deadline, kept beside the loop's other state: comparing it after each
-    // event does not touch the timer's own memory.
-    let mut timer_at = deadlines.next(handler.deadline());
-    let timer = sleep_until(timer_at);
+    let timer = sleep_until(deadlines.next(handler.deadline()));
     tokio::pin!(timer);
     let mut last_heard = start;
-
-    // The drain signal and the timer keep the waker they were last polled with and wake it when
-    // they fire, so while the task's waker stays the same (`will_wake`), polling them again on every
-    // turn only re-checks state in memory of its own (a cache miss per message at a thousand
-    // connections). They are polled when the waker changes, when the timer is reset, and once
-    // their cheap checks (the shared `draining` flag, `Sleep::is_elapsed`) say they fired.
-    let mut armed_with: Option<Waker> = None;
-    let mut drain_armed = false;
-    let mut timer_armed = false;
 
     let mut closing = Closing::default();
     let mut reading = true;
@@ -118,17 +103,9 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
     loop {
         let mut timer_fired = false;
         let event = poll_fn(|cx| {
-            if !armed_with.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-                armed_with = Some(cx.waker().clone());
-                drain_armed = false;
-                timer_armed = false;
-            }
             // A oneshot must not be polled after it fired: only until closing starts.
-            if !closing.begun() && (!drain_armed || draining.load(Ordering::Acquire)) {
-                if Pin::new(&mut drain).poll(cx).is_ready() {
-                    return Poll::Ready(Event::Drain);
-                }
-                drain_armed = true;
+            if !closing.begun() && Pin::new(&mut drain).poll(cx).is_ready() {
+                return Poll::Ready(Event::Drain);
             }
             if outbox.has_work() {
                 let flushed = outbox.poll_flush(cx, &mut ws, &metrics);
@@ -138,11 +115,8 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
                     return Poll::Ready(Event::Flushed(result));
                 }
             }
-            if !timer_armed || timer.is_elapsed() {
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Timer);
-                }
-                timer_armed = true;
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
             }
             if let Poll::Ready(ready) = handler.poll_ready(cx) {
                 return Poll::Ready(Event::Ready(ready));
@@ -285,10 +259,8 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
             break;
         }
         let next = deadlines.next(handler.deadline());
-        if timer_fired || next != timer_at {
-            timer_at = next;
-            timer.as_mut().reset(timer_at);
-            timer_armed = false;
+        if timer_fired || next != timer.deadline() {
+            timer.as_mut().reset(next);
         }
     }
 

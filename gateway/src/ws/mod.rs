@@ -7,7 +7,6 @@ pub mod handler;
 pub mod handshake;
 pub mod outbox;
 pub mod push;
-pub mod socket;
 pub mod upgrade;
 pub mod websocket;
 

@@ -69,18 +69,14 @@ impl Outbox {
     /// The common case: nothing is waiting and the writer is ready, so the frame goes straight to
     /// it (the flush step then writes it out) and the queue never allocates. Otherwise it queues.
     pub fn send_or_queue(&mut self, ws: &mut WebSocket, message: Message, kind: Kind, metrics: &Metrics) {
-        if self.queue.is_empty() {
-            // Asking without a waker is enough: on Pending, the flush step asks again properly.
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            if let Poll::Ready(Ok(())) = ws.poll_ready(&mut cx) {
-                let len = message.len() as u64;
-                if ws.start_send(message).is_ok() {
-                    self.unflushed = true;
-                    Self::count(kind, len, metrics);
-                }
-                // A failed start_send means the connection is gone; the next read or flush ends it.
-                return;
+        if self.queue.is_empty() && ws.is_ready() {
+            let len = message.len() as u64;
+            if ws.start_send(message).is_ok() {
+                self.unflushed = true;
+                Self::count(kind, len, metrics);
             }
+            // A failed start_send means the connection is gone; the next read or flush ends it.
+            return;
         }
         self.push(message, kind);
     }

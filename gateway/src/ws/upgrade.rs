@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use tracing::{Instrument, debug, debug_span, warn};
@@ -14,7 +15,6 @@ use tracing::{Instrument, debug, debug_span, warn};
 use super::builtin::Builtin;
 use super::handshake::Rejection;
 use super::push::Schedule;
-use super::socket::Socket;
 use super::websocket::WebSocket;
 use crate::body::{self, Body};
 use crate::http::ConnIo;
@@ -107,13 +107,7 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
     let settings = shared.ws.clone();
     let schedule =
         settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
-    let cx = super::conn::Context {
-        id,
-        settings,
-        metrics: shared.metrics.clone(),
-        drain,
-        draining: shared.drain.flag(),
-    };
+    let cx = super::conn::Context { id, settings, metrics: shared.metrics.clone(), drain };
     let on_upgrade = hyper::upgrade::on(&mut req);
     // A debug-level span: at the default `info` it is never built, which saves ~0.4 KB per idle
     // connection; the events themselves carry `conn`.
@@ -134,12 +128,14 @@ pub fn builtin(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAdd
 }
 
 /// Waits for hyper to hand the upgraded connection back, as the bare TCP socket plus whatever the
-/// client sent right behind its handshake (WebSocket data, too).
+/// client sent right behind its handshake (WebSocket data, too). `buffers` fixes the kernel's send
+/// and receive buffers at that many bytes each (it doubles them for its own bookkeeping), instead of
+/// letting autotuning grow them to megabytes for a peer that stops reading.
 pub async fn take_socket(
     on_upgrade: hyper::upgrade::OnUpgrade,
     id: u64,
     buffers: Option<usize>,
-) -> Option<(Socket, Vec<u8>)> {
+) -> Option<(TcpStream, Vec<u8>)> {
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -155,9 +151,9 @@ pub async fn take_socket(
             // buffer alive (twice an idle connection's whole footprint).
             let early = read_buf.to_vec();
             drop(read_buf);
-            let socket = Socket::new(io.into_inner());
+            let socket = io.into_inner();
             if let Some(bytes) = buffers
-                && let Err(error) = socket.set_buffers(bytes)
+                && let Err(error) = set_buffers(&socket, bytes)
             {
                 debug!(conn = id, %error, "cannot size the socket's buffers");
             }
@@ -169,6 +165,12 @@ pub async fn take_socket(
             None
         }
     }
+}
+
+pub(super) fn set_buffers(socket: &TcpStream, bytes: usize) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    socket.set_send_buffer_size(bytes)?;
+    socket.set_recv_buffer_size(bytes)
 }
 
 /// The `101` that completes a handshake.

@@ -1,4 +1,4 @@
-//! A WebSocket on a [`Socket`]: tungstenite's protocol layer, driven from the connection task.
+//! A WebSocket on a TCP stream: tungstenite's protocol layer, driven from the connection task.
 //!
 //! tungstenite speaks the protocol over blocking-style `Read` and `Write`. tokio-tungstenite's
 //! `WebSocketStream` adapts that to async with a waker proxy: before each call it registers the
@@ -17,58 +17,50 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
-use super::socket::Socket;
-
 /// One accepted WebSocket: its socket and tungstenite's state for it.
 #[derive(Debug)]
 pub struct WebSocket {
-    socket: Socket,
+    socket: TcpStream,
     protocol: WebSocketContext,
     /// A write found the socket full: bytes wait in tungstenite's buffer, and the next message
     /// waits until a flush has written them out.
     blocked: bool,
-    /// The stream has ended (the closing handshake completed, or an error was reported): reading
-    /// returns `None` from now on.
-    ended: bool,
 }
 
 impl WebSocket {
     /// A server-side WebSocket on `socket`, whose client already sent `early` (the bytes that came
     /// right behind its handshake).
-    pub fn new(socket: Socket, early: Vec<u8>, config: WebSocketConfig) -> Self {
+    pub fn new(socket: TcpStream, early: Vec<u8>, config: WebSocketConfig) -> Self {
         WebSocket {
             socket,
             protocol: WebSocketContext::from_partially_read(early, Role::Server, Some(config)),
             blocked: false,
-            ended: false,
         }
     }
 
     /// The next message from the client; `None` once the stream has ended. Pings are answered and
-    /// a Close is replied to inside tungstenite (the replies go out with the next flush).
+    /// a Close is replied to inside tungstenite (the replies go out with the next flush). After
+    /// `None` or an error the connection loop reads no more.
     pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
         match self.protocol.read(&mut Io { socket: &mut self.socket, cx }) {
             Ok(message) => Poll::Ready(Some(Ok(message))),
             Err(error) if would_block(&error) => Poll::Pending,
-            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Err(error) => {
-                self.ended = true;
-                Poll::Ready(Some(Err(error)))
-            }
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(None),
+            Err(error) => Poll::Ready(Some(Err(error))),
         }
     }
 
-    /// Ready when the writer takes another message: nothing waits in it for the socket.
+    /// Whether the writer takes another message now: nothing waits in it for the socket.
+    pub fn is_ready(&self) -> bool {
+        !self.blocked
+    }
+
+    /// Ready when the writer takes another message, flushing what waits in it first.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         if self.blocked { self.poll_flush(cx) } else { Poll::Ready(Ok(())) }
     }
@@ -120,7 +112,7 @@ fn would_block(error: &WsError) -> bool {
 /// The socket as tungstenite's `Read + Write`, for one call made with the task's context: a socket
 /// that is not ready registers the task's waker and answers `WouldBlock`.
 struct Io<'a, 'cx> {
-    socket: &'a mut Socket,
+    socket: &'a mut TcpStream,
     cx: &'a mut Context<'cx>,
 }
 
@@ -144,7 +136,7 @@ impl Write for Io<'_, '_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // The socket buffers nothing of its own: a write that returned went to the kernel.
+        // A TCP stream buffers nothing of its own: a write that returned went to the kernel.
         Ok(())
     }
 }
@@ -172,12 +164,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let socket = Socket::new(server);
         if let Some(bytes) = buffers {
-            socket.set_buffers(bytes).unwrap();
+            super::super::upgrade::set_buffers(&server, bytes).unwrap();
         }
         let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
-        (WebSocket::new(socket, Vec::new(), WebSocketConfig::default()), client)
+        (WebSocket::new(server, Vec::new(), WebSocketConfig::default()), client)
     }
 
     #[tokio::test]
