@@ -999,3 +999,49 @@ fn network_policies_let_the_gateway_and_redis_meet_on_the_redis_port_and_nothing
         .collect();
     assert_eq!(ports, [redis_port]);
 }
+
+/// The publish API asks a token of every publisher but the component beside it: the gateway reads
+/// `--publish-token-file` from a read-only mount of one key of a Secret that the README's Deploy
+/// commands create, and the file exists in the pod only through that mount.
+#[test]
+fn publish_api_asks_a_token_from_a_mounted_secret_that_the_readme_creates() {
+    let deployment = object("Deployment");
+    let gateway = container(&deployment, "gateway");
+    let file = gateway_config(&deployment).publish_token_file.expect("the gateway has --publish-token-file");
+    let file = file.to_str().expect("a UTF-8 path");
+    let mounts = gateway["volumeMounts"].as_array().expect("the gateway mounts the token");
+    let mount = mounts
+        .iter()
+        .find(|m| Path::new(file).parent() == Some(Path::new(str_of(&m["mountPath"], "mountPath"))))
+        .unwrap_or_else(|| panic!("no volume is mounted where {file} is"));
+    assert_eq!(mount["readOnly"], true, "the token's mount is read-only");
+    let volume = pod_spec(&deployment)["volumes"]
+        .as_array()
+        .expect("pod volumes")
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("no pod volume {}", mount["name"]));
+    let secret = &volume["secret"];
+    let name = str_of(&secret["secretName"], "the Secret's name");
+    let file_name = Path::new(file).file_name().unwrap().to_str().unwrap();
+    let item = secret["items"]
+        .as_array()
+        .expect("the volume names its key, so the file is that key alone")
+        .iter()
+        .find(|i| i["path"] == file_name)
+        .unwrap_or_else(|| panic!("the Secret {name} puts no key at {file_name}"));
+    let key = str_of(&item["key"], "the key");
+    assert!(
+        secret.get("optional").is_none_or(|o| o == false),
+        "without the Secret the pod must not start open"
+    );
+
+    let readme = read("README.md");
+    let create = format!("create secret generic {name}");
+    let at = readme.find(&create).unwrap_or_else(|| panic!("README.md shows `kubectl ... {create}`"));
+    let command: String = readme[at..].lines().take(2).collect();
+    assert!(
+        command.contains(&format!("--from-literal={key}=")),
+        "README's command sets the key {key}: {command}"
+    );
+}
