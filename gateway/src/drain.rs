@@ -22,7 +22,9 @@ use tracing::{info, warn};
 /// The drain's state, shared by both listeners and every connection.
 #[derive(Debug, Default)]
 pub struct Drain {
-    /// Set when the drain begins; connection loops read it instead of polling their signal.
+    /// Set when the drain begins: new upgrades are refused, `/readyz` turns 503 and newly accepted
+    /// HTTP connections answer one request. Open WebSockets hear it through their own signal in
+    /// `sockets`.
     draining: AtomicBool,
     /// One signal per open WebSocket. A oneshot per connection rather than one shared
     /// CancellationToken: polling a shared token takes a lock that every connection contends for.
