@@ -215,4 +215,26 @@ mod tests {
         let open = publisher(None);
         assert_eq!(status(&open, pod, None).await, StatusCode::OK, "no token file, no token asked");
     }
+
+    /// The Kubernetes deployment relies on this: the gateway that `--publish-token-file` starts
+    /// asks for that file's token.
+    #[tokio::test]
+    async fn the_gateways_publish_api_asks_the_token_of_its_token_file() {
+        use clap::Parser;
+        let file = std::env::temp_dir().join(format!("sidestream-publish-token-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let args = ["--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0", "--upstream=http://127.0.0.1:9"];
+        let token_flag = format!("--publish-token-file={}", file.display());
+        let config = crate::Config::try_parse_from(
+            std::iter::once("sidestream-gateway").chain(args).chain([token_flag.as_str()]),
+        )
+        .unwrap();
+        let gateway = crate::Gateway::bind(config).await;
+        std::fs::remove_file(&file).unwrap();
+        let gateway = gateway.expect("binds");
+        let publisher = &gateway.shared().publisher;
+        let pod = [10, 1, 2, 3];
+        assert_eq!(status(publisher, pod, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(publisher, pod, Some("Bearer s3cret")).await, StatusCode::OK, "the file's line");
+    }
 }

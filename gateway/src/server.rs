@@ -108,6 +108,12 @@ impl Gateway {
         self.admin.local_addr()
     }
 
+    /// What the bound gateway serves with, for tests inside the crate.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Serves until `shutdown` completes, then drains (see [`crate::drain`]) and returns. Both
     /// listeners keep answering during the drain, so probes see 503 rather than a refused
     /// connection, and late page loads are still served.
