@@ -179,6 +179,7 @@ test("the chart follows a resize of the window", TIMEOUT, async (t) => {
   });
   assert.equal(narrow.width, Math.round(narrow.css));
   assert.ok(narrow.width < wide, `${narrow.width} < ${wide}`);
-  const ink = await chartInk(page);
+  // Setting the canvas's width clears it; the redraw comes with the next animation frame.
+  const ink = await waitForInk(page, (ink) => ink.pixels > 0);
   assert.ok(ink.pixels > 0, "the line is redrawn at the new size");
 });
