@@ -369,7 +369,7 @@ async fn a_redis_killed_and_restarted_mid_stream_loses_nothing_it_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended() {
+async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended_and_ends_the_rest() {
     const ON_A: usize = 5;
     let redis = Redis::start().await;
     // A reaches Redis as its own user, so the test can cut A off while B stays connected.
@@ -392,9 +392,11 @@ async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended
         ids.insert(app.next_with("OPEN").await.headers["connection-id"].to_str().unwrap().to_owned());
         clients.push(ws);
     }
+    // The app hears an OPEN before the gateway writes the connection's record: wait for all of them.
     eventually("A's connections are recorded", async || {
         let keys = redis.command("KEYS sidestream:gw:*:conns").await;
-        keys.lines().any(|l| l.starts_with("sidestream:gw:"))
+        let Some(key) = keys.lines().find(|l| l.starts_with("sidestream:gw:")) else { return false };
+        redis.command(&format!("HLEN {key}")).await.trim() == format!(":{ON_A}")
     })
     .await;
 
@@ -412,9 +414,18 @@ async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended
         assert!(ids.contains(&id), "{id}");
         assert!(disconnected.insert(id), "one DISCONNECT each");
     }
+    // A connection opened while A is cut off has no record in Redis: B cannot know it.
+    let (late, _) = within(
+        "connect to A cut off",
+        tokio_tungstenite::connect_async(format!("ws://{}/chat?late", a.addr)),
+    )
+    .await
+    .expect("accepted without Redis");
+    let late_id = app.next_with("OPEN").await.headers["connection-id"].to_str().unwrap().to_owned();
+    clients.push(late);
 
-    // Back: A finds itself reaped and closes those connections (they reconnect and open anew),
-    // without a second DISCONNECT; a new connection on A is A's own again.
+    // Back: A finds itself reaped and closes every connection (they reconnect and open anew). It
+    // sends no second DISCONNECT for what B ended, and the one for the connection only it knew.
     assert_eq!(redis.command("ACL SETUSER alice on").await, "+OK\r\n");
     for ws in &mut clients {
         assert_eq!(close_code(ws).await, 1012);
@@ -423,13 +434,15 @@ async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended
         within("connect to A again", tokio_tungstenite::connect_async(format!("ws://{}/chat?new", a.addr)))
             .await
             .unwrap();
-    let open = app.next().await;
-    assert_eq!(open.events, ["OPEN"], "no DISCONNECT from A for what B ended");
+    let mut next_two = [app.next().await, app.next().await];
+    next_two.sort_by_key(|seen| seen.events.clone());
+    assert_eq!(next_two.each_ref().map(|seen| seen.events.clone()), [["DISCONNECT"], ["OPEN"]]);
+    assert_eq!(next_two[0].headers["connection-id"], late_id.as_str(), "A ended the one B did not know");
     send(&mut fresh, Message::text("hello again")).await;
     assert_eq!(next_data(&mut fresh).await, Message::text("hello again"));
     let m = Metrics::parse(&request(a.admin, "GET", "/metrics", &[]).await.text());
     assert_eq!(m.get(r#"sidestream_lease_renewals_total{result="reaped"}"#), 1.0);
     let from_a = m.get(r#"sidestream_app_last_events_total{event="disconnect",result="delivered"}"#);
-    assert_eq!(from_a, 0.0, "A delivered none of the DISCONNECTs B had delivered");
+    assert_eq!(from_a, 1.0, "A delivered none of the DISCONNECTs B had delivered");
     drop(b);
 }

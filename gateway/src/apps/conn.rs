@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
 use tracing::{debug, warn};
 
+use super::lease::Reaped;
 use super::session::{Action, Failure, Ignored, Session};
 use crate::backend::ExchangeError;
 use crate::channels::filter::Filters;
@@ -57,9 +58,8 @@ impl InFlight {
 pub enum Ready {
     /// The first answer's actions, carried out once the socket is up.
     Opened(Vec<Action>),
-    /// Another gateway ended this connection for the component while this one was cut off from
-    /// Redis ([`super::lease`]).
-    Reaped,
+    /// Another gateway reaped this one while it was cut off from Redis ([`super::lease`]).
+    Reaped(Reaped),
     /// The rest of an answer, held while a subscription took its starting position.
     Started(Vec<Action>),
     /// A publication to a channel the connection joined.
@@ -118,7 +118,7 @@ pub struct ComponentApp {
     /// meanwhile the mailbox is not read (when it is full, the hub drops and counts).
     waiting: Option<Arc<Publication>>,
     /// Fires if this gateway is found reaped.
-    reaped: Option<oneshot::Receiver<()>>,
+    reaped: Option<oneshot::Receiver<Reaped>>,
     _active: Active,
 }
 
@@ -479,8 +479,8 @@ impl Handler for ComponentApp {
             && let Poll::Ready(result) = Pin::new(reaped).poll(cx)
         {
             self.reaped = None;
-            if result.is_ok() {
-                return Poll::Ready(Ready::Reaped);
+            if let Ok(reaped) = result {
+                return Poll::Ready(Ready::Reaped(reaped));
             }
         }
         // Nothing else moves while an answer waits for its subscription's start: it keeps order.
@@ -507,9 +507,10 @@ impl Handler for ComponentApp {
         let metrics = self.shared.metrics.clone();
         let (kind, body, attempt, result) = match ready {
             Ready::Opened(actions) | Ready::Started(actions) => return self.act(actions, out),
-            Ready::Reaped => {
-                self.dropped = true;
-                return Flow::Close(1012, "the gateway restarts this connection".into());
+            Ready::Reaped(reaped) => {
+                // The reaper told the component of what it knew; the rest is told from here.
+                self.dropped = reaped == Reaped::Ended;
+                return Flow::Fail(1012, "the gateway restarts this connection".into());
             }
             Ready::Published(publication) => return self.published(publication, out),
             Ready::Answered { kind, body, attempt, result } => (kind, body, attempt, result),

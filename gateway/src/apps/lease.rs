@@ -12,7 +12,11 @@
 //!
 //! A gateway that was only cut off from Redis and comes back to find itself reaped has had its
 //! connections ended for the component: it closes them with 1012 (they reconnect, and open anew)
-//! and goes on under a new id. A gateway that drains removes its lease and records itself.
+//! and goes on under a new id. A connection whose record never reached Redis (it opened while the
+//! gateway was cut off, or just before) was unknown to the reaper: it closes with 1012 too, and its
+//! own gateway sends its `DISCONNECT`. A record whose write got no answer counts as not written, so
+//! in that narrow case the component may hear a `DISCONNECT` twice, never none. A gateway that
+//! drains removes its lease and records itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -104,12 +108,29 @@ enum Change {
     Delete,
 }
 
+/// What a connection hears when its gateway is found reaped.
+#[derive(Debug, PartialEq)]
+pub enum Reaped {
+    /// The reaper read its record and sent its `DISCONNECT`: nothing more is told.
+    Ended,
+    /// Its record never reached Redis, so the reaper did not know it: its `DISCONNECT` is still
+    /// to be sent, by its own gateway.
+    Unrecorded,
+}
+
+/// A connection that has a record (or one on its way).
+struct Live {
+    /// Tells the connection that the gateway was reaped.
+    tx: oneshot::Sender<Reaped>,
+    /// Redis answered a write of its record.
+    recorded: bool,
+}
+
 struct State {
     id: String,
     /// Changes not written yet, by connection id (a later change replaces an earlier one).
     pending: HashMap<String, Change>,
-    /// What tells each live connection that it was reaped.
-    reaped: HashMap<String, oneshot::Sender<()>>,
+    live: HashMap<String, Live>,
 }
 
 struct Inner {
@@ -142,7 +163,7 @@ impl Leases {
 
     /// Leases in Redis, lasting `lease`; nothing happens until [`Leases::start`].
     pub fn new(commands: Commands, lease: Duration) -> Self {
-        let state = State { id: gateway_id(), pending: HashMap::new(), reaped: HashMap::new() };
+        let state = State { id: gateway_id(), pending: HashMap::new(), live: HashMap::new() };
         Leases(Some(Arc::new(Inner { state: Mutex::new(state), wake: Notify::new(), commands, lease })))
     }
 
@@ -155,12 +176,12 @@ impl Leases {
     }
 
     /// Keeps a record of a new connection; the receiver fires if the gateway is found reaped.
-    pub fn register(&self, session: &Session) -> Option<oneshot::Receiver<()>> {
+    pub fn register(&self, session: &Session) -> Option<oneshot::Receiver<Reaped>> {
         let inner = self.0.as_ref()?;
         let (tx, rx) = oneshot::channel();
         let mut state = inner.state();
         state.pending.insert(session.id.clone(), Change::Put { record: session.record(), urgent: true });
-        state.reaped.insert(session.id.clone(), tx);
+        state.live.insert(session.id.clone(), Live { tx, recorded: false });
         drop(state);
         inner.wake.notify_one();
         Some(rx)
@@ -170,18 +191,20 @@ impl Leases {
     pub fn update(&self, session: &Session) {
         let Some(inner) = &self.0 else { return };
         let mut state = inner.state();
-        if !state.reaped.contains_key(&session.id) {
-            return;
-        }
-        let urgent = matches!(state.pending.get(&session.id), Some(Change::Put { urgent: true, .. }));
+        // Until Redis has a record of it, the connection's record goes out at once.
+        let Some(urgent) = state.live.get(&session.id).map(|live| !live.recorded) else { return };
         state.pending.insert(session.id.clone(), Change::Put { record: session.record(), urgent });
+        if urgent {
+            drop(state);
+            inner.wake.notify_one();
+        }
     }
 
     /// The connection has ended and the component has been told (or given up on).
     pub fn release(&self, id: &str) {
         let Some(inner) = &self.0 else { return };
         let mut state = inner.state();
-        if state.reaped.remove(id).is_some() {
+        if state.live.remove(id).is_some() {
             state.pending.insert(id.to_owned(), Change::Delete);
             drop(state);
             inner.wake.notify_one();
@@ -225,6 +248,18 @@ impl Inner {
         (state.id.clone(), changes)
     }
 
+    /// Redis has written these changes: their connections are known to a reaper.
+    fn written(&self, changes: &[(String, Change)]) {
+        let mut state = self.state();
+        for (id, change) in changes {
+            if let Change::Put { .. } = change
+                && let Some(live) = state.live.get_mut(id)
+            {
+                live.recorded = true;
+            }
+        }
+    }
+
     /// Puts changes that could not be written back, unless newer ones came meanwhile.
     fn give_back(&self, changes: Vec<(String, Change)>) {
         let mut state = self.state();
@@ -233,19 +268,20 @@ impl Inner {
         }
     }
 
-    /// The gateway was reaped: its connections close (the component has heard their end) and it
-    /// goes on under a new id.
+    /// The gateway was reaped: its connections close (the component has heard the end of those
+    /// the reaper knew) and it goes on under a new id.
     fn reaped(&self, shared: &Shared) {
         let mut state = self.state();
         let old = std::mem::replace(&mut state.id, gateway_id());
         state.pending.clear();
-        let connections: Vec<oneshot::Sender<()>> = state.reaped.drain().map(|(_, tx)| tx).collect();
-        warn!(gateway = %old, now = %state.id, connections = connections.len(),
+        let connections: Vec<Live> = state.live.drain().map(|(_, live)| live).collect();
+        let unrecorded = connections.iter().filter(|live| !live.recorded).count();
+        warn!(gateway = %old, now = %state.id, connections = connections.len(), unrecorded,
             "this gateway lost its lease and was reaped; closing its app connections with 1012");
         drop(state);
         shared.metrics.lease_renewal("reaped");
-        for tx in connections {
-            let _ = tx.send(());
+        for Live { tx, recorded } in connections {
+            let _ = tx.send(if recorded { Reaped::Ended } else { Reaped::Unrecorded });
         }
     }
 }
@@ -290,6 +326,9 @@ async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
                 Ok(1) => conn.zadd(GATEWAYS, &id, now_ms() + inner.lease.as_millis() as u64).await,
                 _ => Ok(()),
             };
+            if renewed == Ok(1) {
+                inner.written(&changes);
+            }
             let result = match (renewed, listed) {
                 (Ok(1), Ok(())) => "ok",
                 (Ok(1), Err(error)) | (Err(error), _) => {

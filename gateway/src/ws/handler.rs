@@ -17,7 +17,8 @@ pub enum Flow {
     Continue,
     /// Start the closing handshake with this code and reason (at most 123 bytes are sent).
     Close(u16, Cow<'static, str>),
-    /// The same, on the gateway's behalf rather than the handler's (the handler's work failed).
+    /// The same, on the gateway's behalf rather than the handler's (the handler's work failed, or
+    /// the gateway restarts the connection).
     Fail(u16, Cow<'static, str>),
     /// End the connection now, without a closing handshake.
     Abort,
