@@ -19,7 +19,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, shutdown::signal())) {
+    let served = runtime.block_on(async {
+        let shutdown = shutdown::signal().map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?;
+        run(config, shutdown).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sidestream-gateway: {error:#}");

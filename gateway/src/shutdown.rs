@@ -1,28 +1,31 @@
 //! SIGTERM and SIGINT: the first starts the drain, a second exits at once.
 
-use tracing::{error, info, warn};
+use std::future::Future;
 
-/// Completes on the first SIGTERM or SIGINT. From then on a second signal ends the process
-/// immediately, for an operator who does not want to wait for the drain.
-pub async fn signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the gateway");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT: draining"),
-    }
-    tokio::spawn(async move {
+use tokio::signal::unix::{SignalKind, signal as listen};
+use tracing::{info, warn};
+
+/// Listens for SIGTERM and SIGINT from this call on, and returns what completes on the first.
+/// From then on a second signal ends the process immediately, for an operator who does not want
+/// to wait for the drain.
+///
+/// Call it before binding: a signal that comes while the gateway starts is then a drain, never
+/// the default action that kills the process. It needs the runtime to be running.
+pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = listen(SignalKind::terminate())?;
+    let mut interrupt = listen(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => info!("SIGTERM: draining"),
+            _ = interrupt.recv() => info!("SIGINT: draining"),
         }
-        warn!("second signal: exiting without waiting for the drain");
-        std::process::exit(130);
-    });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            warn!("second signal: exiting without waiting for the drain");
+            std::process::exit(130);
+        });
+    })
 }

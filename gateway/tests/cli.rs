@@ -74,6 +74,18 @@ async fn sigterm_with_1000_clients_sends_1001_to_each_and_exits_0() {
 }
 
 #[tokio::test]
+async fn a_sigterm_as_soon_as_the_gateway_listens_is_a_drain_not_a_kill() {
+    // Kubernetes may stop a pod the moment it starts: the signal must find its handler in place.
+    let Spawned { mut child, log, .. } = spawn(&["--no-push"]).await;
+    let pid = child.id().expect("running").to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let exit = within("exit after the drain", child.wait()).await.unwrap();
+    let log = within("log", log).await.unwrap();
+    assert_eq!(exit.code(), Some(0), "killed by the signal instead of draining ({exit}): {log}");
+    assert!(log.contains("SIGTERM: draining"), "{log}");
+}
+
+#[tokio::test]
 async fn second_signal_exits_at_once() {
     let Spawned { mut child, addr, admin, .. } = spawn(&["--no-push", "--drain-timeout", "60s"]).await;
     // A client that never reads holds the drain open for the whole timeout.
