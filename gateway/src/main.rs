@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use sidestream_gateway::{Config, logging, run, shutdown};
 
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     let served = runtime.block_on(async {
-        let shutdown = shutdown::signal().map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?;
+        let shutdown = shutdown::signal().context("cannot listen for SIGTERM and SIGINT")?;
         run(config, shutdown).await
     });
     match served {

@@ -29,3 +29,18 @@ pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
         });
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_signal_before_the_first_poll_is_caught_and_starts_the_drain() {
+        let drain = super::signal().expect("listening");
+        // Not polled yet, as while the gateway binds: without a handler in place, this kills the
+        // whole test process.
+        let pid = std::process::id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        tokio::time::timeout(Duration::from_secs(10), drain).await.expect("the drain starts");
+    }
+}

@@ -191,13 +191,9 @@ impl Leases {
     pub fn update(&self, session: &Session) {
         let Some(inner) = &self.0 else { return };
         let mut state = inner.state();
-        // Until Redis has a record of it, the connection's record goes out at once.
+        // Until Redis has a record of it, the connection's record goes with the next write.
         let Some(urgent) = state.live.get(&session.id).map(|live| !live.recorded) else { return };
         state.pending.insert(session.id.clone(), Change::Put { record: session.record(), urgent });
-        if urgent {
-            drop(state);
-            inner.wake.notify_one();
-        }
     }
 
     /// The connection has ended and the component has been told (or given up on).
