@@ -37,7 +37,7 @@ pub use config::Config;
 pub use server::Gateway;
 
 /// Binds, serves, and drains when `shutdown` completes. Tests pass any future as the trigger;
-/// the binary passes [`shutdown::signal`].
+/// the binary passes what [`shutdown::signal`] returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     Gateway::bind(config).await?.serve(shutdown).await
 }

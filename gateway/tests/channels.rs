@@ -392,13 +392,21 @@ async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended
         ids.insert(app.next_with("OPEN").await.headers["connection-id"].to_str().unwrap().to_owned());
         clients.push(ws);
     }
-    // The app hears an OPEN before the gateway writes the connection's record: wait for all of them.
+    // The app hears an OPEN before the gateway writes the connection's record: wait for all of them,
+    // and for A to have read Redis's answer (one writer writes in order, so a later renewal counted
+    // as ok means it has); a record whose answer A never read would count as unrecorded.
+    let renewals = async || {
+        let m = Metrics::parse(&request(a.admin, "GET", "/metrics", &[]).await.text());
+        m.get(r#"sidestream_lease_renewals_total{result="ok"}"#)
+    };
     eventually("A's connections are recorded", async || {
         let keys = redis.command("KEYS sidestream:gw:*:conns").await;
         let Some(key) = keys.lines().find(|l| l.starts_with("sidestream:gw:")) else { return false };
         redis.command(&format!("HLEN {key}")).await.trim() == format!(":{ON_A}")
     })
     .await;
+    let written = renewals().await;
+    eventually("A hears that they are", async || renewals().await > written).await;
 
     // Cut off: A's lease runs out and B ends its connections for the app.
     assert_eq!(redis.command("ACL SETUSER alice off").await, "+OK\r\n");
@@ -440,9 +448,14 @@ async fn a_gateway_cut_off_from_redis_past_its_lease_closes_what_the_other_ended
     assert_eq!(next_two[0].headers["connection-id"], late_id.as_str(), "A ended the one B did not know");
     send(&mut fresh, Message::text("hello again")).await;
     assert_eq!(next_data(&mut fresh).await, Message::text("hello again"));
+    // Counted once the app's answer is back at A (the app saw the request a moment before).
+    let delivered = r#"sidestream_app_last_events_total{event="disconnect",result="delivered"}"#;
+    eventually("A counts the DISCONNECT it delivered", async || {
+        Metrics::parse(&request(a.admin, "GET", "/metrics", &[]).await.text()).get(delivered) >= 1.0
+    })
+    .await;
     let m = Metrics::parse(&request(a.admin, "GET", "/metrics", &[]).await.text());
     assert_eq!(m.get(r#"sidestream_lease_renewals_total{result="reaped"}"#), 1.0);
-    let from_a = m.get(r#"sidestream_app_last_events_total{event="disconnect",result="delivered"}"#);
-    assert_eq!(from_a, 1.0, "A delivered none of the DISCONNECTs B had delivered");
+    assert_eq!(m.get(delivered), 1.0, "A delivered one DISCONNECT: none of those B had delivered");
     drop(b);
 }

@@ -78,7 +78,7 @@ async fn a_sigterm_as_soon_as_the_gateway_listens_is_a_drain_not_a_kill() {
     // Kubernetes may stop a pod the moment it starts: the signal must find its handler in place.
     let Spawned { mut child, log, .. } = spawn(&["--no-push"]).await;
     let pid = child.id().expect("running").to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let exit = within("exit after the drain", child.wait()).await.unwrap();
     let log = within("log", log).await.unwrap();
     assert_eq!(exit.code(), Some(0), "killed by the signal instead of draining ({exit}): {log}");

@@ -103,7 +103,8 @@ pub struct ComponentApp {
     keep_alive_at: Option<Instant>,
     /// After `detach`: the client's messages no longer go to the component.
     detached: bool,
-    /// The component ended the connection with `DISCONNECT`: nothing more is told to it.
+    /// Nothing more is told to the component: it ended the connection with `DISCONNECT`, or the
+    /// gateway that reaped this one has sent the connection's `DISCONNECT`.
     dropped: bool,
     /// A GRIP keep-alive for the client, and when it is due.
     keep_alive_message: Option<(KeepAlive, Instant)>,

@@ -14,9 +14,10 @@
 //! connections ended for the component: it closes them with 1012 (they reconnect, and open anew)
 //! and goes on under a new id. A connection whose record never reached Redis (it opened while the
 //! gateway was cut off, or just before) was unknown to the reaper: it closes with 1012 too, and its
-//! own gateway sends its `DISCONNECT`. A record whose write got no answer counts as not written, so
-//! in that narrow case the component may hear a `DISCONNECT` twice, never none. A gateway that
-//! drains removes its lease and records itself.
+//! own gateway sends its `DISCONNECT`. The component may hear a connection's end twice, never
+//! not at all: from its own gateway and from the reaper when the connection ended while its
+//! gateway was cut off (its record could not be removed), or when a record's write got no answer
+//! (it counts as not written). A gateway that drains removes its lease and records itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -130,6 +131,7 @@ struct State {
     id: String,
     /// Changes not written yet, by connection id (a later change replaces an earlier one).
     pending: HashMap<String, Change>,
+    /// The connections that have not ended yet, by id.
     live: HashMap<String, Live>,
 }
 
