@@ -358,10 +358,11 @@ fn parse_upstream(value: &str) -> anyhow::Result<Uri> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> anyhow::Result<Config> {
+    /// The config the binary would run with for these flags, for tests inside the crate.
+    pub(crate) fn parse(args: &[&str]) -> anyhow::Result<Config> {
         let config =
             Config::try_parse_from(std::iter::once("sidestream-gateway").chain(args.iter().copied()))?;
         config.validate()?;

@@ -220,14 +220,15 @@ mod tests {
     /// asks for that file's token.
     #[tokio::test]
     async fn the_gateways_publish_api_asks_the_token_of_its_token_file() {
-        use clap::Parser;
         let file = std::env::temp_dir().join(format!("sidestream-publish-token-{}", std::process::id()));
         std::fs::write(&file, "s3cret\n").unwrap();
-        let args = ["--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0", "--upstream=http://127.0.0.1:9"];
         let token_flag = format!("--publish-token-file={}", file.display());
-        let config = crate::Config::try_parse_from(
-            std::iter::once("sidestream-gateway").chain(args).chain([token_flag.as_str()]),
-        )
+        let config = crate::config::tests::parse(&[
+            "--listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            "--upstream=http://127.0.0.1:9",
+            &token_flag,
+        ])
         .unwrap();
         let gateway = crate::Gateway::bind(config).await;
         std::fs::remove_file(&file).unwrap();

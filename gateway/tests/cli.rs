@@ -76,6 +76,8 @@ async fn sigterm_with_1000_clients_sends_1001_to_each_and_exits_0() {
 #[tokio::test]
 async fn a_sigterm_as_soon_as_the_gateway_listens_is_a_drain_not_a_kill() {
     // Kubernetes may stop a pod the moment it starts: the signal must find its handler in place.
+    // This checks what the operator sees; the order (handlers before the bind) is pinned by the
+    // unit test in shutdown.rs, as the gap it closed is too short to hit from here.
     let Spawned { mut child, log, .. } = spawn(&["--no-push"]).await;
     let pid = child.id().expect("running").to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
