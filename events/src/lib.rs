@@ -37,6 +37,7 @@ pub mod event;
 pub mod extension;
 pub mod publish;
 pub mod reply;
+pub mod sig;
 
 pub use control::Control;
 pub use event::{Close, Error, ErrorKind, Event, Events, encode, parse};
