@@ -30,6 +30,10 @@ pub enum Fault {
     /// `/fault/slow-body?ms=N`: answers 200 with the first line of its body, sleeps N ms (default
     /// 1000) in a host call, then sends the second line: a guest still at work after its head.
     SlowBody(u64),
+    /// `/fault/key-value`: opens Spin's key-value store, an interface (`fermyon:spin/key-value`)
+    /// Spin offers and the embedded host does not: a component written for Spin still loads there,
+    /// and only this call fails.
+    KeyValue,
 }
 
 /// The fault a request target (`path?query`) asks for, if it names one.
@@ -41,6 +45,7 @@ pub fn parse(target: &str) -> Option<Fault> {
         "oom" => Some(Fault::Oom(param(query, "mib").unwrap_or(MAX_MIB))),
         "slow" => Some(Fault::Slow(param(query, "ms").unwrap_or(1000))),
         "slow-body" => Some(Fault::SlowBody(param(query, "ms").unwrap_or(1000))),
+        "key-value" => Some(Fault::KeyValue),
         _ => None,
     }
 }
@@ -76,6 +81,10 @@ pub async fn inject(fault: Fault, out: ResponseOutparam) {
             text(200, format!("slept {ms} ms\n"))
         }
         Fault::SlowBody(ms) => return slow_body(ms, out).await,
+        Fault::KeyValue => match spin_sdk::key_value::Store::open_default() {
+            Ok(_) => text(200, "the key-value store is open\n".into()),
+            Err(error) => text(500, format!("no key-value store: {error}\n")),
+        },
     };
     crate::export::send(out, response).await;
 }

@@ -45,11 +45,23 @@ mod export {
         send(out, response).await;
     }
 
-    /// A WebSocket-over-HTTP request for one of the apps, answered by it (after its publish).
+    /// A WebSocket-over-HTTP request for one of the apps, answered by it (after its publish), if
+    /// the gateway signed it.
     async fn app(req: &Request) -> Option<Response> {
         let content_type = req.header("content-type").and_then(|v| v.as_str());
         if !super::apps::is_websocket_events(&req.method().to_string(), content_type) {
             return None;
+        }
+        let settings = match settings() {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("the component's variables are not set: {error}");
+                return Some(Response::new(500, "the component is not configured\n"));
+            }
+        };
+        let signature = req.header(sidestream_events::sig::HEADER).and_then(|v| v.as_str());
+        if let Err(refusal) = super::apps::authenticate(signature, &settings.keys, now_ms() / 1000) {
+            return Some(build(refusal.answer));
         }
         let meta = sidestream_events::meta_of(
             req.headers().filter_map(|(name, value)| Some((name, value.as_str()?))),
@@ -73,21 +85,36 @@ mod export {
         };
         let super::apps::Outcome { mut answer, publish } = super::apps::handle(request, now_ms())?;
         if let Some(publish) = publish
-            && !published(publish.body).await
+            && !published(&settings, publish.body).await
         {
             answer.body.extend_from_slice(&publish.if_failed);
         }
         Some(build(answer))
     }
 
+    /// The component's Spin variables (see [`super::apps::Settings`]).
+    fn settings() -> Result<super::apps::Settings, spin_sdk::variables::Error> {
+        use spin_sdk::variables::get;
+        let previous = get("grip_key_previous")?;
+        let keys = std::iter::once(get("grip_key")?).chain((!previous.is_empty()).then_some(previous));
+        Ok(super::apps::Settings {
+            keys: keys.collect(),
+            publish_url: get("publish_url")?,
+            publish_token: get("publish_token")?,
+        })
+    }
+
     /// Posts a publish body to the gateway; whether it took it.
-    async fn published(body: String) -> bool {
-        let request = Request::builder()
+    async fn published(settings: &super::apps::Settings, body: String) -> bool {
+        let mut request = Request::builder();
+        request
             .method(spin_sdk::http::Method::Post)
-            .uri(super::apps::PUBLISH_URL)
-            .header("content-type", "application/json")
-            .body(body)
-            .build();
+            .uri(settings.publish_url.as_str())
+            .header("content-type", "application/json");
+        if !settings.publish_token.is_empty() {
+            request.header("authorization", format!("Bearer {}", settings.publish_token));
+        }
+        let request = request.body(body).build();
         match spin_sdk::http::send::<_, Response>(request).await {
             Ok(response) if *response.status() == 200 => true,
             Ok(response) => {

@@ -66,19 +66,45 @@ fn manifest_routes_everything_to_the_component() {
     assert_eq!(triggers[0]["route"].as_str(), Some("/..."));
     let id = triggers[0]["component"].as_str().expect("trigger names a component");
     let component = manifest["component"][id].as_table().expect("the named component exists");
-    // The one host it calls: the gateway's publish API, where the apps publish (`apps::PUBLISH_URL`).
+    // The one host it calls: the gateway's publish API, where the apps publish, from a variable.
     let outbound: Vec<&str> = component["allowed_outbound_hosts"]
         .as_array()
         .expect("allowed_outbound_hosts")
         .iter()
         .map(|h| h.as_str().expect("a host"))
         .collect();
-    assert_eq!(outbound, ["http://127.0.0.1:9090"]);
-    let apps = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apps/mod.rs")).unwrap();
-    assert!(
-        apps.contains(&format!("PUBLISH_URL: &str = \"{}/publish/\"", outbound[0])),
+    assert_eq!(outbound, ["http://{{ publish_host }}"]);
+    let variables = component["variables"].as_table().expect("[component.sidestream.variables]");
+    assert_eq!(
+        variables["publish_url"].as_str(),
+        Some("http://{{ publish_host }}/publish/"),
         "the apps publish where the manifest allows"
     );
+    // Its default is where the embedded host serves the publish API in-process.
+    let default = manifest["variables"]["publish_host"]["default"].as_str().expect("a default");
+    let host = std::fs::read_to_string(repo_root().join("gateway/src/host/mod.rs")).unwrap();
+    assert!(host.contains(&format!("PUBLISH_ORIGIN: &str = \"{default}\"")), "{default}");
+}
+
+/// Every variable the component reads is one its manifest gives it, from application variables
+/// that exist, and the secrets are marked secret (Spin keeps them out of logs).
+#[test]
+fn the_components_variables_are_declared() {
+    let manifest = manifest();
+    let app = manifest["variables"].as_table().expect("[variables]");
+    let variables = component_table(&manifest)["variables"].as_table().expect("component variables");
+    let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")).unwrap();
+    for name in ["grip_key", "grip_key_previous", "publish_url", "publish_token"] {
+        assert!(code.contains(&format!("get(\"{name}\")")), "the component reads {name}");
+        let template = variables.get(name).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("{name}"));
+        for used in template.split("{{").skip(1).map(|rest| rest.split("}}").next().unwrap().trim()) {
+            assert!(app.contains_key(used), "{name} uses {used}, which [variables] does not declare");
+        }
+    }
+    for secret in ["grip_key", "grip_key_previous", "publish_token"] {
+        assert_eq!(app[secret].get("secret").and_then(|v| v.as_bool()), Some(true), "{secret}");
+    }
+    assert_eq!(app["grip_key"].get("required").and_then(|v| v.as_bool()), Some(true), "no default key");
 }
 
 #[test]
@@ -131,12 +157,62 @@ fn top_level_interfaces(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
 }
 
 #[test]
-fn artifact_is_a_plain_wasi_http_component() {
+fn artifact_is_a_wasi_http_component_spin_3_6_can_load() {
     let bytes = std::fs::read(artifact()).expect("read the component");
     let (imports, exports) = top_level_interfaces(&bytes);
     assert!(exports.iter().any(|e| e.starts_with("wasi:http/incoming-handler@0.2.")), "exports {exports:?}");
-    assert!(!imports.is_empty());
-    let foreign: Vec<&String> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
-    assert!(foreign.is_empty(), "imports beyond wasi:*: {foreign:?}");
+    assert!(imports.iter().any(|i| i.starts_with("fermyon:spin/variables@2.0.0")), "{imports:?}");
+    let wit = repo_root().join("../shared/wit/spin-3.6.3");
+    let Some(platform) = platform_world(&wit) else {
+        eprintln!("SKIPPED: Spin 3.6.3's WIT is not at {}", wit.display());
+        return;
+    };
+    let missing: Vec<&String> = imports.iter().filter(|i| !offers(&platform, i)).collect();
+    assert!(missing.is_empty(), "imports Spin 3.6.3's platform world does not offer: {missing:?}");
+    // The check is not a rubber stamp: the version wasmtime's own wasi:config offers is not there.
+    assert!(!offers(&platform, "wasi:config/store@0.2.0-rc.1"));
     eprintln!("component: {} bytes, imports {imports:?}, exports {exports:?}", bytes.len());
+}
+
+/// The interfaces (`namespace:package/interface@version`) Spin 3.6.3's `platform` world imports:
+/// what a component may import to run on the SpinKube shim.
+fn platform_world(wit: &Path) -> Option<Vec<String>> {
+    if !wit.is_dir() {
+        return None;
+    }
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(wit).expect("Spin's WIT parses");
+    let world = resolve.select_world(&[package], Some("platform")).expect("the platform world");
+    let names = resolve.worlds[world]
+        .imports
+        .keys()
+        .filter_map(|key| match key {
+            wit_parser::WorldKey::Interface(id) => resolve.id_of(*id),
+            wit_parser::WorldKey::Name(_) => None,
+        })
+        .collect();
+    Some(names)
+}
+
+/// Whether an import is offered: the same interface at a version a host links it to (wasmtime
+/// links `0.2.0` to `0.2.6`: same major, and for `0.x` the same minor, no pre-release differing).
+fn offers(platform: &[String], import: &str) -> bool {
+    let (name, version) = import.split_once('@').unwrap_or((import, ""));
+    platform.iter().any(|offered| {
+        let (offered_name, offered_version) = offered.split_once('@').unwrap_or((offered, ""));
+        offered_name == name && compatible(offered_version, version)
+    })
+}
+
+fn compatible(offered: &str, wanted: &str) -> bool {
+    if offered.contains('-') || wanted.contains('-') {
+        return offered == wanted;
+    }
+    let parts = |v: &str| -> Vec<u64> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let (a, b) = (parts(offered), parts(wanted));
+    match (a.as_slice(), b.as_slice()) {
+        ([0, minor, _], [0, wanted_minor, _]) => minor == wanted_minor,
+        ([major, ..], [wanted_major, ..]) => major == wanted_major && a >= b,
+        _ => offered == wanted,
+    }
 }

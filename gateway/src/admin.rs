@@ -1,7 +1,6 @@
 //! The admin surface (`--admin-listen`): what only the cluster may reach. Liveness, readiness,
 //! Prometheus metrics and the publish API; nothing here is ever proxied to the component.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,15 +11,11 @@ use crate::routes;
 use crate::server::Shared;
 
 /// Answers one admin request; returns the route's metrics label with the response.
-pub async fn route(
-    shared: &Arc<Shared>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> (&'static str, Response<Body>) {
+pub async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> (&'static str, Response<Body>) {
     let path = req.uri().path();
     let label = routes::admin_label(path);
     if label == routes::PUBLISH {
-        return (label, crate::publish::route(&shared.publisher, req, peer.ip()).await);
+        return (label, crate::publish::route(&shared.publisher, req).await);
     }
     let response = if label == routes::ADMIN_OTHER {
         body::text(

@@ -18,6 +18,7 @@ use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::proxy::{self, Proxy};
 use crate::publish::Publisher;
+use crate::signing::{GRIP_SIG, Signer};
 
 /// Why a WebSocket app's request got no answer to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +56,7 @@ pub enum Reloaded {
 pub struct Backend {
     target: Target,
     proxies: TrustedProxies,
+    signer: Signer,
 }
 
 // One per gateway, made once: the size of its variants costs nothing.
@@ -70,18 +72,25 @@ impl Backend {
     /// `publisher` serves the embedded component's publishes in-process.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
     pub async fn new(config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
-        let target = match config.backend()? {
+        let backend = config.backend()?;
+        let embedded = matches!(backend, config::Backend::Component(_));
+        let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
+        let target = match backend {
             #[cfg(feature = "wasm-host")]
-            config::Backend::Component(path) => Target::Host(Host::load(&path, config, publisher)?),
+            config::Backend::Component(path) => {
+                Target::Host(Host::load(&path, config, publisher, signer.key())?)
+            }
             #[cfg(not(feature = "wasm-host"))]
             config::Backend::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
             config::Backend::Upstream(uri) => Target::Upstream(Proxy::new(uri, config.upstream_timeout)),
         };
-        Ok(Backend { target, proxies: TrustedProxies::new(&config.trusted_proxies) })
+        Ok(Backend { target, proxies: TrustedProxies::new(&config.trusted_proxies), signer })
     }
 
+    /// Serves a plain HTTP request: what the client sent about its hop and any header only the
+    /// gateway may set are removed (see [`Signer::screen`]), forwarding headers rewritten.
     pub async fn serve(
         &self,
         mut req: Request<Incoming>,
@@ -90,6 +99,7 @@ impl Backend {
     ) -> Response<Body> {
         proxy::strip_hop_by_hop(req.headers_mut());
         self.proxies.rewrite(req.headers_mut(), peer);
+        self.signer.screen(req.headers_mut());
         let mut response = match &self.target {
             #[cfg(feature = "wasm-host")]
             Target::Host(host) => host.serve(req, metrics).await,
@@ -99,15 +109,16 @@ impl Backend {
         response
     }
 
-    /// One request of a WebSocket app (its headers already set by [`crate::apps`]), buffered both
-    /// ways, its answer's body at most `limit` bytes.
+    /// One request of a WebSocket app (its headers already set by [`crate::apps`]), signed,
+    /// buffered both ways, its answer's body at most `limit` bytes.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
     pub async fn exchange(
         &self,
-        req: Request<Bytes>,
+        mut req: Request<Bytes>,
         limit: usize,
         metrics: &Arc<Metrics>,
     ) -> Result<Response<Bytes>, ExchangeError> {
+        req.headers_mut().insert(GRIP_SIG, self.signer.signature());
         match &self.target {
             #[cfg(feature = "wasm-host")]
             Target::Host(host) => host.exchange(req, limit, metrics).await,

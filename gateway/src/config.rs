@@ -183,6 +183,13 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_PUBLISH_TOKEN_FILE")]
     pub publish_token_file: Option<PathBuf>,
 
+    /// A file holding the key the gateway signs its requests to the component with (`Grip-Sig`,
+    /// HS256, as Pushpin signs; at least 16 bytes): the component verifies them with the same key, its
+    /// Spin variable `grip_key`. Required with --upstream; an embedded component without it gets a
+    /// key generated at start-up.
+    #[arg(long, env = "SIDESTREAM_GRIP_KEY_FILE")]
+    pub grip_key_file: Option<PathBuf>,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

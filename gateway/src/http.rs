@@ -118,7 +118,7 @@ async fn answer(
         Err(refusal) => (routes::REFUSED, body::text(refusal.status, refusal.message)),
         Ok(()) => match surface {
             Surface::Public => public::route(shared, req, peer).await,
-            Surface::Admin => admin::route(shared, req, peer).await,
+            Surface::Admin => admin::route(shared, req).await,
         },
     };
     shared.metrics.http(label, response.status().as_u16());

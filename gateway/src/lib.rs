@@ -29,6 +29,7 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod shutdown;
+pub mod signing;
 pub mod ws;
 
 use std::future::Future;

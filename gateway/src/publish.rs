@@ -3,13 +3,17 @@
 //! unchanged. The component reaches it too: in the pod over loopback, embedded in-process.
 //!
 //! A body that is not valid gets `400` with one line saying why, and nothing of it is published;
-//! one over [`MAX_BODY`] gets `413`. With `--publish-token-file`, a request from anywhere but the
-//! pod's own loopback (its other containers) needs `Authorization: Bearer <token>`, else `401`.
-//! Items are published in order; one the broker cannot take is a `503` (the items before it were
-//! published: give items an `id` and a retry repeats none of them).
+//! one over [`MAX_BODY`] gets `413`, one that does not arrive within `--header-read-timeout` `408` (a slow publisher must not
+//! hold a connection, and a megabyte, for as long as it likes). With
+//! `--publish-token-file`, every request over the network, the pod's loopback included, needs
+//! `Authorization: Bearer <token>`, else `401`, checked from the headers before any of the body is
+//! read: a proxy or a port-forward that connects over 127.0.0.1 vouches for nobody. Only the
+//! embedded component's in-process publishes need none. Items are published in order; one the
+//! broker cannot take is a `503` (the items before it were published: give items an `id` and a
+//! retry repeats none of them).
 
-use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -26,11 +30,22 @@ pub const MAX_BODY: usize = 1_000_000;
 /// Items in one body.
 pub const MAX_ITEMS: usize = 1000;
 
+/// Who is publishing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The embedded component, in-process: only the gateway's own component can call this way.
+    InProcess,
+    /// Anyone over the network (loopback included): shows the token when there is one.
+    Network,
+}
+
 /// Who may publish, and where it goes.
 pub struct Publisher {
     broker: Arc<Engine>,
     token: Option<String>,
     limits: Limits,
+    /// How long a publisher may take to send its body.
+    body_deadline: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -45,15 +60,17 @@ impl Publisher {
         broker: Arc<Engine>,
         token: Option<String>,
         max_content: usize,
+        body_deadline: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Publisher { broker, token, limits: Limits { max_items: MAX_ITEMS, max_content }, metrics }
+        let limits = Limits { max_items: MAX_ITEMS, max_content };
+        Publisher { broker, token, limits, body_deadline, metrics }
     }
 
-    /// Whether a request from `peer` with these headers may publish.
-    pub fn allows(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> bool {
+    /// Whether `caller`, with these headers, may publish.
+    pub fn allows(&self, headers: &HeaderMap, caller: Caller) -> bool {
         let Some(token) = &self.token else { return true };
-        if peer.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+        if caller == Caller::InProcess {
             return true;
         }
         let given = headers
@@ -99,26 +116,36 @@ impl Publisher {
         respond(&answer, &HeaderMap::new())
     }
 
-    /// The whole exchange for a buffered request (the admin route and the component's in-process
-    /// path both come here).
-    pub async fn handle(&self, req: Request<Bytes>, peer: Option<IpAddr>) -> Response<Bytes> {
-        let answer = if req.method() != Method::POST {
-            Answer {
+    /// The whole exchange for a buffered request from the embedded component (the admin route
+    /// checks method and token before it reads the body, then comes here too).
+    pub async fn handle(&self, req: Request<Bytes>, caller: Caller) -> Response<Bytes> {
+        if let Some(refusal) = self.refusal(req.method(), req.headers(), caller) {
+            return respond(&refusal, req.headers());
+        }
+        if req.body().len() > MAX_BODY {
+            return self.too_large();
+        }
+        let answer = self.publish(req.body()).await;
+        respond(&answer, req.headers())
+    }
+
+    /// What a request is refused with before its body is read: a method other than `POST`, or a
+    /// missing or wrong token.
+    fn refusal(&self, method: &Method, headers: &HeaderMap, caller: Caller) -> Option<Answer> {
+        if method != Method::POST {
+            return Some(Answer {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                message: format!("Method not allowed: {}.", req.method()),
-            }
-        } else if !self.allows(req.headers(), peer) {
+                message: format!("Method not allowed: {method}."),
+            });
+        }
+        if !self.allows(headers, caller) {
             self.metrics.publish("unauthorized");
-            Answer {
+            return Some(Answer {
                 status: StatusCode::UNAUTHORIZED,
                 message: "a bearer token is required (Authorization: Bearer ...)".into(),
-            }
-        } else if req.body().len() > MAX_BODY {
-            return self.too_large();
-        } else {
-            self.publish(req.body()).await
-        };
-        respond(&answer, req.headers())
+            });
+        }
+        None
     }
 }
 
@@ -151,26 +178,34 @@ fn respond(answer: &Answer, request: &HeaderMap) -> Response<Bytes> {
     response
 }
 
-/// The admin route: reads the body (at most [`MAX_BODY`]) and publishes it.
-pub async fn route(
-    publisher: &Publisher,
-    req: Request<hyper::body::Incoming>,
-    peer: IpAddr,
-) -> Response<Body> {
+/// The admin route: checks method and token, then reads the body (at most [`MAX_BODY`], within
+/// the body deadline) and publishes it.
+pub async fn route(publisher: &Publisher, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
+    if let Some(refusal) = publisher.refusal(&parts.method, &parts.headers, Caller::Network) {
+        return respond(&refusal, &parts.headers).map(body::full);
+    }
     let incoming = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
         incoming,
         body::BoxError::from,
     ));
-    let bytes = match body::read_limited(incoming, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(body::ReadError::TooLarge(_)) => return publisher.too_large().map(body::full),
-        Err(body::ReadError::Broken(_)) => {
-            return body::text(StatusCode::BAD_REQUEST, "the request body did not arrive whole");
-        }
-    };
-    let response = publisher.handle(Request::from_parts(parts, bytes), Some(peer)).await;
-    response.map(body::full)
+    let bytes =
+        match tokio::time::timeout(publisher.body_deadline, body::read_limited(incoming, MAX_BODY)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(body::ReadError::TooLarge(_))) => return publisher.too_large().map(body::full),
+            Ok(Err(body::ReadError::Broken(_))) => {
+                return body::text(StatusCode::BAD_REQUEST, "the request body did not arrive whole");
+            }
+            Err(_) => {
+                publisher.metrics.publish("refused");
+                let mut response =
+                    body::text(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+        };
+    let answer = publisher.publish(&bytes).await;
+    respond(&answer, &parts.headers).map(body::full)
 }
 
 #[cfg(test)]
@@ -185,16 +220,16 @@ mod tests {
         let hub = Arc::new(Hub::new(metrics.clone()));
         let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
         let broker = Arc::new(Engine::Memory(MemoryBroker::new(hub, retention)));
-        Publisher::new(broker, token.map(str::to_owned), 1024, metrics)
+        Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), metrics)
     }
 
-    async fn status(publisher: &Publisher, peer: [u8; 4], authorization: Option<&str>) -> StatusCode {
+    async fn status(publisher: &Publisher, caller: Caller, authorization: Option<&str>) -> StatusCode {
         let body = r#"{"items":[{"channel":"c","formats":{"ws-message":{"content":"x"}}}]}"#;
         let mut req = Request::post("/publish/");
         if let Some(value) = authorization {
             req = req.header(header::AUTHORIZATION, value);
         }
-        let response = publisher.handle(req.body(Bytes::from(body)).unwrap(), Some(IpAddr::from(peer))).await;
+        let response = publisher.handle(req.body(Bytes::from(body)).unwrap(), caller).await;
         if response.status() == StatusCode::UNAUTHORIZED {
             assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
         }
@@ -202,18 +237,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_a_token_only_the_pods_loopback_publishes_without_it() {
+    async fn with_a_token_only_the_embedded_component_publishes_without_it() {
         let guarded = publisher(Some("s3cret"));
-        let pod = [10, 1, 2, 3];
-        assert_eq!(status(&guarded, pod, None).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(status(&guarded, pod, Some("Bearer wrong!")).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(status(&guarded, pod, Some("Bearer s3cre")).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(status(&guarded, pod, Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(status(&guarded, pod, Some("Bearer s3cret")).await, StatusCode::OK);
-        assert_eq!(status(&guarded, [127, 0, 0, 1], None).await, StatusCode::OK, "the component beside it");
+        let net = Caller::Network;
+        assert_eq!(status(&guarded, net, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, net, Some("Bearer wrong!")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, net, Some("Bearer s3cre")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, net, Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&guarded, net, Some("Bearer s3cret")).await, StatusCode::OK);
+        assert_eq!(status(&guarded, Caller::InProcess, None).await, StatusCode::OK, "the embedded component");
 
         let open = publisher(None);
-        assert_eq!(status(&open, pod, None).await, StatusCode::OK, "no token file, no token asked");
+        assert_eq!(status(&open, net, None).await, StatusCode::OK, "no token file, no token asked");
     }
 
     /// The Kubernetes deployment relies on this: the gateway that `--publish-token-file` starts
@@ -222,20 +257,25 @@ mod tests {
     async fn the_gateways_publish_api_asks_the_token_of_its_token_file() {
         let file = std::env::temp_dir().join(format!("sidestream-publish-token-{}", std::process::id()));
         std::fs::write(&file, "s3cret\n").unwrap();
+        let key = file.with_extension("grip-key");
+        std::fs::write(&key, "a grip key of some length").unwrap();
         let token_flag = format!("--publish-token-file={}", file.display());
+        let key_flag = format!("--grip-key-file={}", key.display());
         let config = crate::config::tests::parse(&[
             "--listen=127.0.0.1:0",
             "--admin-listen=127.0.0.1:0",
             "--upstream=http://127.0.0.1:9",
             &token_flag,
+            &key_flag,
         ])
         .unwrap();
         let gateway = crate::Gateway::bind(config).await;
         std::fs::remove_file(&file).unwrap();
+        std::fs::remove_file(&key).unwrap();
         let gateway = gateway.expect("binds");
         let publisher = &gateway.shared().publisher;
-        let pod = [10, 1, 2, 3];
-        assert_eq!(status(publisher, pod, None).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(status(publisher, pod, Some("Bearer s3cret")).await, StatusCode::OK, "the file's line");
+        assert_eq!(status(publisher, Caller::Network, None).await, StatusCode::UNAUTHORIZED);
+        let with_token = status(publisher, Caller::Network, Some("Bearer s3cret")).await;
+        assert_eq!(with_token, StatusCode::OK, "the file's line");
     }
 }

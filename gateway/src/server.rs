@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::apps;
@@ -19,7 +20,7 @@ use crate::config::Config;
 use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
 use crate::http::{self, Surface};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnErrorLabels, Metrics};
 use crate::publish::Publisher;
 use crate::redis_conn::Commands;
 use crate::ws::{self, handshake::OriginPolicy};
@@ -65,6 +66,7 @@ impl Gateway {
             channels.broker.clone(),
             config.publish_token()?,
             config.max_message_size,
+            config.header_read_timeout,
             metrics.clone(),
         ));
         let backend = Backend::new(&config, publisher.clone()).await?;
@@ -143,11 +145,37 @@ impl Gateway {
     }
 }
 
-/// Accepts connections forever, each served in its own tracked task.
+/// Most connections the admin listener serves at once. Probes, scrapes and publishers are few; a
+/// cap keeps a flood of them (each may hold a publish body of a megabyte) from the gateway's
+/// memory. A connection past it is closed at once, and counted.
+pub const MAX_ADMIN_CONNECTIONS: usize = 256;
+
+/// Accepts connections forever, each served in its own tracked task (on the admin listener, at
+/// most [`MAX_ADMIN_CONNECTIONS`] at once).
 async fn accept(shared: &Arc<Shared>, listener: &TcpListener, surface: Surface) -> std::convert::Infallible {
+    let admin_slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let (stream, peer) = next_connection(listener).await;
-        shared.drain.connections.spawn(http::serve_connection(shared.clone(), stream, peer, surface));
+        let slot = match surface {
+            Surface::Public => None,
+            Surface::Admin => match admin_slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    shared
+                        .metrics
+                        .http_connection_errors
+                        .get_or_create(&ConnErrorLabels { kind: "busy" })
+                        .inc();
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let serve = http::serve_connection(shared.clone(), stream, peer, surface);
+        shared.drain.connections.spawn(async move {
+            let _slot = slot;
+            serve.await;
+        });
     }
 }
 

@@ -428,8 +428,9 @@ impl Drop for Process {
     }
 }
 
-/// Starts the backend written with Python's `gripcontrol` and returns it with its address.
-async fn gripcontrol_backend() -> (Process, SocketAddr) {
+/// Starts the backend written with Python's `gripcontrol`, verifying signatures with `key`, and
+/// returns it with its address.
+async fn gripcontrol_backend(key: &str) -> (Process, SocketAddr) {
     use tokio::io::AsyncBufReadExt;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv-grip/bin/python");
@@ -440,6 +441,7 @@ async fn gripcontrol_backend() -> (Process, SocketAddr) {
     );
     let mut child = tokio::process::Command::new(python)
         .arg(root.join("gateway/tests/grip/echo_backend.py"))
+        .env("GRIP_KEY", key)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -452,7 +454,7 @@ async fn gripcontrol_backend() -> (Process, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_written_with_pythons_gripcontrol_works_unchanged() {
-    let (_backend, addr) = gripcontrol_backend().await;
+    let (_backend, addr) = gripcontrol_backend(common::GRIP_KEY).await;
     let upstream = format!("http://{addr}");
     let gw = TestGateway::start(&["--no-push", "--upstream", &upstream]).await;
     let mut ws = gw.ws("/anything").await;
@@ -471,6 +473,22 @@ async fn a_backend_written_with_pythons_gripcontrol_works_unchanged() {
         "its subscribe was understood"
     );
     assert_eq!(m.get(r#"sidestream_app_ignored_total{what="unprefixed"}"#), 0.0);
+    gw.stop().await;
+}
+
+/// `gripcontrol.validate_sig` verifies the gateway's `Grip-Sig` as it verifies Pushpin's: with a key
+/// other than the gateway's, the backend refuses the handshake, and the client gets its refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gripcontrol_backend_with_another_key_refuses_the_gateways_requests() {
+    let (_backend, addr) = gripcontrol_backend("not the key the gateway signs with").await;
+    let upstream = format!("http://{addr}");
+    let gw = TestGateway::start(&["--no-push", "--upstream", &upstream]).await;
+    match handshake(gw.addr, "/anything", &[]).await {
+        Err((status, body)) => assert_eq!((status, body.as_str()), (403, "bad Grip-Sig\n")),
+        Ok(_) => panic!("a backend with another key accepted the gateway's OPEN"),
+    }
+    let m = gw.metrics().await;
+    assert_eq!(m.get(r#"sidestream_app_requests_total{kind="open",result="refused"}"#), 1.0);
     gw.stop().await;
 }
 

@@ -1003,19 +1003,18 @@ fn network_policies_let_the_gateway_and_redis_meet_on_the_redis_port_and_nothing
 /// The publish API asks a token of every publisher but the component beside it: the gateway reads
 /// `--publish-token-file` from a read-only mount of one key of a Secret that the README's Deploy
 /// commands create, and the file exists in the pod only through that mount.
-#[test]
-fn publish_api_asks_a_token_from_a_mounted_secret_that_the_readme_creates() {
-    let deployment = object("Deployment");
-    let gateway = container(&deployment, "gateway");
-    let file = gateway_config(&deployment).publish_token_file.expect("the gateway has --publish-token-file");
+/// The Secret and key whose file the gateway reads at `file`, through a read-only volume that names
+/// the key (so the file is that key alone), a Secret the pod waits for.
+fn mounted_secret(deployment: &Value, file: &Path) -> (String, String) {
+    let gateway = container(deployment, "gateway");
     let file = file.to_str().expect("a UTF-8 path");
-    let mounts = gateway["volumeMounts"].as_array().expect("the gateway mounts the token");
+    let mounts = gateway["volumeMounts"].as_array().expect("the gateway mounts its secrets");
     let mount = mounts
         .iter()
         .find(|m| Path::new(file).parent() == Some(Path::new(str_of(&m["mountPath"], "mountPath"))))
         .unwrap_or_else(|| panic!("no volume is mounted where {file} is"));
-    assert_eq!(mount["readOnly"], true, "the token's mount is read-only");
-    let volume = pod_spec(&deployment)["volumes"]
+    assert_eq!(mount["readOnly"], true, "the mount of {file} is read-only");
+    let volume = pod_spec(deployment)["volumes"]
         .as_array()
         .expect("pod volumes")
         .iter()
@@ -1030,12 +1029,15 @@ fn publish_api_asks_a_token_from_a_mounted_secret_that_the_readme_creates() {
         .iter()
         .find(|i| i["path"] == file_name)
         .unwrap_or_else(|| panic!("the Secret {name} puts no key at {file_name}"));
-    let key = str_of(&item["key"], "the key");
     assert!(
         secret.get("optional").is_none_or(|o| o == false),
-        "without the Secret the pod must not start open"
+        "without the Secret {name} the pod must not start open"
     );
+    (name.to_owned(), str_of(&item["key"], "the key").to_owned())
+}
 
+/// README.md's Deploy commands create Secret `name` with key `key`.
+fn assert_readme_creates(name: &str, key: &str) {
     let readme = read("README.md");
     let create = format!("create secret generic {name}");
     let at = readme.find(&create).unwrap_or_else(|| panic!("README.md shows `kubectl ... {create}`"));
@@ -1043,5 +1045,35 @@ fn publish_api_asks_a_token_from_a_mounted_secret_that_the_readme_creates() {
     assert!(
         command.contains(&format!("--from-literal={key}=")),
         "README's command sets the key {key}: {command}"
+    );
+}
+
+#[test]
+fn publish_api_asks_a_token_from_a_mounted_secret_that_the_readme_creates() {
+    let deployment = object("Deployment");
+    let file = gateway_config(&deployment).publish_token_file.expect("the gateway has --publish-token-file");
+    let (name, key) = mounted_secret(&deployment, &file);
+    assert_readme_creates(&name, &key);
+    // The component shows the same token: its publishes over the pod's loopback are not trusted.
+    let app = container(&deployment, "app");
+    assert_eq!(secret_ref(env_var(app, "SPIN_VARIABLE_PUBLISH_TOKEN")), (name, key));
+}
+
+/// The gateway signs with the key the component verifies with: one Secret's key, a file for the
+/// gateway, the Spin variable `grip_key` for the component (SPIN_VARIABLE_GRIP_KEY, the one way the
+/// shim passes variables), and README's commands create it.
+#[test]
+fn gateway_and_component_share_the_grip_key_of_one_secret() {
+    let deployment = object("Deployment");
+    let file = gateway_config(&deployment).grip_key_file.expect("the gateway has --grip-key-file");
+    let (name, key) = mounted_secret(&deployment, &file);
+    assert_readme_creates(&name, &key);
+    let app = container(&deployment, "app");
+    assert_eq!(secret_ref(env_var(app, "SPIN_VARIABLE_GRIP_KEY")), (name, key.clone()));
+    let spin: toml::Table = read("spin.toml").parse().unwrap();
+    assert_eq!(
+        spin["variables"]["grip_key"]["required"].as_bool(),
+        Some(true),
+        "spin.toml declares grip_key"
     );
 }

@@ -150,3 +150,108 @@ async fn pythons_gripcontrol_publishes_text_binary_and_close_unchanged() {
     }
     gw.stop().await;
 }
+
+/// A gateway whose publish API asks a token (`--publish-token-file`), and the token.
+async fn guarded(extra: &[&str]) -> (TestGateway, String, PathBuf) {
+    let token = "publish-token-of-the-test";
+    let file = std::env::temp_dir().join(format!(
+        "sidestream-publish-token-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::write(&file, token).unwrap();
+    let flag = format!("--publish-token-file={}", file.display());
+    let mut args = vec!["--no-push", flag.as_str()];
+    args.extend_from_slice(extra);
+    (TestGateway::start(&args).await, token.to_owned(), file)
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// A loopback peer is no longer trusted: a proxy or a `kubectl port-forward` connects over
+/// 127.0.0.1 for whoever is behind it. Only the token publishes (and the embedded component's
+/// in-process path, which `/room`'s tests use throughout).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_token_a_loopback_publisher_without_it_is_refused() {
+    let (gw, token, file) = guarded(&[]).await;
+    let mut reader = member(&gw, "guarded").await;
+    let without = publish(&gw, text_item("room:guarded", "no token")).await;
+    assert_eq!((without.status, without.header("www-authenticate")), (401, Some("Bearer")));
+    let wrong =
+        post(gw.admin, "/publish/", &[("authorization", "Bearer guess")], text_item("room:guarded", "x"))
+            .await;
+    assert_eq!(wrong.status, 401);
+    let bearer = format!("Bearer {token}");
+    let with =
+        post(gw.admin, "/publish/", &[("authorization", &bearer)], text_item("room:guarded", "with")).await;
+    assert_eq!(with.status, 200, "{}", with.text());
+    assert_eq!(next_data(&mut reader).await, Message::text("with"), "nothing unauthorised came first");
+    // The room's own messages still publish: in-process, the embedded component needs no token.
+    send(&mut reader, Message::text("said in the room")).await;
+    let said = next_data(&mut reader).await;
+    assert!(said.to_text().unwrap().contains("said in the room"), "{said:?}");
+    let m = gw.metrics().await;
+    assert_eq!(m.get(r#"sidestream_publishes_total{result="unauthorized"}"#), 2.0);
+    std::fs::remove_file(file).unwrap();
+    gw.stop().await;
+}
+
+/// The token is checked from the headers, before any of the body is read, and a body that does not
+/// arrive in time ends with 408: a slow or unauthorised publisher holds neither memory nor the drain.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_comes_before_the_body_and_the_body_has_a_deadline() {
+    let (gw, token, file) = guarded(&["--header-read-timeout", "1s"]).await;
+    // Announces a megabyte and sends none of it: refused from its head alone.
+    let head = "POST /publish/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n";
+    let answer = raw_exchange(gw.admin, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // With the token, a body that stalls half-way is cut off at the deadline.
+    let head = format!(
+        "POST /publish/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 100\r\n\r\n{{\"items\""
+    );
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(gw.admin, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+    std::fs::remove_file(file).unwrap();
+    gw.stop().await;
+}
+
+/// The admin listener serves at most 256 connections at once: the next is closed at once and
+/// counted, and once some close, new ones are served again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_caps_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::start(&["--no-push"]).await;
+    let mut held = Vec::new();
+    for _ in 0..256 {
+        let mut stream = within("connect", tokio::net::TcpStream::connect(gw.admin)).await.unwrap();
+        // A request head, so the connection is surely accepted and kept alive.
+        stream.write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = within("livez", stream.read(&mut buf)).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        held.push(stream);
+    }
+    let mut extra = within("connect", tokio::net::TcpStream::connect(gw.admin)).await.unwrap();
+    let _ = extra.write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let n = within("closed at once", extra.read(&mut buf)).await.unwrap_or(0);
+    assert_eq!(n, 0, "the 257th connection was served: {}", String::from_utf8_lossy(&buf[..n]));
+    held.truncate(200);
+    eventually("a new connection is served once others closed", async || {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(gw.admin).await else { return false };
+        let _ = stream.write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+        let mut buf = [0u8; 64];
+        let n = within("an answer or a close", stream.read(&mut buf)).await.unwrap_or(0);
+        buf[..n].starts_with(b"HTTP/1.1 200")
+    })
+    .await;
+    let m = gw.metrics().await;
+    assert!(m.get(r#"sidestream_http_connection_errors_total{kind="busy"}"#) >= 1.0);
+    drop(held);
+    gw.stop().await;
+}

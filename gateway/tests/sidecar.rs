@@ -104,6 +104,13 @@ struct Sidecar {
     admin: SocketAddr,
 }
 
+/// The key file the pod mounts for `--grip-key-file` (the stand-in upstream verifies nothing).
+fn grip_key_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("sidestream-sidecar-grip-key-{}", std::process::id()));
+    std::fs::write(&path, "the sidecar test's grip key").expect("write the key file");
+    path
+}
+
 /// Starts the sidecar as the pod does (`--upstream`, JSON logs aside), on a free port.
 async fn start_sidecar(bin: &PathBuf, upstream: SocketAddr, extra: &[&str]) -> Sidecar {
     let mut child = Command::new(bin)
@@ -116,6 +123,8 @@ async fn start_sidecar(bin: &PathBuf, upstream: SocketAddr, extra: &[&str]) -> S
             &format!("http://{upstream}"),
             "--drain-timeout",
             "5s",
+            "--grip-key-file",
+            grip_key_file().to_str().expect("a UTF-8 temp dir"),
         ])
         .args(extra)
         // An empty environment: nothing but the binary itself, as in its FROM scratch image.

@@ -11,9 +11,26 @@ use std::collections::BTreeMap;
 /// The paths where an app lives.
 pub const PATHS: [&str; 2] = [echo::PATH, room::PATH];
 
-/// Where a component publishes: the gateway's publish API, over the pod's loopback (the embedded
-/// host serves it in-process). `spin.toml`'s `allowed_outbound_hosts` names it.
-pub const PUBLISH_URL: &str = "http://127.0.0.1:9090/publish/";
+/// The component's settings, from its Spin variables (`spin.toml`'s `[variables]`): never
+/// constants in its code, so the same `.wasm` runs embedded, beside the gateway and as a SpinApp.
+pub struct Settings {
+    /// `grip_key`, and during a rotation `grip_key_previous`: the keys a request's `Grip-Sig` may
+    /// be signed with.
+    pub keys: Vec<String>,
+    /// `publish_url`: the gateway's publish API (`spin.toml` allows its origin).
+    pub publish_url: String,
+    /// `publish_token`: the publish API's bearer token (empty: none is sent).
+    pub publish_token: String,
+}
+
+/// Checks that a WebSocket-over-HTTP request came from the gateway: its `Grip-Sig` signed with
+/// one of `keys`, not expired at `now_s` (Unix seconds). Otherwise the refusal to answer with,
+/// before anything of the request is read: `401` without a signature, `403` with a bad one.
+pub fn authenticate(signature: Option<&str>, keys: &[String], now_s: u64) -> Result<(), Outcome> {
+    let keys: Vec<&[u8]> = keys.iter().map(|key| key.as_bytes()).collect();
+    sidestream_events::sig::verify(signature, &keys, now_s)
+        .map_err(|refusal| Outcome::refuse(refusal.status(), &format!("{refusal}\n")))
+}
 
 /// One WebSocket-over-HTTP request, as the apps read it.
 pub struct Request<'a> {
@@ -40,7 +57,7 @@ impl Outcome {
     }
 }
 
-/// A publish body for [`PUBLISH_URL`], and the events to add to the answer if it is not taken.
+/// A publish body for the publish API, and the events to add to the answer if it is not taken.
 pub struct Publish {
     pub body: String,
     pub if_failed: Vec<u8>,
@@ -80,4 +97,22 @@ pub fn is_websocket_events(method: &str, content_type: Option<&str>) -> bool {
                 media.trim().eq_ignore_ascii_case(sidestream_events::reply::CONTENT_TYPE)
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_request_signed_with_a_current_key_passes() {
+        let keys = vec!["new key of some length".to_owned(), "old key of some length".to_owned()];
+        let good = sidestream_events::sig::sign(b"old key of some length", "sidestream", 200);
+        assert!(authenticate(Some(&good), &keys, 100).is_ok());
+        let status = |outcome: Result<(), Outcome>| outcome.err().map(|o| o.answer.status);
+        assert_eq!(status(authenticate(None, &keys, 100)), Some(401));
+        assert_eq!(status(authenticate(Some(&good), &keys, 200)), Some(403), "expired");
+        let forged = sidestream_events::sig::sign(b"a guess", "sidestream", 200);
+        assert_eq!(status(authenticate(Some(&forged), &keys, 100)), Some(403));
+        assert_eq!(status(authenticate(Some(&good), &[String::new()], 100)), Some(403), "no key set");
+    }
 }

@@ -72,8 +72,19 @@ pub enum Ignored {
     UnknownEvent,
 }
 
-/// Headers a [`Session::record`] leaves out: it is kept in Redis, where credentials should not be.
-const CREDENTIALS: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION];
+/// The handshake headers a [`Session::record`] keeps: it lives in Redis for as long as the
+/// connection, so it keeps what says where a connection came from and nothing that could be a
+/// credential (cookies, `Authorization`, `Sec-WebSocket-Protocol` bearer tokens, API keys) or
+/// personal (client addresses). `Sec-WebSocket-Extensions` is the gateway's own `grip` offer.
+const RECORDED: [HeaderName; 4] =
+    [header::HOST, header::ORIGIN, header::USER_AGENT, header::SEC_WEBSOCKET_EXTENSIONS];
+
+/// A recorded header value longer than this is left out.
+const MAX_RECORDED_VALUE: usize = 512;
+
+/// The largest record: past it the headers are left out, then the meta (the `DISCONNECT` still
+/// goes, without them). Meta is the app's own, kept to a few values in practice.
+pub const MAX_RECORD: usize = 16 * 1024;
 
 /// Why an answer could not be used: the connection closes with 1011.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,15 +133,8 @@ impl Session {
         for name in &NOT_FORWARDED {
             headers.remove(name);
         }
-        // Only the gateway speaks for itself: neither meta nor GRIP headers from the client.
-        let own: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with(META_PREFIX) || name.as_str().starts_with("grip-"))
-            .cloned()
-            .collect();
-        for name in own {
-            headers.remove(name);
-        }
+        // Only the gateway speaks for a connection: nothing it owns comes from the client.
+        crate::signing::strip_gateway_owned(&mut headers);
         headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_static("grip"));
         let uri = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
         Session {
@@ -209,18 +213,28 @@ impl Session {
     }
 
     /// What another gateway needs to send this connection's `DISCONNECT` should this one die: the
-    /// URI, the handshake's headers but its credentials, and the meta, as one line of JSON.
+    /// path (not the query, which may hold a token), the [`RECORDED`] headers and the meta, as one
+    /// line of JSON of at most [`MAX_RECORD`] bytes.
     pub fn record(&self) -> String {
         let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
         let headers: Vec<(&str, String)> = self
             .headers
             .iter()
-            .filter(|(name, _)| !CREDENTIALS.contains(name))
+            .filter(|(name, value)| RECORDED.contains(name) && value.len() <= MAX_RECORDED_VALUE)
             .filter_map(|(name, value)| Some((name.as_str(), text(value)?)))
             .collect();
         let meta: Vec<(&str, String)> =
             self.meta.iter().filter_map(|(name, value)| Some((name.as_str(), text(value)?))).collect();
-        serde_json::json!({"uri": self.uri.to_string(), "headers": headers, "meta": meta}).to_string()
+        let path = self.uri.path();
+        let record = serde_json::json!({"uri": path, "headers": headers, "meta": meta}).to_string();
+        if record.len() <= MAX_RECORD {
+            return record;
+        }
+        let record = serde_json::json!({"uri": path, "headers": [], "meta": meta}).to_string();
+        if record.len() <= MAX_RECORD {
+            return record;
+        }
+        serde_json::json!({"uri": path, "headers": [], "meta": []}).to_string()
     }
 
     /// The session of connection `id` kept as [`Session::record`] wrote it; `None` if it is not one.
@@ -436,8 +450,11 @@ mod tests {
     const GRIP: (&str, &str) = ("sec-websocket-extensions", "grip");
 
     #[test]
-    fn a_record_gives_another_gateway_the_same_disconnect_without_the_credentials() {
-        let mut session = Session::new(&Uri::from_static("/chat?room=1"), &client_headers());
+    fn a_record_gives_another_gateway_the_disconnect_without_what_could_be_a_secret() {
+        let mut headers = client_headers();
+        headers.insert("x-api-key", HeaderValue::from_static("k"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        let mut session = Session::new(&Uri::from_static("/chat?room=1&token=t0ken"), &headers);
         let set = answer(200, &[EVENTS, ("set-meta-user", "ada")], b"");
         session.apply(&set).unwrap();
         assert!(session.take_meta_changed());
@@ -447,20 +464,39 @@ mod tests {
 
         let restored = Session::from_record(&session.id, session.record().as_bytes()).unwrap();
         let (mine, theirs) = (session.last_request(None, 1), restored.last_request(None, 1));
-        assert_eq!(theirs.uri(), "/chat?room=1");
+        assert_eq!(theirs.uri(), "/chat", "the query may hold a token");
         assert_eq!(theirs.body(), mine.body());
-        for name in ["connection-id", "meta-user", "host", "sec-websocket-protocol", "content-type"] {
+        for name in ["connection-id", "meta-user", "host", "content-type", "sec-websocket-extensions"] {
             assert_eq!(theirs.headers().get(name), mine.headers().get(name), "{name}");
         }
         assert_eq!(theirs.headers().get("meta-user").unwrap(), "ada");
-        for secret in ["cookie", "authorization"] {
-            assert!(mine.headers().contains_key(secret));
+        for secret in ["cookie", "authorization", "sec-websocket-protocol", "x-api-key", "x-forwarded-for"] {
+            assert!(mine.headers().contains_key(secret), "{secret}");
             assert!(!theirs.headers().contains_key(secret), "{secret} is not kept in Redis");
         }
         assert!(Session::from_record("x", b"{not json").is_none());
         assert!(
             Session::from_record("x", br#"{"uri":"/","headers":[["bad name","v"]],"meta":[]}"#).is_none()
         );
+    }
+
+    #[test]
+    fn a_record_stays_within_its_cap() {
+        let mut headers = client_headers();
+        headers.insert(header::USER_AGENT, HeaderValue::from_str(&"u".repeat(400)).unwrap());
+        let mut session = Session::new(&Uri::from_static("/chat"), &headers);
+        let big = "m".repeat(MAX_RECORD - 200);
+        session.apply(&answer(200, &[EVENTS, ("set-meta-big", &big)], b"")).unwrap();
+        let record = session.record();
+        assert!(record.len() <= MAX_RECORD, "{}", record.len());
+        let restored = Session::from_record("x", record.as_bytes()).unwrap();
+        let request = restored.last_request(None, 1);
+        assert_eq!(request.headers()["meta-big"], big.as_str(), "the meta is kept before the headers");
+        assert!(request.headers().get(header::USER_AGENT).is_none());
+
+        let huge = "m".repeat(MAX_RECORD);
+        session.apply(&answer(200, &[EVENTS, ("set-meta-big", &huge)], b"")).unwrap();
+        assert!(session.record().len() <= MAX_RECORD);
     }
 
     #[test]

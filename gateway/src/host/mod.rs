@@ -12,6 +12,8 @@
 
 mod bounded;
 mod limits;
+mod missing;
+mod variables;
 
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use self::bounded::Bounded;
 use self::limits::InstanceLimiter;
+use self::variables::Variables;
 use crate::backend::{ExchangeError, Reloaded};
 use crate::body::{self, Body};
 use crate::config::Config;
@@ -60,6 +63,13 @@ struct State {
     table: ResourceTable,
     limits: InstanceLimiter,
     hooks: Outbound,
+    variables: Variables,
+}
+
+impl variables::Host for State {
+    fn get(&mut self, name: String) -> Result<String, variables::Error> {
+        self.variables.get(&name)
+    }
 }
 
 impl WasiView for State {
@@ -78,6 +88,9 @@ impl WasiHttpView for State {
 /// `allowed_outbound_hosts` names it. Embedded, it is served in-process whatever port the admin
 /// listener has; every other outbound request is denied.
 pub const PUBLISH_ORIGIN: &str = "127.0.0.1:9090";
+
+/// The embedded component's `publish_url` variable: the in-process publish API.
+pub const PUBLISH_URL: &str = "http://127.0.0.1:9090/publish/";
 
 /// The guest's outbound HTTP: publishes served in-process, anything else denied.
 struct Outbound {
@@ -111,9 +124,9 @@ impl WasiHttpHooks for Outbound {
             let response = match http_body_util::Limited::new(body, crate::publish::MAX_BODY).collect().await
             {
                 Ok(collected) => {
-                    // In-process: the component is the pod's own, as a request over its loopback is.
-                    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-                    publisher.handle(Request::from_parts(parts, collected.to_bytes()), Some(loopback)).await
+                    // In-process: only the gateway's own component can make this call.
+                    let request = Request::from_parts(parts, collected.to_bytes());
+                    publisher.handle(request, crate::publish::Caller::InProcess).await
                 }
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => publisher.too_large(),
                 Err(_) => return Err(wasmtime_wasi_http::Error::HttpRequestDenied),
@@ -169,6 +182,7 @@ pub struct Host {
     timeout: Duration,
     slots: Arc<Semaphore>,
     publisher: Arc<Publisher>,
+    variables: Variables,
     ticker: Arc<AtomicBool>,
     /// Guests run on their own runtime. A guest spinning in wasm holds a worker for a whole epoch
     /// tick per poll, and tokio looks at sockets and timers only every few dozen polls: on the
@@ -189,12 +203,20 @@ impl Drop for Host {
 
 impl Host {
     /// Compiles and links the component once. Fails with the reason when it does not load.
-    pub fn load(path: &Path, config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
+    /// `grip_key` is the key the gateway signs the component's requests with: the component gets
+    /// it as its Spin variable of that name.
+    pub fn load(
+        path: &Path,
+        config: &Config,
+        publisher: Arc<Publisher>,
+        grip_key: &str,
+    ) -> anyhow::Result<Self> {
         let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
         let engine = engine(memory_bytes, config.component_instances)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        variables::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |state| state)?;
         let bytes = std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
         let version = prepare(&engine, &linker, path, &bytes)?;
 
@@ -235,6 +257,7 @@ impl Host {
             timeout: config.component_timeout,
             slots: Arc::new(Semaphore::new(config.component_instances as usize)),
             publisher,
+            variables: Variables::embedded(grip_key, PUBLISH_URL),
             ticker,
             guests: Some(guests),
         })
@@ -367,6 +390,7 @@ impl Host {
             table: ResourceTable::new(),
             limits: InstanceLimiter::new(self.memory_bytes),
             hooks: Outbound { publisher: self.publisher.clone() },
+            variables: self.variables.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -445,11 +469,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Compiles and links one version of the component from its file's bytes.
+/// Compiles and links one version of the component from its file's bytes. An import the host does
+/// not provide (Spin's key-value store, say) is linked to a trap that names it: the component loads,
+/// and only a call to that import fails, with that request's 500.
 fn prepare(engine: &Engine, linker: &Linker<State>, path: &Path, bytes: &[u8]) -> anyhow::Result<Version> {
     let component = Component::from_binary(engine, bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("loading component {}", path.display()))?;
+    let mut linker = linker.clone();
+    let lacking = missing::link_as_traps(&mut linker, engine, &component)?;
+    if !lacking.is_empty() {
+        info!(component = %path.display(), ?lacking, "imports the host does not provide trap when called");
+    }
     let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{} is not a wasi:http component", path.display()))?;

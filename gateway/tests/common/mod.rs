@@ -37,6 +37,20 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+/// The key every test gateway signs with (`--grip-key-file`) unless a test gives its own: one
+/// gateway in front of another's embedded host needs the key that host gives its component.
+pub const GRIP_KEY: &str = "sidestream-test-grip-key-0123456789";
+
+/// A file holding [`GRIP_KEY`], written once per test binary.
+pub fn grip_key_file() -> &'static str {
+    static FILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("sidestream-test-grip-key-{}", std::process::id()));
+        std::fs::write(&path, GRIP_KEY).expect("write the test grip key");
+        path.to_str().expect("a UTF-8 temp dir").to_owned()
+    })
+}
+
 /// The release component that `make test` builds before the tests run.
 pub fn component() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +90,9 @@ impl TestGateway {
         let mut all = vec!["sidestream-gateway", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
         if !args.contains(&"--upstream") && !args.contains(&"--component") {
             all.extend(["--component", component.to_str().unwrap()]);
+        }
+        if !args.iter().any(|a| a.starts_with("--grip-key-file")) {
+            all.extend(["--grip-key-file", grip_key_file()]);
         }
         all.extend_from_slice(args);
         Self::with_config(Config::try_parse_from(all).expect("valid test config")).await

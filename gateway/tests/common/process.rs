@@ -6,7 +6,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{component, listening_addrs, within};
+use super::{component, grip_key_file, listening_addrs, within};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sidestream-gateway");
 
@@ -45,6 +45,9 @@ pub async fn spawn(args: &[&str]) -> Spawned {
     command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     if !args.contains(&"--upstream") && !args.contains(&"--component") {
         command.args(["--component", component.to_str().unwrap()]);
+    }
+    if !args.iter().any(|a| a.starts_with("--grip-key-file")) {
+        command.args(["--grip-key-file", grip_key_file()]);
     }
     let mut child = command
         .args(args)
