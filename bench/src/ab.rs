@@ -71,10 +71,14 @@ pub struct Outcome {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let mut server_args = args.server_args.clone();
+    if !server_args.iter().any(|a| a.starts_with("--grip-key-file")) {
+        server_args.extend(["--grip-key-file".into(), servers::grip_key_file()?.display().to_string()]);
+    }
     let spec = |(name, program): &(String, PathBuf)| Spec {
         name: name.clone(),
         program: program.clone(),
-        args: args.server_args.clone(),
+        args: server_args.clone(),
         dir: None,
         env: vec![],
     };

@@ -36,6 +36,9 @@ pub struct Pushpin {
 fn config(dir: &Path, http: u16, publish: u16, ports: [u16; 3]) -> String {
     let d = dir.display();
     let [push_in, push_sub, command] = ports;
+    // Pushpin signs its requests to the component as the gateway does (Grip-Sig), with the key the
+    // backend gateway's embedded component verifies with.
+    let key = servers::GRIP_KEY;
     format!(
         "[global]
 include=/usr/lib/pushpin/internal.conf
@@ -61,7 +64,7 @@ routesfile={d}/routes
 debug=false
 auto_cross_origin=false
 sig_iss=pushpin
-sig_key=changeme
+sig_key={key}
 updates_check=off
 
 [handler]

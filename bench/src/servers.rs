@@ -81,6 +81,17 @@ where
 
 /// A loopback port nobody listens on right now (bound and released; the race is harmless on a
 /// quiet loopback), for servers that take their ports from a config file.
+/// The key every gateway of the suite signs its requests to the component with (`--grip-key-file`),
+/// and Pushpin too (its `sig_key`), so the same component accepts either in front of it.
+pub const GRIP_KEY: &str = "sidestream-bench-grip-key-0123456789";
+
+/// A file holding [`GRIP_KEY`], written once per run.
+pub fn grip_key_file() -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("sidestream-bench-grip-key-{}", std::process::id()));
+    std::fs::write(&path, GRIP_KEY)?;
+    Ok(path)
+}
+
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -309,6 +309,9 @@ fn gateway_spec(name: &str, program: &Path, component: Option<&Path>) -> Spec {
         Some(c) => a.extend(["--component".into(), c.display().to_string()]),
         None => a.extend(["--upstream".into(), NO_UPSTREAM.into()]),
     }
+    if let Ok(key) = servers::grip_key_file() {
+        a.extend(["--grip-key-file".into(), key.display().to_string()]);
+    }
     spec(name, program.to_path_buf(), a)
 }
 
