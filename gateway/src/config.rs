@@ -160,6 +160,12 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_REDIS")]
     pub redis: Option<String>,
 
+    /// With --redis: a file holding the password of the URL's user (the URL then carries none), so
+    /// the secret stays out of the environment and the process's arguments (a mounted Secret in
+    /// Kubernetes). Its surrounding whitespace aside.
+    #[arg(long, env = "SIDESTREAM_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
     /// With --redis: how long this gateway's lease on its connections lasts without renewal. When
     /// a gateway dies without draining, another ends its connections for the component
     /// (DISCONNECT) within about this long plus a second.
@@ -273,6 +279,9 @@ impl Config {
         {
             bail!("--redis must be a redis:// or redis+unix:// URL");
         }
+        if self.redis_password_file.is_some() && self.redis.is_none() {
+            bail!("--redis-password-file is the password of --redis's user: give --redis too");
+        }
         if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.lease) {
             bail!("--lease must be between 1s and 5m");
         }
@@ -317,6 +326,25 @@ impl Config {
             bail!("--publish-token-file {} is empty", path.display());
         }
         Ok(Some(token))
+    }
+
+    /// Where Redis is, with the password of `--redis-password-file` when there is one; `None`
+    /// without `--redis`.
+    pub fn redis_connection(&self) -> anyhow::Result<Option<::redis::ConnectionInfo>> {
+        use ::redis::IntoConnectionInfo;
+        let Some(url) = &self.redis else { return Ok(None) };
+        // The URL may hold a password: errors name the flag, never the URL.
+        let info = url.as_str().into_connection_info().map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        let Some(path) = &self.redis_password_file else { return Ok(Some(info)) };
+        let password = std::fs::read_to_string(path)
+            .with_context(|| format!("--redis-password-file {}", path.display()))?
+            .trim()
+            .to_owned();
+        if password.is_empty() {
+            bail!("--redis-password-file {} is empty", path.display());
+        }
+        let settings = info.redis_settings().clone().set_password(password);
+        Ok(Some(info.set_redis_settings(settings)))
     }
 
     /// Whether connections get random pushes at all.
@@ -435,6 +463,23 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(c.backend().unwrap(), Backend::Upstream("http://127.0.0.1:3000".parse().unwrap()));
         assert_eq!(c.allowed_origins, ["https://example.com", "*"]);
+    }
+
+    #[test]
+    fn the_redis_password_comes_from_its_file() {
+        let file = std::env::temp_dir().join(format!("sidestream-redis-password-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let flag = format!("--redis-password-file={}", file.display());
+        let c = parse(&["--redis", "redis://sidestream@redis.example:6379/0", &flag]).unwrap();
+        let info = c.redis_connection().unwrap().unwrap();
+        assert_eq!(info.redis_settings().password(), Some("s3cret"));
+        assert_eq!(info.redis_settings().username(), Some("sidestream"));
+        assert!(parse(&[&flag]).is_err(), "a password needs the URL it is for");
+        std::fs::write(&file, "\n").unwrap();
+        assert!(c.redis_connection().is_err(), "an empty password file is refused");
+        std::fs::remove_file(&file).unwrap();
+        let plain = parse(&["--redis", "redis://:pw@127.0.0.1:6379"]).unwrap();
+        assert_eq!(plain.redis_connection().unwrap().unwrap().redis_settings().password(), Some("pw"));
     }
 
     #[test]

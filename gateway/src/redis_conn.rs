@@ -34,17 +34,17 @@ pub struct Commands {
 }
 
 impl Commands {
-    /// Prepares the connection to `url`, each command answered within [`COMMAND_TIMEOUT`];
+    /// Prepares the connection to Redis, each command answered within [`COMMAND_TIMEOUT`];
     /// nothing is connected until the first command.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
-        let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
+    pub fn new(info: ::redis::ConnectionInfo) -> anyhow::Result<Self> {
+        let client = ::redis::Client::open(info).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_max_delay(MAX_RECONNECT_WAIT)
             .set_number_of_retries(2);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|e| anyhow::anyhow!("--redis {url:?}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
         Ok(Commands {
             client,
             config,

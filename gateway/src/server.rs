@@ -57,8 +57,8 @@ impl Gateway {
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
-        let redis = match &config.redis {
-            Some(url) => Some(Commands::new(url)?),
+        let redis = match config.redis_connection()? {
+            Some(info) => Some(Commands::new(info)?),
             None => None,
         };
         let channels = Channels::new(&config, redis.clone(), metrics.clone());

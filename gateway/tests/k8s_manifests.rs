@@ -839,30 +839,19 @@ fn redis_authority(url: &str) -> (String, String, u16) {
 #[test]
 fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
     let deployment = object("Deployment");
+    let config = gateway_config(&deployment);
+    let url = config.redis.clone().expect("the gateway has --redis");
+    let (user, host, port) = redis_authority(&url);
+    assert!(!url.contains(&format!("{user}:")), "no password in --redis {url}: it comes from a file");
+    let password_file = config.redis_password_file.clone().expect("the gateway has --redis-password-file");
+    let password_secret = mounted_secret(&deployment, &password_file);
+    assert_readme_creates(&password_secret.0, &password_secret.1);
     let gateway = container(&deployment, "gateway");
-    let url = str_of(&env_var(gateway, "SIDESTREAM_REDIS")["value"], "SIDESTREAM_REDIS");
-    // Kubernetes puts the Secret's value in place of $(REDIS_PASSWORD); the gateway's own config
-    // must take the URL the pod ends up with (hex, as the README's command makes it).
-    assert!(url.contains("$(REDIS_PASSWORD)"), "the password in {url} is the Secret's, never written here");
-    let password_secret = secret_ref(env_var(gateway, "REDIS_PASSWORD"));
-    // The variable is the one `--redis` reads, and Kubernetes expands `$(REDIS_PASSWORD)` only
-    // when that variable comes earlier in the list.
-    let command = <Config as clap::CommandFactory>::command();
-    let redis_arg = command.get_arguments().find(|a| a.get_id() == "redis").expect("a --redis flag");
-    assert_eq!(redis_arg.get_env().and_then(|e| e.to_str()), Some("SIDESTREAM_REDIS"), "--redis's variable");
-    let names: Vec<&str> =
-        gateway["env"].as_array().unwrap().iter().map(|e| str_of(&e["name"], "name")).collect();
-    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
     assert!(
-        at("REDIS_PASSWORD") < at("SIDESTREAM_REDIS"),
-        "REDIS_PASSWORD must come first to be expanded: {names:?}"
+        gateway.get("env").and_then(|e| e.as_array()).is_none_or(|env| env.is_empty()),
+        "the gateway takes no setting, and so no secret, from its environment"
     );
-    let expanded = url.replace("$(REDIS_PASSWORD)", "0123456789abcdef");
-    let mut config = gateway_config(&deployment);
-    config.redis = Some(expanded.clone());
-    config.validate().expect("the gateway's args with the Redis URL the pod ends up with are valid");
 
-    let (user, host, port) = redis_authority(&expanded);
     let service = named("Service", REDIS);
     assert_eq!(host, str_of(&service["metadata"]["name"], "name"), "the URL's host is Redis's Service");
     let service_port = service["spec"]["ports"]
@@ -887,29 +876,39 @@ fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
         "redis-server listens on its container port"
     );
 
-    // One password for both ends: the ACL user the URL names has the Secret's password, the
-    // default user is off.
-    assert_eq!(
-        secret_ref(env_var(server, "REDIS_PASSWORD")),
-        password_secret,
-        "gateway and Redis read one Secret"
-    );
-    assert_eq!(
-        secret_ref(env_var(server, "REDISCLI_AUTH")),
-        password_secret,
-        "the probes authenticate with it"
-    );
-    let users: Vec<&[&str]> = server_args
-        .split(|a| a.starts_with("--"))
-        .skip(1)
-        .zip(server_args.iter().filter(|a| a.starts_with("--")))
-        .filter(|(_, flag)| **flag == "--user")
-        .map(|(words, _)| words)
-        .collect();
-    assert!(users.iter().any(|u| u == &["default", "off"]), "the default user is off: {users:?}");
-    let user_rule =
-        users.iter().find(|u| u[0] == user).unwrap_or_else(|| panic!("no ACL user {user}: {users:?}"));
-    assert!(user_rule.contains(&"on") && user_rule.contains(&">$(REDIS_PASSWORD)"), "{user_rule:?}");
+    // One password for both ends, from files: the init container writes the ACL file (the default
+    // user off, the URL's user on with the Secret's password) that redis-server reads, and the
+    // probes read the same file; nothing of it is in an environment variable or an argument.
+    let mounted = |container: &Value, path: &str| -> (String, String) {
+        let mount = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| path.starts_with(&format!("{}/", str_of(&m["mountPath"], "mountPath"))))
+            .unwrap_or_else(|| panic!("{} mounts nothing at {path}", container["name"]));
+        let volume = pod_spec(&redis)["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap_or_else(|| panic!("no volume {}", mount["name"]));
+        let secret = &volume["secret"];
+        let item = &secret["items"][0];
+        (str_of(&secret["secretName"], "secret").to_owned(), str_of(&item["key"], "key").to_owned())
+    };
+    let acl_writer = pod_spec(&redis)["initContainers"]
+        .as_array()
+        .expect("an init container writes the ACL file")
+        .iter()
+        .find(|c| c["name"] == "acl")
+        .expect("the init container acl");
+    let script = str_of(&acl_writer["args"][0], "the acl script");
+    let read = script.split("$(cat ").nth(1).and_then(|r| r.split(')').next()).expect("the script reads a file");
+    assert_eq!(mounted(acl_writer, read), password_secret, "Redis's password is the gateway's Secret's");
+    assert!(script.contains("user default off"), "the default user is off: {script}");
+    assert!(script.contains(&format!("user {user} on >%s")), "the URL's user {user} is on: {script}");
+    assert_eq!(flag("--aclfile"), Some("/acl/users.acl"));
+    assert!(script.contains("> /acl/users.acl"), "{script}");
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
         let command: Vec<&str> = server[probe]["exec"]["command"]
             .as_array()
@@ -917,7 +916,13 @@ fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
             .iter()
             .map(|a| str_of(a, "arg"))
             .collect();
-        assert_eq!(command, ["redis-cli", "--user", user.as_str(), "ping"], "redis {probe}");
+        assert_eq!(command[..2], ["sh", "-c"], "redis {probe}");
+        assert!(command[2].ends_with(&format!("exec redis-cli --user {user} ping")), "redis {probe}: {command:?}");
+        let read = command[2].split("$(cat ").nth(1).and_then(|r| r.split(')').next()).expect("reads a file");
+        assert_eq!(mounted(server, read), password_secret, "the probes authenticate with it");
+    }
+    for container in [server, acl_writer] {
+        assert!(container.get("env").is_none(), "{} has no environment", container["name"]);
     }
 
     // History that survives a restart: the append-only file, fsynced on every write, on the volume.
