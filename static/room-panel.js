@@ -10,14 +10,15 @@
 // texts come from other people.
 
 /** @import { RoomFrame } from "./protocol.js" */
-/** @import { StateDetail } from "./connection.js" */
-import { Connection, closeText, countdownText } from "./connection.js";
+import { Connection, closeText } from "./connection.js";
 import { $, LOG_LIMIT } from "./dom.js";
 import { Outbox, Room, hrefForName, roomFromPage, validName } from "./room.js";
+import { StatusView } from "./status-view.js";
 
 /**
  * Starts the panel: joins the room at once and keeps rejoining.
  * @param {{ baseMs: number, maxMs: number, drainWindowMs: number }} backoff the page's reconnect knobs
+ * @returns {{ tick: () => void }} to be called four times a second, for the countdown
  */
 export function startRoomPanel(backoff) {
   const el = {
@@ -37,7 +38,17 @@ export function startRoomPanel(backoff) {
   const room = new Room({ room: start.room, name: start.name });
   const outbox = new Outbox();
   const connection = new Connection(room.url(location.href), backoff);
-  let reconnectUntil = 0;
+  // The welcome says under which name; until it comes the socket is open but not yet in the room.
+  const status = new StatusView(
+    { status: el.status, text: el.statusText, countdown: el.countdown },
+    {
+      first: "Joining…",
+      connected: () => (room.joinedAs === null ? "Joining…" : `In the room as ${room.joinedAs}`),
+      waiting: "rejoining",
+      trying: "rejoining",
+      unreachable: "",
+    },
+  );
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
   el.name.textContent = room.room;
@@ -118,27 +129,6 @@ export function startRoomPanel(backoff) {
     else el.hint.dataset.tone = "warn";
   }
 
-  /** @param {StateDetail} detail */
-  function renderStatus({ state, attempt, lastClose, delayMs = 0 }) {
-    el.status.dataset.state = state;
-    const why = lastClose ? `Closed: ${closeText(lastClose)} · ` : "";
-    if (state === "connected") {
-      // The welcome says under which name; until it comes the socket is open but not yet in the room.
-      el.statusText.textContent = room.joinedAs === null ? "Joining…" : `In the room as ${room.joinedAs}`;
-    } else if (state === "reconnecting") {
-      reconnectUntil = performance.now() + delayMs;
-      el.statusText.textContent = `${why}rejoining`;
-    } else {
-      el.statusText.textContent = attempt > 0 ? `${why}rejoining (attempt ${attempt + 1})…` : "Joining…";
-    }
-    renderCountdown();
-  }
-
-  function renderCountdown() {
-    const text = countdownText(connection.state, reconnectUntil, performance.now());
-    if (el.countdown.textContent !== text) el.countdown.textContent = text;
-  }
-
   /** @param {string | ArrayBuffer} data */
   function onMessage(data) {
     if (typeof data !== "string") return; // the room sends text only
@@ -146,7 +136,7 @@ export function startRoomPanel(backoff) {
     switch (reading.kind) {
       case "welcome": {
         renderJoined();
-        el.statusText.textContent = `In the room as ${reading.name}`;
+        status.refresh();
         if (el.you.value.trim() === "") el.you.placeholder = reading.name;
         logNotice(
           reading.resumedFrom === null
@@ -180,7 +170,7 @@ export function startRoomPanel(backoff) {
     }
   }
 
-  connection.on("state", (e) => renderStatus(e.detail));
+  connection.on("state", (e) => status.render(e.detail));
   connection.on("message", (e) => onMessage(e.detail.data));
   connection.on("close", (e) => {
     const { code, reason, everOpened } = e.detail;
@@ -234,6 +224,6 @@ export function startRoomPanel(backoff) {
 
   if (start.ignoredRoom) logNotice(`Ignored ?room=: a room name is 1 to 32 letters, digits, - or _; joined ${room.room}`, "warn", "ignored");
   if (start.ignoredName) logNotice("Ignored ?name=: a name is 1 to 32 characters, none of them control characters", "warn", "ignored");
-  setInterval(renderCountdown, 250);
   connection.start();
+  return { tick: () => status.tick() };
 }
