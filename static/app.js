@@ -19,7 +19,7 @@
 
 import { APPS, startingPoint } from "./apps.js";
 import { DRAIN_WINDOW_MS } from "./connection.js";
-import { startTicker } from "./dom.js";
+import { $, followHeight, startTicker } from "./dom.js";
 import { startRoomPanel } from "./room-panel.js";
 import { startStreamPanel } from "./stream-panel.js";
 
@@ -45,6 +45,7 @@ const backoff = {
   maxMs: clampParam("backoffmax", 30_000, 50, 30_000),
   drainWindowMs: clampParam("drainwindow", DRAIN_WINDOW_MS, 0, 30_000),
 };
+followHeight($("topbar", HTMLElement), "--topbar-height");
 const start = startingPoint(location.href);
 const stream = startStreamPanel(start, backoff);
 if (start.ignoredApp) {

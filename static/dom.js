@@ -46,3 +46,17 @@ export function startTicker(tick, ms, { doc = document, timers = globalThis } = 
   doc.addEventListener("visibilitychange", follow);
   follow();
 }
+
+/**
+ * Keeps the custom property `name` on the root element at `element`'s laid-out height, for styles that
+ * must leave room for it (the sticky header: what is scrolled into view stops below it).
+ * @param {Element} element
+ * @param {string} name e.g. "--topbar-height"
+ */
+export function followHeight(element, name) {
+  const root = document.documentElement;
+  const observer = new ResizeObserver(() => {
+    root.style.setProperty(name, `${element.getBoundingClientRect().height}px`);
+  });
+  observer.observe(element, { box: "border-box" });
+}

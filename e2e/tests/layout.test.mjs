@@ -41,7 +41,9 @@ for (const size of SIZES) {
     await waitForRoomMessage(page, `Hello room, from a ${name} window`);
     await waitForCount(page, ".entry-push", 8);
 
-    // Screenshots before the checks, so a failure can be looked at.
+    // Screenshots before the checks, so a failure can be looked at: the top of the page (typing in the
+    // room scrolled it there), then the Room panel.
+    await page.evaluate(() => scrollTo(0, 0));
     await screenshot(page, `size-${name}`);
     await page.locator(".room-card").scrollIntoViewIfNeeded();
     await screenshot(page, `size-${name}-room`);
