@@ -1,5 +1,5 @@
 // What both of the page's panels (stream-panel.js, room-panel.js) need of the document: the elements,
-// the log's cap, and the one clock that ticks for both (page/tests/status.test.mjs).
+// the log's cap, a text-only <span>, and the one clock that ticks for both (page/tests/status.test.mjs).
 
 /** A log keeps this many entries; older ones are dropped so a long-open tab stays small. */
 export const LOG_LIMIT = 500;
@@ -15,6 +15,18 @@ export function $(id, type) {
   const node = document.getElementById(id);
   if (!(node instanceof type)) throw new Error(`#${id} is missing or not a ${type.name}`);
   return node;
+}
+
+/**
+ * A `<span>` of this class holding `text`, as text: what people typed never becomes HTML.
+ * @param {string} className
+ * @param {string} text
+ */
+export function span(className, text) {
+  const s = document.createElement("span");
+  s.className = className;
+  s.textContent = text;
+  return s;
 }
 
 /**

@@ -5,7 +5,7 @@
 /** @import { App } from "./apps.js" */
 /** @import { PushFrame } from "./protocol.js" */
 /** @import { Outgoing } from "./stream.js" */
-import { LOG_LIMIT } from "./dom.js";
+import { LOG_LIMIT, span } from "./dom.js";
 
 /** @typedef {"push" | "chat" | "echo" | "system"} EntryKind */
 /** @typedef {"ok" | "info" | "warn" | "error"} Tone */
@@ -146,15 +146,4 @@ export class StreamLog {
     body.append(span("text", `Switched from ${from.label} to ${to.label}`), meta);
     return { li, meta };
   }
-}
-
-/**
- * @param {string} className
- * @param {string} text
- */
-function span(className, text) {
-  const s = document.createElement("span");
-  s.className = className;
-  s.textContent = text;
-  return s;
 }
