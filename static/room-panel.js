@@ -9,65 +9,110 @@
 // Everything a message carries is put on the page as text (textContent), never as HTML: names and
 // texts come from other people.
 
+/** @import { CloseDetail, ConnectionOptions } from "./connection.js" */
 /** @import { RoomFrame } from "./protocol.js" */
-/** @import { StateDetail } from "./connection.js" */
-import { Connection, closeText, countdownText } from "./connection.js";
-import { $, LOG_LIMIT } from "./dom.js";
+import { Connection, closeText } from "./connection.js";
+import { $, LOG_LIMIT, span } from "./dom.js";
 import { Outbox, Room, hrefForName, roomFromPage, validName } from "./room.js";
+import { StatusView } from "./status-view.js";
 
 /**
  * Starts the panel: joins the room at once and keeps rejoining.
- * @param {{ baseMs: number, maxMs: number, drainWindowMs: number }} backoff the page's reconnect knobs
+ * @param {ConnectionOptions} backoff the page's reconnect knobs
  */
 export function startRoomPanel(backoff) {
-  const el = {
-    name: $("room-name", HTMLElement),
-    status: $("room-status", HTMLElement),
-    statusText: $("room-status-text", HTMLElement),
-    countdown: $("room-countdown", HTMLElement),
-    join: $("room-join", HTMLFormElement),
-    you: $("room-you", HTMLInputElement),
-    log: $("room-log", HTMLOListElement),
-    empty: $("room-empty", HTMLElement),
-    form: $("room-form", HTMLFormElement),
-    say: $("room-say", HTMLInputElement),
-    hint: $("room-hint", HTMLElement),
-  };
-  const start = roomFromPage(location.href);
-  const room = new Room({ room: start.room, name: start.name });
-  const outbox = new Outbox();
-  const connection = new Connection(room.url(location.href), backoff);
-  let reconnectUntil = 0;
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  const panel = new RoomPanel(roomFromPage(location.href), backoff);
+  panel.connection.start();
+  return panel;
+}
 
-  el.name.textContent = room.room;
-  el.you.value = room.name;
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
+export class RoomPanel {
+  /**
+   * @param {ReturnType<typeof roomFromPage>} start the room and name the page's URL chose
+   * @param {ConnectionOptions} backoff
+   */
+  constructor(start, backoff) {
+    this.el = {
+      name: $("room-name", HTMLElement),
+      status: $("room-status", HTMLElement),
+      statusText: $("room-status-text", HTMLElement),
+      countdown: $("room-countdown", HTMLElement),
+      join: $("room-join", HTMLFormElement),
+      you: $("room-you", HTMLInputElement),
+      log: $("room-log", HTMLOListElement),
+      empty: $("room-empty", HTMLElement),
+      form: $("room-form", HTMLFormElement),
+      say: $("room-say", HTMLInputElement),
+      hint: $("room-hint", HTMLElement),
+    };
+    const room = new Room({ room: start.room, name: start.name });
+    this.room = room;
+    this.outbox = new Outbox();
+    this.connection = new Connection(room.url(location.href), backoff);
+    // The welcome says under which name; until it comes the socket is open but not yet in the room.
+    this.status = new StatusView(
+      { status: this.el.status, text: this.el.statusText, countdown: this.el.countdown },
+      {
+        first: "Joining…",
+        connected: () => (room.joinedAs === null ? "Joining…" : `In the room as ${room.joinedAs}`),
+        waiting: "rejoining",
+        trying: "rejoining",
+        unreachable: "",
+      },
+    );
+    this.send = (/** @type {string} */ text) => this.connection.send(text);
+    this.el.name.textContent = room.room;
+    this.el.you.value = room.name;
+    this.#listen();
+    if (start.ignoredRoom) this.#notice(`Ignored ?room=: a room name is 1 to 32 letters, digits, - or _; joined ${room.room}`, "warn", "ignored");
+    if (start.ignoredName) this.#notice("Ignored ?name=: a name is 1 to 32 characters, none of them control characters", "warn", "ignored");
+  }
+
+  /** Four times a second while the tab is visible: the countdown. */
+  tick() {
+    this.status.tick();
+  }
+
+  #listen() {
+    const { connection, el } = this;
+    connection.on("state", (e) => this.status.render(e.detail));
+    connection.on("message", (e) => this.#read(e.detail.data));
+    connection.on("close", (e) => this.#closed(e.detail));
+    el.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.#say();
+    });
+    el.join.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.#rename();
+    });
+  }
 
   /** Keeps the newest entry in view, unless the person scrolled up to read. */
-  function append(/** @type {HTMLLIElement} */ li) {
-    const atBottom = el.log.scrollHeight - el.log.scrollTop - el.log.clientHeight < 40;
-    el.log.append(li);
-    while (el.log.childElementCount > LOG_LIMIT) el.log.firstElementChild?.remove();
-    el.empty.hidden = true;
-    if (atBottom) el.log.scrollTop = el.log.scrollHeight;
+  #append(/** @type {HTMLLIElement} */ li) {
+    const { log, empty } = this.el;
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.append(li);
+    while (log.childElementCount > LOG_LIMIT) log.firstElementChild?.remove();
+    empty.hidden = true;
+    if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
   /**
    * @param {RoomFrame} message
    * @param {boolean} recovered
    */
-  function logMessage(message, recovered) {
+  #message(message, recovered) {
     const li = document.createElement("li");
     li.className = "room-entry room-message";
     li.dataset.id = message.id;
     li.dataset.recovered = String(recovered);
-    if (message.from === room.joinedAs) li.classList.add("mine");
+    if (message.from === this.room.joinedAs) li.classList.add("mine");
     const head = document.createElement("span");
     head.className = "room-meta";
-    const from = document.createElement("span");
-    from.className = "from";
-    from.textContent = message.from;
-    head.append(from);
+    head.append(span("from", message.from));
     if (message.at !== undefined) {
       const at = new Date(message.at);
       const stamp = document.createElement("time");
@@ -76,17 +121,12 @@ export function startRoomPanel(backoff) {
       head.append(stamp);
     }
     if (recovered) {
-      const mark = document.createElement("span");
-      mark.className = "recovered";
-      mark.textContent = "recovered";
+      const mark = span("recovered", "recovered");
       mark.title = "Said while you were disconnected; replayed when you came back";
       head.append(mark);
     }
-    const text = document.createElement("span");
-    text.className = "text";
-    text.textContent = message.text;
-    li.append(head, text);
-    append(li);
+    li.append(head, span("text", message.text));
+    this.#append(li);
   }
 
   /**
@@ -94,106 +134,83 @@ export function startRoomPanel(backoff) {
    * @param {"info" | "ok" | "warn" | "error"} tone
    * @param {string} what a data-what for tests and styles: joined, closed, gap, error
    */
-  function logNotice(text, tone, what) {
+  #notice(text, tone, what) {
     const li = document.createElement("li");
     li.className = "room-entry room-notice";
     li.dataset.tone = tone;
     li.dataset.what = what;
     li.textContent = text;
-    append(li);
+    this.#append(li);
   }
-
-  const send = (/** @type {string} */ text) => connection.send(text);
 
   /** The name the room welcomed this socket under, for the status line and the e2e tests. */
-  function renderJoined() {
-    if (room.joinedAs === null) delete el.status.dataset.joinedAs;
-    else el.status.dataset.joinedAs = room.joinedAs;
+  #renderJoined() {
+    const { joinedAs } = this.room;
+    if (joinedAs === null) delete this.el.status.dataset.joinedAs;
+    else this.el.status.dataset.joinedAs = joinedAs;
   }
 
-  function renderHint() {
-    const n = outbox.waiting.length;
-    el.hint.textContent = n === 0 ? "" : `Offline: ${n} waiting, said as soon as the room is back.`;
-    if (n === 0) delete el.hint.dataset.tone;
-    else el.hint.dataset.tone = "warn";
-  }
-
-  /** @param {StateDetail} detail */
-  function renderStatus({ state, attempt, lastClose, delayMs = 0 }) {
-    el.status.dataset.state = state;
-    const why = lastClose ? `Closed: ${closeText(lastClose)} · ` : "";
-    if (state === "connected") {
-      // The welcome says under which name; until it comes the socket is open but not yet in the room.
-      el.statusText.textContent = room.joinedAs === null ? "Joining…" : `In the room as ${room.joinedAs}`;
-    } else if (state === "reconnecting") {
-      reconnectUntil = performance.now() + delayMs;
-      el.statusText.textContent = `${why}rejoining`;
-    } else {
-      el.statusText.textContent = attempt > 0 ? `${why}rejoining (attempt ${attempt + 1})…` : "Joining…";
-    }
-    renderCountdown();
-  }
-
-  function renderCountdown() {
-    const text = countdownText(connection.state, reconnectUntil, performance.now());
-    if (el.countdown.textContent !== text) el.countdown.textContent = text;
+  #renderHint() {
+    const { hint } = this.el;
+    const n = this.outbox.waiting.length;
+    hint.textContent = n === 0 ? "" : `Offline: ${n} waiting, said as soon as the room is back.`;
+    if (n === 0) delete hint.dataset.tone;
+    else hint.dataset.tone = "warn";
   }
 
   /** @param {string | ArrayBuffer} data */
-  function onMessage(data) {
+  #read(data) {
     if (typeof data !== "string") return; // the room sends text only
-    const reading = room.read(data);
+    const reading = this.room.read(data);
     switch (reading.kind) {
       case "welcome": {
-        renderJoined();
-        el.statusText.textContent = `In the room as ${reading.name}`;
-        if (el.you.value.trim() === "") el.you.placeholder = reading.name;
-        logNotice(
+        this.#renderJoined();
+        this.status.refresh();
+        if (this.el.you.value.trim() === "") this.el.you.placeholder = reading.name;
+        this.#notice(
           reading.resumedFrom === null
             ? `Joined ${reading.room} as ${reading.name}`
             : `Rejoined ${reading.room} as ${reading.name}; what was said meanwhile follows, marked recovered`,
           "ok",
           "joined",
         );
-        outbox.flush(send);
-        renderHint();
+        this.outbox.flush(this.send);
+        this.#renderHint();
         break;
       }
       case "message":
-        logMessage(reading.message, reading.recovered);
+        this.#message(reading.message, reading.recovered);
         break;
       case "duplicate":
         break; // shown already
       case "gap":
-        logNotice(
+        this.#notice(
           "Some messages were lost: the room's history no longer reaches back to where you were. What is said from now on shows up here.",
           "warn",
           "gap",
         );
         break;
       case "error":
-        logNotice(`Not said: ${reading.text}`, "error", "error");
+        this.#notice(`Not said: ${reading.text}`, "error", "error");
         break;
       case "other":
-        logNotice(`The room sent something this page does not know: ${reading.text.slice(0, 200)}`, "warn", "other");
+        this.#notice(`The room sent something this page does not know: ${reading.text.slice(0, 200)}`, "warn", "other");
         break;
     }
   }
 
-  connection.on("state", (e) => renderStatus(e.detail));
-  connection.on("message", (e) => onMessage(e.detail.data));
-  connection.on("close", (e) => {
-    const { code, reason, everOpened } = e.detail;
-    room.left();
-    renderJoined();
+  /** @param {CloseDetail} detail */
+  #closed({ code, reason, everOpened }) {
+    this.room.left();
+    this.#renderJoined();
     // The next attempt joins from the newest position seen.
-    connection.url = room.url(location.href);
+    this.connection.url = this.room.url(location.href);
     if (!everOpened) return;
-    logNotice(`Disconnected (${closeText({ code, reason })}); rejoining…`, "warn", "closed");
-  });
+    this.#notice(`Disconnected (${closeText({ code, reason })}); rejoining…`, "warn", "closed");
+  }
 
-  el.form.addEventListener("submit", (e) => {
-    e.preventDefault();
+  #say() {
+    const { el, outbox } = this;
     const text = el.say.value.trim();
     if (text === "") {
       el.hint.textContent = "Type something first.";
@@ -203,19 +220,19 @@ export function startRoomPanel(backoff) {
     // The input's maxlength keeps a text within the room's MAX_TEXT (it counts UTF-16 units, which
     // are never fewer than characters). Before the welcome the socket may be open but the room not
     // yet joined: wait for it.
-    const joined = room.joinedAs !== null;
-    const result = outbox.add(text, (t) => joined && send(t));
+    const joined = this.room.joinedAs !== null;
+    const result = outbox.add(text, (t) => joined && this.send(t));
     if (result === "full") {
       el.hint.textContent = `${outbox.waiting.length} messages are already waiting; try again once the room is back.`;
       el.hint.dataset.tone = "warn";
       return;
     }
     el.say.value = "";
-    renderHint();
-  });
+    this.#renderHint();
+  }
 
-  el.join.addEventListener("submit", (e) => {
-    e.preventDefault();
+  #rename() {
+    const { el, room, connection } = this;
     const name = validName(el.you.value);
     if (name === null) {
       el.hint.textContent = "A name is 1 to 32 characters, none of them control characters.";
@@ -228,12 +245,7 @@ export function startRoomPanel(backoff) {
     // A new socket under the new name, from where this one was: nothing said meanwhile is missed.
     // Not in the room until its welcome (switchTo tells of no close for the socket it replaces).
     room.left();
-    renderJoined();
+    this.#renderJoined();
     connection.switchTo(room.url(location.href));
-  });
-
-  if (start.ignoredRoom) logNotice(`Ignored ?room=: a room name is 1 to 32 letters, digits, - or _; joined ${room.room}`, "warn", "ignored");
-  if (start.ignoredName) logNotice("Ignored ?name=: a name is 1 to 32 characters, none of them control characters", "warn", "ignored");
-  setInterval(renderCountdown, 250);
-  connection.start();
+  }
 }

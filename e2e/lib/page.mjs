@@ -11,14 +11,20 @@ export const WAIT_MS = 20_000;
 export const BUILT_IN = "Built-in /ws";
 export const COMPONENT_ECHO = "Component /echo";
 
-/** Waits until the status line is in `state` (connected, connecting, reconnecting); returns its text. */
+/**
+ * Waits until the status line is in `state` (connected, connecting, reconnecting); returns its text as
+ * it was in that state, read in the same go: a reconnect's short wait can be over by a second read.
+ */
 export async function waitForStatus(page, state, timeout = WAIT_MS) {
-  await page.waitForFunction(
-    (s) => document.getElementById("status")?.dataset.state === s,
+  const handle = await page.waitForFunction(
+    (s) => {
+      const status = document.getElementById("status");
+      return status?.dataset.state === s ? { text: status.innerText.replace(/\s+/g, " ").trim() } : false;
+    },
     state,
     { timeout, polling: 50 },
   );
-  return statusText(page);
+  return (await handle.jsonValue()).text;
 }
 
 export async function statusText(page) {

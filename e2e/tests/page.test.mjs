@@ -88,20 +88,23 @@ test("pushes appear in the log, on the counters and on the chart", TIMEOUT, asyn
   assert.ok(ink.pixels >= 300, `series pixels on the chart: ${ink.pixels}`);
   assert.ok(ink.columns >= 8, `the line spans ${ink.columns} pixel columns`);
 
-  // Newest first, in the order the gateway numbered them, each with its value and a local time.
-  const pushes = await page.locator(".entry-push").evaluateAll((els) =>
-    els.map((el) => ({
+  // Newest first, in the order the gateway numbered them, each with its value and a local time. Read
+  // in one go with the "latest" value: pushes keep coming, and one that landed between two reads
+  // made them disagree (seen under load).
+  const { pushes, latest } = await page.evaluate(() => ({
+    pushes: [...document.querySelectorAll(".entry-push")].map((el) => ({
       seq: Number(el.dataset.seq),
       value: el.querySelector(".value").textContent,
       time: el.querySelector("time").textContent,
     })),
-  );
+    latest: document.getElementById("latest-value").innerText,
+  }));
   for (const p of pushes) {
     assert.match(p.value, /^0\.\d{4}$|^1\.0000$/);
     assert.match(p.time, /^\d\d:\d\d:\d\d\.\d{3}$/);
   }
   for (let i = 1; i < pushes.length; i++) assert.ok(pushes[i - 1].seq > pushes[i].seq, "newest first");
-  assert.equal(await page.locator("#latest-value").innerText(), pushes[0].value);
+  assert.equal(latest, pushes[0].value);
 
   const c = await counters(page);
   assert.ok(c.pushes >= 6, `pushes counter ${c.pushes}`);
