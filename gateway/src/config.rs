@@ -315,17 +315,9 @@ impl Config {
         self.drain_spread.min(self.drain_timeout / 2)
     }
 
-    /// The publish API's token, read from `--publish-token-file` (its surrounding whitespace aside).
+    /// The publish API's token, read from `--publish-token-file`.
     pub fn publish_token(&self) -> anyhow::Result<Option<String>> {
-        let Some(path) = &self.publish_token_file else { return Ok(None) };
-        let token = std::fs::read_to_string(path)
-            .with_context(|| format!("--publish-token-file {}", path.display()))?
-            .trim()
-            .to_owned();
-        if token.is_empty() {
-            bail!("--publish-token-file {} is empty", path.display());
-        }
-        Ok(Some(token))
+        self.publish_token_file.as_deref().map(|path| read_secret("--publish-token-file", path)).transpose()
     }
 
     /// Where Redis is, with the password of `--redis-password-file` when there is one; `None`
@@ -336,13 +328,7 @@ impl Config {
         // The URL may hold a password: errors name the flag, never the URL.
         let info = url.as_str().into_connection_info().map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
         let Some(path) = &self.redis_password_file else { return Ok(Some(info)) };
-        let password = std::fs::read_to_string(path)
-            .with_context(|| format!("--redis-password-file {}", path.display()))?
-            .trim()
-            .to_owned();
-        if password.is_empty() {
-            bail!("--redis-password-file {} is empty", path.display());
-        }
+        let password = read_secret("--redis-password-file", path)?;
         let settings = info.redis_settings().clone().set_password(password);
         Ok(Some(info.set_redis_settings(settings)))
     }
@@ -375,6 +361,19 @@ impl Config {
             ),
         }
     }
+}
+
+/// A secret from the file a `flag` names (a mounted Secret): its surrounding whitespace aside, and
+/// never empty.
+pub fn read_secret(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let secret = std::fs::read_to_string(path)
+        .with_context(|| format!("{flag} {}", path.display()))?
+        .trim()
+        .to_owned();
+    if secret.is_empty() {
+        bail!("{flag} {} is empty", path.display());
+    }
+    Ok(secret)
 }
 
 /// Accepts `http://host[:port]` with nothing after the authority but an optional `/`.

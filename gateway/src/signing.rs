@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use sidestream_events::reply::{CONNECTION_ID, META_PREFIX};
 use sidestream_events::sig;
@@ -58,10 +58,7 @@ impl Signer {
             let key: [u8; 32] = rand::random();
             return Ok(Signer::new(key.iter().map(|b| format!("{b:02x}")).collect()));
         };
-        let key = std::fs::read_to_string(path)
-            .with_context(|| format!("--grip-key-file {}", path.display()))?
-            .trim()
-            .to_owned();
+        let key = crate::config::read_secret("--grip-key-file", path)?;
         if key.len() < MIN_KEY_BYTES {
             bail!("--grip-key-file {} holds a key shorter than {MIN_KEY_BYTES} bytes", path.display());
         }

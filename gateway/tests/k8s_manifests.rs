@@ -903,7 +903,8 @@ fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
         .find(|c| c["name"] == "acl")
         .expect("the init container acl");
     let script = str_of(&acl_writer["args"][0], "the acl script");
-    let read = script.split("$(cat ").nth(1).and_then(|r| r.split(')').next()).expect("the script reads a file");
+    let read =
+        script.split("$(cat ").nth(1).and_then(|r| r.split(')').next()).expect("the script reads a file");
     assert_eq!(mounted(acl_writer, read), password_secret, "Redis's password is the gateway's Secret's");
     assert!(script.contains("user default off"), "the default user is off: {script}");
     assert!(script.contains(&format!("user {user} on >%s")), "the URL's user {user} is on: {script}");
@@ -917,7 +918,10 @@ fn gateway_reaches_redis_through_its_service_with_the_password_of_one_secret() {
             .map(|a| str_of(a, "arg"))
             .collect();
         assert_eq!(command[..2], ["sh", "-c"], "redis {probe}");
-        assert!(command[2].ends_with(&format!("exec redis-cli --user {user} ping")), "redis {probe}: {command:?}");
+        assert!(
+            command[2].ends_with(&format!("exec redis-cli --user {user} ping")),
+            "redis {probe}: {command:?}"
+        );
         let read = command[2].split("$(cat ").nth(1).and_then(|r| r.split(')').next()).expect("reads a file");
         assert_eq!(mounted(server, read), password_secret, "the probes authenticate with it");
     }
