@@ -79,10 +79,12 @@ gateway_log=$out/gateway.log
 # component's paths point at an upstream that is never contacted: no component build needed, and
 # the same flags work for a build without the embedded host. A SIDESTREAM_COMPONENT left in the
 # environment would conflict with --upstream, and the address is read from the text log format.
+# An upstream needs the key the gateway signs its requests to it with; nothing is ever signed here.
+openssl rand -hex 32 >"$out/grip.key" 2>/dev/null || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$out/grip.key"
 env -u SIDESTREAM_COMPONENT "$gateway" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --no-push --log-format text \
 	--max-message-size 16777216 \
 	--ping-interval 1h --idle-timeout 2h \
-	--upstream http://127.0.0.1:9 \
+	--upstream http://127.0.0.1:9 --grip-key-file "$out/grip.key" \
 	>"$gateway_log" 2>&1 &
 gateway_pid=$!
 cleanup() {
