@@ -4,8 +4,10 @@
 
 mod common;
 
+use std::collections::HashSet;
+
 use common::cluster::{Broker, Cluster};
-use common::room::{Member, publish, room_items};
+use common::room::{Member, Seen, publish, room_items};
 use common::*;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -23,7 +25,23 @@ macro_rules! both_brokers {
     };
 }
 
-both_brokers!(a_publication_larger_than_the_outbox_budget_is_delivered_and_the_next_follows);
+both_brokers!(
+    a_publication_larger_than_the_outbox_budget_is_delivered_and_the_next_follows,
+    concurrent_publishers_reach_every_subscriber_once_in_position_order,
+);
+
+/// Asserts that `seen` is messages at consecutive positions of one epoch, starting after `after`.
+fn assert_consecutive(who: &str, seen: &[Seen], after: u64) -> HashSet<String> {
+    let mut texts = HashSet::new();
+    let mut epoch = None;
+    for (expected, s) in (after + 1..).zip(seen) {
+        let Seen::Message { text, n, epoch: e } = s else { panic!("{who}: a gap notice in {seen:?}") };
+        assert_eq!(*n, expected, "{who}: position {n} where {expected} was due");
+        assert!(epoch.get_or_insert(e.clone()) == e, "{who}: another epoch");
+        assert!(texts.insert(text.clone()), "{who}: {text} twice");
+    }
+    texts
+}
 
 /// A publication larger than the outbox's budget (32 KiB) but within `--max-message-size`
 /// (64 KiB) reaches the client, and what follows it is not stuck behind it.
@@ -51,4 +69,72 @@ async fn a_publication_larger_than_the_outbox_budget_is_delivered_and_the_next_f
     send(&mut ws, Message::text("after")).await;
     assert_eq!(next_data(&mut ws).await, Message::text(large));
     assert_eq!(next_data(&mut ws).await, Message::text("after"));
+}
+
+/// Thirty-two publishers at once (through each gateway's publish API and through the room itself):
+/// every subscriber gets every publication once, at consecutive positions; one that comes back
+/// with a position from the middle gets the rest the same way.
+async fn concurrent_publishers_reach_every_subscriber_once_in_position_order(broker: Broker) {
+    const PUBLISHERS: usize = 32;
+    const EACH: usize = 40;
+    let cluster = Cluster::start(broker, &[]).await;
+    let mut members = Vec::new();
+    for i in 0..4 {
+        members.push(Member::join(cluster.addr(i), &format!("room=busy&name=m{i}")).await);
+    }
+    let mut speakers = Vec::new();
+    for i in 0..2 {
+        speakers.push(Member::join(cluster.addr(i), &format!("room=busy&name=s{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for p in 0..PUBLISHERS - 2 {
+        let admin = cluster.admin(p);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let reply = publish(admin, room_items("busy", &[format!("p{p}-{i}")], "")).await;
+                assert_eq!(reply.status, 200, "{}", reply.text());
+            }
+            None
+        }));
+    }
+    for (s, mut speaker) in speakers.into_iter().enumerate() {
+        // Kept open to the end: what a client said is published once its connection's turn comes.
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                send(&mut speaker.ws, Message::text(format!("s{s}-{i}"))).await;
+            }
+            Some(speaker)
+        }));
+    }
+    for task in tasks {
+        drop(task.await.unwrap());
+    }
+    // Once everything is published, an end marker: each reads up to it.
+    common::eventually("the speakers' messages are all published", async || {
+        let m = Metrics::parse(&request(cluster.admin(0), "GET", "/metrics", &[]).await.text());
+        let n = Metrics::parse(&request(cluster.admin(1), "GET", "/metrics", &[]).await.text());
+        let published = |m: &Metrics| m.get("sidestream_published_items_total");
+        published(&m) + if cluster.gateways.len() > 1 { published(&n) } else { 0.0 }
+            >= (PUBLISHERS * EACH) as f64
+    })
+    .await;
+    assert_eq!(publish(cluster.admin(0), room_items("busy", &["end".into()], "")).await.status, 200);
+    let total = PUBLISHERS * EACH;
+    let mut first = None;
+    for (i, member) in members.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while seen.last().is_none_or(|s| !matches!(s, Seen::Message { text, .. } if text == "end")) {
+            seen.extend(member.seen(1).await);
+        }
+        seen.pop();
+        let Seen::Message { n, .. } = &seen[0] else { panic!("a gap first") };
+        let texts = assert_consecutive(&format!("m{i}"), &seen, n - 1);
+        assert_eq!(texts.len(), total);
+        first.get_or_insert(seen);
+    }
+    let first = first.unwrap();
+    let middle = first[total / 2].position().unwrap();
+    let mut back = Member::join(cluster.addr(1), &format!("room=busy&name=back&last={middle}")).await;
+    let rest = back.seen(total - total / 2 - 1).await;
+    assert_eq!(rest, first[total / 2 + 1..], "the rest, from the history, exactly");
 }

@@ -1,4 +1,5 @@
-//! The in-memory broker: one process's channels, their history, delivery straight to the hub.
+//! The in-memory broker: one process's channels, their history, delivery straight to the hub,
+//! in the order of the positions (numbered and handed over under one lock).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -51,8 +52,10 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     async fn publish(&self, item: &Item) -> Result<Option<Position>, BrokerError> {
         let now = Instant::now();
+        // Held until the publication is with the hub: numbering and handing over are one step per
+        // channel, so the hub never sees n+1 before n (and drops n as old) when two publish at once.
+        let mut channels = self.channels();
         let publication = {
-            let mut channels = self.channels();
             let channel = channels.entry(item.channel.clone()).or_insert_with(|| Channel {
                 epoch: new_epoch(),
                 last: 0,
