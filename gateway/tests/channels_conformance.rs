@@ -28,6 +28,8 @@ macro_rules! both_brokers {
 both_brokers!(
     a_publication_larger_than_the_outbox_budget_is_delivered_and_the_next_follows,
     concurrent_publishers_reach_every_subscriber_once_in_position_order,
+    clients_that_leave_together_and_come_back_miss_nothing,
+    a_slow_recovering_client_is_told_of_a_gap_rather_than_held_for_without_bound,
 );
 
 /// Asserts that `seen` is messages at consecutive positions of one epoch, starting after `after`.
@@ -137,4 +139,105 @@ async fn concurrent_publishers_reach_every_subscriber_once_in_position_order(bro
     let mut back = Member::join(cluster.addr(1), &format!("room=busy&name=back&last={middle}")).await;
     let rest = back.seen(total - total / 2 - 1).await;
     assert_eq!(rest, first[total / 2 + 1..], "the rest, from the history, exactly");
+}
+
+/// Ten clients of one room on one gateway leave together (the gateway stops wanting the channel)
+/// and come back together with their last positions, while a publisher posts steadily; in every
+/// round each gets everything after its position, once, in order.
+async fn clients_that_leave_together_and_come_back_miss_nothing(broker: Broker) {
+    const CLIENTS: usize = 10;
+    const ROUNDS: usize = 12;
+    let cluster = Cluster::start(broker, &[]).await;
+    let admin = cluster.admin(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let reply = publish(admin, room_items("again", &[format!("m{i}")], "")).await;
+                assert_eq!(reply.status, 200, "{}", reply.text());
+                i += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            i
+        })
+    };
+    // Each client's last position, from what it saw before it left.
+    let mut lasts: Vec<Option<String>> = vec![None; CLIENTS];
+    for round in 0..ROUNDS {
+        let queries: Vec<String> = lasts
+            .iter()
+            .enumerate()
+            .map(|(c, last)| match last {
+                Some(last) => format!("room=again&name=c{c}&last={last}"),
+                None => format!("room=again&name=c{c}"),
+            })
+            .collect();
+        let joins = queries.iter().map(|query| Member::join(cluster.addr(0), query));
+        let mut members = futures_util::future::join_all(joins).await;
+        for (c, member) in members.iter_mut().enumerate() {
+            let seen = member.seen(15).await;
+            let after = match &lasts[c] {
+                Some(last) => last.split_once('.').unwrap().0.parse().unwrap(),
+                None => match &seen[0] {
+                    Seen::Message { n, .. } => n - 1,
+                    Seen::Gap => panic!("c{c}: a gap on joining"),
+                },
+            };
+            assert_consecutive(&format!("c{c} in round {round}"), &seen, after);
+            lasts[c] = seen.last().and_then(Seen::position);
+        }
+        drop(members);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(publisher.await.unwrap() > 0);
+}
+
+/// A client that comes back with an old position and reads slowly while the channel is busy:
+/// the live publications held back for it are bounded. It gets the history in order, then a gap
+/// notice for what could not be held, then only what is newer.
+async fn a_slow_recovering_client_is_told_of_a_gap_rather_than_held_for_without_bound(broker: Broker) {
+    let cluster = Cluster::start(broker, &["--history-size", "5000"]).await;
+    let pad = "p".repeat(1000);
+    let batch = |from: usize| (from..from + 100).map(|i| format!("{i:05}{pad}")).collect::<Vec<_>>();
+    for b in 0..15 {
+        assert_eq!(publish(cluster.admin(0), room_items("slow", &batch(b * 100), "")).await.status, 200);
+    }
+    let mut probe = Member::join(cluster.addr(0), "room=slow&name=probe").await;
+    assert_eq!(publish(cluster.admin(0), room_items("slow", &["mark".into()], "")).await.status, 200);
+    let mark = probe.seen(1).await[0].clone();
+    let Seen::Message { epoch, .. } = &mark else { panic!("{mark:?}") };
+    // Back from position 1 of 1,501, reading nothing for now: the history does not fit what its
+    // socket buffers; 1,500 live publications come meanwhile (more than are held back for it).
+    let query = format!("room=slow&name=slow&last=1.{epoch}");
+    let mut slow = Member::join_slow(cluster.addr(1), &query).await;
+    for b in 15..30 {
+        assert_eq!(publish(cluster.admin(0), room_items("slow", &batch(b * 100), "")).await.status, 200);
+    }
+    // It reads: the history in order, one gap notice; then what is published next.
+    let mut previous = 1;
+    loop {
+        match &slow.seen(1).await[0] {
+            Seen::Gap => break,
+            Seen::Message { n, .. } => {
+                assert_eq!(*n, previous + 1, "the history, in order");
+                previous = *n;
+            }
+        }
+    }
+    assert!(previous >= 1501, "the whole history came before the gap notice: {previous}");
+    assert_eq!(publish(cluster.admin(0), room_items("slow", &["last".into()], "")).await.status, 200);
+    loop {
+        match &slow.seen(1).await[0] {
+            Seen::Gap => panic!("a second gap notice"),
+            Seen::Message { text, n, .. } => {
+                assert!(*n > previous, "{n} after {previous}: nothing older after the gap notice");
+                previous = *n;
+                if text == "last" {
+                    break;
+                }
+            }
+        }
+    }
 }
