@@ -2,10 +2,12 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cluster;
+pub mod model;
 pub mod process;
 pub mod recorder;
 pub mod redis;
 pub mod room;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::future::Future;
