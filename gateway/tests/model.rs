@@ -45,7 +45,8 @@ async fn two_gateways_on_redis_keep_the_model() {
 async fn soak_redis_with_faults() {
     let seconds = std::env::var("SIDESTREAM_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let redis = Redis::durable().await;
-    let args = [ARGS, &["--lease", "3s"]].concat();
+    // The run outlasts the default --history-ttl (10 minutes): the audit reads it all at the end.
+    let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h"]].concat();
     let cluster = Cluster::on(Some(redis), &args).await;
     let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), true).await;
     assert_verdict(&verdict, true);
@@ -55,6 +56,7 @@ fn assert_verdict(verdict: &Verdict, faults: bool) {
     for violation in verdict.violations.iter().take(30) {
         eprintln!("violation: {violation}");
     }
+    eprintln!("violations by kind: {:?}", verdict.kinds);
     assert!(verdict.violations.is_empty(), "{} violations of the model", verdict.violations.len());
     assert!(verdict.published_ok > 100 && verdict.messages > 1000, "the workload ran: {verdict:?}");
     if !faults {

@@ -159,19 +159,22 @@ impl Hub {
         }
     }
 
-    /// Delivers what `channel` missed, then what was held back meanwhile, without repeats (or,
-    /// when too much was held back, a gap notice to each subscriber instead).
+    /// Delivers what `channel` missed, then what was held back meanwhile, without repeats; when
+    /// more was held back than [`HELD`], each subscriber's gap notice comes between the two.
     pub fn resume(&self, channel: &str, missed: Vec<Arc<Publication>>) {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(channel) else { return };
         let held = channel.held.take().unwrap_or_default();
-        for publication in missed.into_iter().chain(held) {
+        for publication in missed {
             Self::fan_out(channel, publication, &self.metrics);
         }
         if std::mem::take(&mut channel.overflowed) {
             for subscriber in channel.subscribers.values_mut() {
                 Self::lose(subscriber);
             }
+        }
+        for publication in held {
+            Self::fan_out(channel, publication, &self.metrics);
         }
     }
 
@@ -368,6 +371,24 @@ mod tests {
         );
         hub.deliver(publication(5, "five"));
         assert_eq!(texts(&mut rx), ["one", "missed 2", "missed 3", "missed 4", "five"]);
+    }
+
+    #[test]
+    fn a_channel_that_held_back_too_much_while_recovering_tells_of_the_gap_before_what_follows() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        hub.suspend("room");
+        for n in 2..=HELD as u64 + 2 {
+            hub.deliver(publication(n, "dropped or held"));
+        }
+        hub.deliver(publication(HELD as u64 + 3, "held"));
+        hub.resume("room", vec![publication(2, "missed")]);
+        let got = texts(&mut rx);
+        assert_eq!(got[..3], ["one", "missed", "gap"], "{got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("held"));
     }
 
     #[test]

@@ -16,8 +16,8 @@ use super::{Broker, Engine, History, Position, Publication};
 /// the broker delivers the channel's publications to this gateway, reads what the history holds
 /// after its start, delivers that into the mailbox (waiting for room there), and lets the live
 /// publications held back meanwhile follow. A start the history does not reach (or a position
-/// that is not one) gets the subscription's gap message instead, and then only what comes after
-/// where the channel stands.
+/// that is not one, or a subscription the broker did not confirm in time) gets the
+/// subscription's gap message instead, and then only what comes after where the channel stands.
 pub async fn start(
     broker: &Engine,
     hub: &Hub,
@@ -33,13 +33,16 @@ pub async fn start(
     };
     let _ = started.send(());
     // Every subscriber waits for the subscription: what is published after it has been
-    // confirmed arrives live, what came before is in the history read next.
-    if let Err(error) = broker.subscribe(&channel).await {
+    // confirmed arrives live, what came before is in the history read next. Without it, what is
+    // published between the two could be missed: the client is told of a gap instead.
+    let subscribed = broker.subscribe(&channel).await.map_err(|error| {
         warn!(conn, %error, "the broker did not take a subscription; it is retried when the broker is back");
-    }
-    let history = match &from {
-        Ok(from) => broker.history(&channel, from.as_ref()).await.map_err(|e| e.to_string()),
-        Err(why) => Err(why.clone()),
+        error.to_string()
+    });
+    let history = match (&from, subscribed) {
+        (Ok(from), Ok(())) => broker.history(&channel, from.as_ref()).await.map_err(|e| e.to_string()),
+        (Err(why), _) => Err(why.clone()),
+        (_, Err(why)) => Err(why),
     };
     let delivered = match history {
         Ok(History::Since(missed)) => {

@@ -56,10 +56,13 @@ pub struct Verdict {
     pub gaps: usize,
     pub prompt_gaps: usize,
     pub published_ok: usize,
+    /// How many of each kind of violation (all of them, where `violations` keeps the first 1,000).
+    pub kinds: BTreeMap<&'static str, usize>,
 }
 
 impl Verdict {
-    fn violation(&mut self, what: String) {
+    fn violation(&mut self, kind: &'static str, what: String) {
+        *self.kinds.entry(kind).or_default() += 1;
         if self.violations.len() < 1000 {
             self.violations.push(what);
         }
@@ -74,11 +77,17 @@ pub fn check(histories: &HashMap<String, History>, published: &[Published], sess
         let mut expected = history.texts.keys().next().copied().unwrap_or(1);
         for (n, text) in &history.texts {
             if *n != expected {
-                verdict.violation(format!("{room}: the history skips from {} to {n}", expected - 1));
+                verdict.violation(
+                    "history hole",
+                    format!("{room}: the history skips from {} to {n}", expected - 1),
+                );
             }
             expected = n + 1;
             if let Some(earlier) = where_is.insert((room.as_str(), text.as_str()), *n) {
-                verdict.violation(format!("{room}: {} published twice (at {earlier} and {n})", clip(text)));
+                verdict.violation(
+                    "published twice",
+                    format!("{room}: {} published twice (at {earlier} and {n})", clip(text)),
+                );
             }
         }
     }
@@ -87,11 +96,10 @@ pub fn check(histories: &HashMap<String, History>, published: &[Published], sess
             verdict.published_ok += 1;
             if histories.contains_key(&p.room) && !where_is.contains_key(&(p.room.as_str(), p.text.as_str()))
             {
-                verdict.violation(format!(
-                    "{}: {} was answered 200 and is not in the history",
-                    p.room,
-                    clip(&p.text)
-                ));
+                verdict.violation(
+                    "lost",
+                    format!("{}: {} was answered 200 and is not in the history", p.room, clip(&p.text)),
+                );
             }
         }
     }
@@ -120,23 +128,32 @@ fn check_session(session: &Session, history: Option<&History>, verdict: &mut Ver
                 verdict.messages += 1;
                 if let Some(history) = history {
                     if *epoch != history.epoch && !told {
-                        verdict.violation(format!("{who}: epoch {epoch} without a gap notice"));
+                        verdict
+                            .violation("epoch change", format!("{who}: epoch {epoch} without a gap notice"));
                     }
                     if *epoch == history.epoch && history.texts.get(n) != Some(text) {
-                        verdict
-                            .violation(format!("{who}: at {n} {} where the history has another", clip(text)));
+                        verdict.violation(
+                            "wrong text",
+                            format!("{who}: at {n} {} where the history has another", clip(text)),
+                        );
                     }
                 }
                 if let Some((l, e)) = &last
                     && e == epoch
                 {
                     if n <= l {
-                        verdict.violation(format!("{who}: {n} after {l} (a repeat or older)"));
+                        verdict.violation(
+                            "repeat or older",
+                            format!("{who}: {n} after {l} (a repeat or older)"),
+                        );
                     } else if *n != l + 1 && !told {
-                        verdict.violation(format!("{who}: {l} then {n}, with no gap notice between"));
+                        verdict.violation("hole", format!("{who}: {l} then {n}, with no gap notice between"));
                     }
                 } else if last.is_some() && !told && !(first && session.since.is_none()) {
-                    verdict.violation(format!("{who}: another epoch at {n} without a gap notice"));
+                    verdict.violation(
+                        "epoch change",
+                        format!("{who}: another epoch at {n} without a gap notice"),
+                    );
                 }
                 last = Some((*n, epoch.clone()));
                 told = false;
@@ -150,8 +167,10 @@ fn check_session(session: &Session, history: Option<&History>, verdict: &mut Ver
         let end = history.texts.keys().next_back().copied();
         let reached = matches!(&last, Some((n, e)) if Some(*n) == end && *e == history.epoch);
         if !reached && !told {
-            verdict
-                .violation(format!("{who}: stopped at {last:?} before the end {end:?}, with no gap notice"));
+            verdict.violation(
+                "short",
+                format!("{who}: stopped at {last:?} before the end {end:?}, with no gap notice"),
+            );
         }
     }
 }
