@@ -11,7 +11,7 @@ GATEWAY := target/release/sidestream-gateway
 TEST_GATEWAY := target/debug/sidestream-gateway
 
 .PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
-        grip-tools redis test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz
+        grip-tools redis test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz soak
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/; `make component` in
 ## another terminal reloads the component into the running gateway (--watch) without closing a socket
@@ -91,6 +91,10 @@ test-e2e: component test-gateway redis
 ## bench: the benchmark suite against the gateway and its peers (not part of test)
 bench:
 	scripts/bench.sh
+
+## soak: the channels' model workload on Redis with faults for SOAK_SECONDS (600) (not part of test)
+soak: component redis
+	scripts/soak.sh
 
 ## fuzz: every fuzz target for 60 s (not part of test)
 fuzz:

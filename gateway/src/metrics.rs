@@ -119,6 +119,7 @@ pub struct Metrics {
     pub published_items: Counter,
     pub publications_sent: Counter,
     pub publications_dropped: Counter,
+    pub channels_evicted: Counter,
     pub channel_subscriptions: Gauge,
     pub broker_connected: Gauge,
     pub broker_reconnects: Counter,
@@ -167,6 +168,7 @@ impl Metrics {
             published_items: Counter::default(),
             publications_sent: Counter::default(),
             publications_dropped: Counter::default(),
+            channels_evicted: Counter::default(),
             channel_subscriptions: Gauge::default(),
             broker_connected: Gauge::default(),
             broker_reconnects: Counter::default(),
@@ -292,6 +294,11 @@ impl Metrics {
             "publications_dropped",
             "Publications dropped for subscribed clients that were not reading",
             m.publications_dropped.clone(),
+        );
+        registry.register(
+            "channels_evicted",
+            "Channels the in-memory broker forgot, history and all, to stay within its bound on channels",
+            m.channels_evicted.clone(),
         );
         registry.register(
             "channel_subscriptions",

@@ -134,12 +134,12 @@ impl Gateway {
             never = &mut accept_admin => match never {},
         }
         let config = &shared.config;
-        tokio::select! {
-            _ = shared.drain.run(config.effective_drain_spread(), config.drain_timeout) => {}
+        let outcome = tokio::select! {
+            outcome = shared.drain.run(config.effective_drain_spread(), config.drain_timeout) => outcome,
             never = &mut accept_public => match never {},
             never = &mut accept_admin => match never {},
-        }
-        shared.leases.resign().await;
+        };
+        shared.leases.resign(outcome).await;
         info!("stopped");
         Ok(())
     }

@@ -27,8 +27,8 @@ use super::lease::Reaped;
 use super::session::{Action, Failure, Ignored, Session};
 use crate::backend::ExchangeError;
 use crate::channels::filter::Filters;
-use crate::channels::hub::{Hub, MAILBOX, Mailbox};
-use crate::channels::{Broker, Engine, History, Payload, Position, Publication};
+use crate::channels::hub::Mailbox;
+use crate::channels::{Broker, Payload, Publication};
 use crate::server::Shared;
 use crate::ws::handler::{Closer, End, Flow, Handler};
 use crate::ws::outbox::{Kind, Out};
@@ -128,7 +128,7 @@ impl ComponentApp {
     pub fn new(shared: Arc<Shared>, conn: u64, mut session: Session, opened: Vec<Action>) -> Self {
         shared.metrics.app_connections_active.inc();
         let keep_alive_at = session.keep_alive().map(|every| Instant::now() + every);
-        let (mailbox_tx, mailbox) = mpsc::channel(MAILBOX);
+        let (mailbox_tx, mailbox) = Mailbox::new();
         // Its record is written with the meta as it stands; later changes update it.
         session.take_meta_changed();
         let reaped = shared.leases.register(&session);
@@ -311,22 +311,14 @@ impl ComponentApp {
         // Live publications wait while the subscription starts: it delivers what came since the
         // client's `since`, or since it joined, from the history first.
         let channels = &self.shared.channels;
-        let first = channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), gap.clone());
-        let (hub, broker, mailbox, conn) =
-            (channels.hub.clone(), channels.broker.clone(), self.mailbox_tx.clone(), self.conn);
+        channels.hub.join(&channel, self.conn, self.mailbox_tx.clone(), gap.clone());
+        let (hub, broker, subscriber) =
+            (channels.hub.clone(), channels.broker.clone(), (self.mailbox_tx.clone(), self.conn));
         let (started_tx, started) = oneshot::channel();
         let waits = since.is_none();
         tokio::spawn(async move {
-            let from = match since {
-                Some(since) => since.parse::<Position>().map(Some).map_err(|()| "not a position".to_owned()),
-                // Where the channel stands as it is joined: what the subscription starts after.
-                None => broker.position(&channel).await.map_err(|e| e.to_string()),
-            };
-            let _ = started_tx.send(());
-            if first && let Err(error) = broker.subscribe(&channel).await {
-                warn!(conn, %error, "the broker did not take a subscription; it is retried when the broker is back");
-            }
-            start(&broker, &hub, mailbox, conn, channel, from, gap).await;
+            crate::channels::subscriber::start(&broker, &hub, subscriber, channel, since, gap, started_tx)
+                .await;
         });
         waits.then_some(started)
     }
@@ -371,44 +363,6 @@ impl ComponentApp {
             Payload::Close { code, reason } => Flow::Close(code.unwrap_or(1000), reason.clone().into()),
         }
     }
-}
-
-/// Starts a subscription: delivers what `channel`'s history holds after `from` (all of it for
-/// `None`) into the subscriber's mailbox, waiting for room there, then lets the live publications
-/// held back meanwhile follow. A position the history does not reach (or no position at all)
-/// gets the subscription's gap message instead.
-async fn start(
-    broker: &Engine,
-    hub: &Hub,
-    mailbox: Mailbox,
-    conn: u64,
-    channel: String,
-    from: Result<Option<Position>, String>,
-    gap: Message,
-) {
-    let history = match &from {
-        Ok(from) => broker.history(&channel, from.as_ref()).await.map_err(|e| e.to_string()),
-        Err(why) => Err(why.clone()),
-    };
-    let mut delivered = from.ok().flatten();
-    match history {
-        Ok(History::Since(missed)) => {
-            for publication in missed {
-                delivered = publication.position.clone();
-                if mailbox.send(publication).await.is_err() {
-                    return;
-                }
-            }
-        }
-        Ok(History::Gap) | Err(_) => {
-            delivered = None;
-            let notice = Arc::new(Publication::notice(&channel, gap));
-            if mailbox.send(notice).await.is_err() {
-                return;
-            }
-        }
-    }
-    hub.recovered(&channel, conn, delivered);
 }
 
 fn to_message(message: ControlMessage) -> Message {
@@ -492,11 +446,18 @@ impl Handler for ComponentApp {
             let (_, rest) = self.starting.take().expect("just polled");
             return Poll::Ready(Ready::Started(rest));
         }
-        if !self.subscriptions.is_empty()
-            && self.waiting.is_none()
-            && let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx)
-        {
-            return Poll::Ready(Ready::Published(publication));
+        if !self.subscriptions.is_empty() && self.waiting.is_none() {
+            if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                return Poll::Ready(Ready::Published(publication));
+            }
+            // The mailbox is empty: subscriptions that lost publications are told now, before
+            // anything newer (the notice arrives in the mailbox, read on the next turn).
+            if self.mailbox_tx.lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                self.shared.channels.hub.tell_lost(self.conn, self.subscriptions.keys());
+                if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                    return Poll::Ready(Ready::Published(publication));
+                }
+            }
         }
         let Some(in_flight) = &mut self.in_flight else { return Poll::Pending };
         let result = std::task::ready!(in_flight.answer.as_mut().poll(cx));

@@ -17,7 +17,8 @@
 //! own gateway sends its `DISCONNECT`. The component may hear a connection's end twice, never
 //! not at all: from its own gateway and from the reaper when the connection ended while its
 //! gateway was cut off (its record could not be removed), or when a record's write got no answer
-//! (it counts as not written). A gateway that drains removes its lease and records itself.
+//! (it counts as not written). A gateway whose drain finishes removes its lease and records itself;
+//! one whose drain runs out of time leaves them to a reaper.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -209,9 +210,16 @@ impl Leases {
         }
     }
 
-    /// At the end of a drain: the lease and records go, so no other gateway reaps this one.
-    pub async fn resign(&self) {
+    /// At the end of a drain that finished: the lease and records go, so no other gateway reaps
+    /// this one. A drain that ran out of time leaves them: the connections it could not end, and
+    /// the `DISCONNECT`s it was still delivering, are ended by the gateway that reaps this one once
+    /// its lease has run out.
+    pub async fn resign(&self, outcome: crate::drain::Outcome) {
         let Some(inner) = &self.0 else { return };
+        if outcome != crate::drain::Outcome::Finished {
+            warn!(?outcome, "the drain did not finish; this gateway's connections are left to a reaper");
+            return;
+        }
         let id = inner.state().id.clone();
         let keys = Keys::of(&id);
         let mut conn = inner.commands.get();

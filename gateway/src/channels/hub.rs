@@ -2,13 +2,16 @@
 //!
 //! Each connection has one mailbox (a bounded queue) that its task drains into its outbox as the
 //! client keeps up. The hub only hands publications over: a mailbox that is full means the client
-//! has not read for a while (or its task has not run), and the publication is dropped for it and
-//! counted; positions are consecutive, so the client can tell, and come back with its last one.
-//! A subscriber that is starting (reading from the channel's history what came since its
-//! client's position, or since it joined) gets live publications held back until that is
-//! delivered, then the ones it has not seen.
+//! has not read for a while, and the publication is dropped for it and counted; the subscriber is
+//! then *lost*: nothing more goes to it until its gap notice has gone into its mailbox (its
+//! connection asks for that as soon as it has room), so what it gets after a loss is always the gap
+//! notice first, then nothing older. A subscriber that is starting (reading from the channel's
+//! history what came since its client's position, or since it joined) gets live publications held
+//! back until that is delivered, then the ones it has not seen; at most [`HELD`] of them, after
+//! which it is lost too, rather than holding the channel's publications for as long as it reads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
@@ -18,12 +21,29 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{Position, Publication};
 use crate::metrics::Metrics;
 
-/// A connection's mailbox.
-pub type Mailbox = mpsc::Sender<Arc<Publication>>;
+/// A connection's mailbox: where its publications go, and the flag its connection watches to ask
+/// for the gap notices of the subscriptions that lost publications ([`Hub::tell_lost`]).
+#[derive(Clone, Debug)]
+pub struct Mailbox {
+    pub tx: mpsc::Sender<Arc<Publication>>,
+    pub lost: Arc<AtomicBool>,
+}
+
+impl Mailbox {
+    /// A mailbox of [`MAILBOX`] places and its receiving end.
+    pub fn new() -> (Self, mpsc::Receiver<Arc<Publication>>) {
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        (Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) }, rx)
+    }
+}
 
 /// How many publications wait in a mailbox before the hub drops more: enough for a burst while
 /// the connection's task is scheduled, not a queue that hides a stuck one.
 pub const MAILBOX: usize = 256;
+
+/// How many live publications a starting subscriber, or a channel recovering after the broker's
+/// connection came back, holds back before it gives up on them (and tells of a gap instead).
+pub const HELD: usize = 1024;
 
 struct Subscriber {
     mailbox: Mailbox,
@@ -33,15 +53,20 @@ struct Subscriber {
     held: Option<Vec<Arc<Publication>>>,
     /// The newest position it was given: nothing at or before it is given again.
     last: Option<Position>,
+    /// It lost publications and has not been told yet: nothing goes to it before its gap notice.
+    lost: bool,
 }
 
 #[derive(Default)]
 struct Channel {
     subscribers: HashMap<u64, Subscriber>,
-    /// The newest position delivered here, to recover from after the broker was unreachable.
+    /// At most the newest position delivered here: what to recover from after the broker was
+    /// unreachable (never more, or what came in between would not be recovered).
     last: Option<Position>,
     /// While the channel recovers after the broker was unreachable: live publications held back.
     held: Option<Vec<Arc<Publication>>>,
+    /// More than [`HELD`] came while it recovered: its subscribers are told of a gap.
+    overflowed: bool,
 }
 
 /// This gateway's channels.
@@ -60,19 +85,23 @@ impl Hub {
         Hub { channels: Mutex::new(HashMap::new()), metrics }
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     fn channels(&self) -> MutexGuard<'_, HashMap<String, Channel>> {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds connection `conn` to `channel`, holding live publications back until
     /// [`Hub::recovered`] says its history has been delivered. True when it is the channel's
-    /// first subscriber here: the broker must be told.
+    /// first subscriber here.
     pub fn join(&self, channel: &str, conn: u64, mailbox: Mailbox, gap: Message) -> bool {
         let mut channels = self.channels();
         let entry = channels.entry(channel.to_owned()).or_default();
         let first = entry.subscribers.is_empty();
-        let held = Some(Vec::new());
-        if entry.subscribers.insert(conn, Subscriber { mailbox, gap, held, last: None }).is_none() {
+        let subscriber = Subscriber { mailbox, gap, held: Some(Vec::new()), last: None, lost: false };
+        if entry.subscribers.insert(conn, subscriber).is_none() {
             self.metrics.channel_subscriptions.inc();
         }
         first
@@ -97,18 +126,24 @@ impl Hub {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(&publication.channel) else { return };
         if let Some(held) = &mut channel.held {
-            held.push(publication);
+            if held.len() < HELD {
+                held.push(publication);
+            } else {
+                held.clear();
+                channel.overflowed = true;
+                self.metrics.publications_dropped.inc();
+            }
             return;
         }
         Self::fan_out(channel, publication, &self.metrics);
     }
 
+    /// Gives a publication to each subscriber; each drops what it was given already (a recovery
+    /// after a reconnect overlaps the live stream), so the channel itself drops nothing.
     fn fan_out(channel: &mut Channel, publication: Arc<Publication>, metrics: &Metrics) {
-        if let Some(position) = &publication.position {
-            if !newer(position, channel.last.as_ref()) {
-                // Already delivered here (a recovery after a reconnect overlaps the live stream).
-                return;
-            }
+        if let Some(position) = &publication.position
+            && newer(position, channel.last.as_ref())
+        {
             channel.last = Some(position.clone());
         }
         for subscriber in channel.subscribers.values_mut() {
@@ -124,19 +159,36 @@ impl Hub {
         }
     }
 
-    /// Delivers what `channel` missed, then what was held back meanwhile, without repeats.
+    /// Delivers what `channel` missed, then what was held back meanwhile, without repeats; when
+    /// more was held back than [`HELD`], each subscriber's gap notice comes between the two.
     pub fn resume(&self, channel: &str, missed: Vec<Arc<Publication>>) {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(channel) else { return };
         let held = channel.held.take().unwrap_or_default();
-        for publication in missed.into_iter().chain(held) {
+        for publication in missed {
+            Self::fan_out(channel, publication, &self.metrics);
+        }
+        if std::mem::take(&mut channel.overflowed) {
+            for subscriber in channel.subscribers.values_mut() {
+                Self::lose(subscriber);
+            }
+        }
+        for publication in held {
             Self::fan_out(channel, publication, &self.metrics);
         }
     }
 
     fn give(subscriber: &mut Subscriber, publication: &Arc<Publication>, metrics: &Metrics) {
         if let Some(held) = &mut subscriber.held {
-            held.push(publication.clone());
+            if subscriber.lost {
+                metrics.publications_dropped.inc();
+            } else if held.len() < HELD {
+                held.push(publication.clone());
+            } else {
+                metrics.publications_dropped.inc_by(held.len() as u64 + 1);
+                held.clear();
+                subscriber.lost = true;
+            }
             return;
         }
         if let Some(position) = &publication.position {
@@ -145,9 +197,31 @@ impl Hub {
             }
             subscriber.last = Some(position.clone());
         }
-        if subscriber.mailbox.try_send(publication.clone()).is_err() {
+        if subscriber.lost && !Self::tell(subscriber, &publication.channel) {
             metrics.publications_dropped.inc();
+            return;
         }
+        if subscriber.mailbox.tx.try_send(publication.clone()).is_err() {
+            metrics.publications_dropped.inc();
+            Self::lose(subscriber);
+        }
+    }
+
+    /// Marks a subscriber as lost: its connection asks for its gap notice once it has room.
+    fn lose(subscriber: &mut Subscriber) {
+        subscriber.lost = true;
+        subscriber.mailbox.lost.store(true, Ordering::Release);
+    }
+
+    /// Puts a lost subscriber's gap notice in its mailbox, if there is room: true when it did.
+    fn tell(subscriber: &mut Subscriber, channel: &str) -> bool {
+        let notice = Arc::new(Publication::notice(channel, subscriber.gap.clone()));
+        if subscriber.mailbox.tx.try_send(notice).is_err() {
+            subscriber.mailbox.lost.store(true, Ordering::Release);
+            return false;
+        }
+        subscriber.lost = false;
+        true
     }
 
     /// Ends a subscriber's recovery: `delivered` is the newest position its history gave it; the
@@ -159,19 +233,38 @@ impl Hub {
         };
         subscriber.last = delivered;
         let held = subscriber.held.take().unwrap_or_default();
+        if subscriber.lost {
+            Self::lose(subscriber);
+        }
         for publication in &held {
             Self::give(subscriber, publication, &self.metrics);
         }
     }
 
-    /// Every channel with subscribers here, and the newest position delivered on it: what to
-    /// subscribe to and recover from after the broker's connection was lost.
+    /// Connection `conn`'s mailbox has room: the subscriptions among `channels` that lost
+    /// publications get their gap notices now.
+    pub fn tell_lost<'a>(&self, conn: u64, channels: impl Iterator<Item = &'a String>) {
+        let mut all = self.channels();
+        for channel in channels {
+            if let Some(subscriber) = all.get_mut(channel).and_then(|c| c.subscribers.get_mut(&conn))
+                && subscriber.lost
+                && subscriber.held.is_none()
+            {
+                Self::tell(subscriber, channel);
+            }
+        }
+    }
+
+    /// Every channel with subscribers here, and the position to recover it from after the
+    /// broker's connection was lost (`None`: all of its history; each subscriber drops what it
+    /// has had).
     pub fn interest(&self) -> Vec<(String, Option<Position>)> {
         self.channels().iter().map(|(name, channel)| (name.clone(), channel.last.clone())).collect()
     }
 
-    /// Where `channel` stood when this gateway began receiving it, if nothing has arrived since:
-    /// what to recover from should the broker's connection be lost before anything arrives.
+    /// Where `channel` stood before this gateway's subscription to it was made, if nothing has
+    /// arrived since: what to recover from should the broker's connection be lost before anything
+    /// arrives (all of its history otherwise).
     pub fn baseline(&self, channel: &str, position: Position) {
         if let Some(channel) = self.channels().get_mut(channel)
             && channel.last.is_none()
@@ -182,12 +275,14 @@ impl Hub {
 
     /// Tells every subscriber of `channel` here that it missed what the history cannot give back.
     pub fn gap(&self, channel: &str) {
-        let channels = self.channels();
-        let Some(entry) = channels.get(channel) else { return };
-        for subscriber in entry.subscribers.values() {
-            let notice = Arc::new(Publication::notice(channel, subscriber.gap.clone()));
-            if subscriber.mailbox.try_send(notice).is_err() {
-                self.metrics.publications_dropped.inc();
+        let mut channels = self.channels();
+        let Some(entry) = channels.get_mut(channel) else { return };
+        for subscriber in entry.subscribers.values_mut() {
+            if subscriber.held.is_some() {
+                // Starting: told once it is live.
+                subscriber.lost = true;
+            } else if !Self::tell(subscriber, channel) {
+                Self::lose(subscriber);
             }
         }
     }
@@ -228,8 +323,8 @@ mod tests {
     #[test]
     fn fans_out_once_in_order_and_drops_repeats() {
         let hub = Hub::new(Arc::new(Metrics::new()));
-        let (a, mut rx_a) = mpsc::channel(MAILBOX);
-        let (b, mut rx_b) = mpsc::channel(MAILBOX);
+        let (a, mut rx_a) = Mailbox::new();
+        let (b, mut rx_b) = Mailbox::new();
         assert!(hub.join("room", 1, a, gap()), "the first subscriber");
         assert!(!hub.join("room", 2, b, gap()));
         hub.recovered("room", 1, None);
@@ -248,14 +343,14 @@ mod tests {
     #[test]
     fn a_recovering_subscriber_gets_what_was_held_back_after_its_history_without_repeats() {
         let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = mpsc::channel(MAILBOX);
+        let (tx, mut rx) = Mailbox::new();
         hub.join("room", 1, tx.clone(), gap());
         hub.deliver(publication(5, "live 5"));
         hub.deliver(publication(6, "live 6"));
         assert!(texts(&mut rx).is_empty(), "held back while the history is read");
         // The history (delivered by the recovery itself) reached 5.
-        tx.try_send(publication(4, "history 4")).unwrap();
-        tx.try_send(publication(5, "history 5")).unwrap();
+        tx.tx.try_send(publication(4, "history 4")).unwrap();
+        tx.tx.try_send(publication(5, "history 5")).unwrap();
         hub.recovered("room", 1, Some(Position { n: 5, epoch: "e".into() }));
         hub.deliver(publication(7, "live 7"));
         assert_eq!(texts(&mut rx), ["history 4", "history 5", "live 6", "live 7"]);
@@ -264,7 +359,7 @@ mod tests {
     #[test]
     fn a_channel_recovering_after_a_reconnect_keeps_its_order() {
         let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = mpsc::channel(MAILBOX);
+        let (tx, mut rx) = Mailbox::new();
         hub.join("room", 1, tx, gap());
         hub.recovered("room", 1, None);
         hub.deliver(publication(1, "one"));
@@ -279,16 +374,70 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_that_held_back_too_much_while_recovering_tells_of_the_gap_before_what_follows() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        hub.suspend("room");
+        for n in 2..=HELD as u64 + 2 {
+            hub.deliver(publication(n, "dropped or held"));
+        }
+        hub.deliver(publication(HELD as u64 + 3, "held"));
+        hub.resume("room", vec![publication(2, "missed")]);
+        let got = texts(&mut rx);
+        assert_eq!(got[..3], ["one", "missed", "gap"], "{got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("held"));
+    }
+
+    #[test]
     fn a_full_mailbox_drops_and_counts() {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(metrics.clone());
         let (tx, mut rx) = mpsc::channel(2);
-        hub.join("room", 1, tx, gap());
+        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) };
+        hub.join("room", 1, mailbox.clone(), gap());
         hub.recovered("room", 1, None);
         for n in 1..=5 {
             hub.deliver(publication(n, "x"));
         }
-        assert_eq!(texts(&mut rx).len(), 2);
+        assert_eq!(texts(&mut rx), ["x", "x"]);
         assert_eq!(metrics.publications_dropped.get(), 3);
+        // Its connection has room again and asks: the gap notice comes before anything newer.
+        assert!(mailbox.lost.swap(false, Ordering::AcqRel));
+        hub.tell_lost(1, ["room".to_owned()].iter());
+        hub.deliver(publication(6, "six"));
+        assert_eq!(texts(&mut rx), ["gap", "six"]);
+    }
+
+    #[test]
+    fn a_lost_subscriber_is_told_before_the_next_publication_even_unasked() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = mpsc::channel(2);
+        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) };
+        hub.join("room", 1, mailbox, gap());
+        hub.recovered("room", 1, None);
+        for (n, text) in [(1, "one"), (2, "two"), (3, "three")] {
+            hub.deliver(publication(n, text));
+        }
+        assert_eq!(texts(&mut rx), ["one", "two"]);
+        hub.deliver(publication(4, "four"));
+        assert_eq!(texts(&mut rx), ["gap", "four"]);
+    }
+
+    #[test]
+    fn a_starting_subscriber_holds_a_bounded_number_then_is_told_of_the_gap() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        for n in 1..=HELD as u64 + 10 {
+            hub.deliver(publication(n, "held"));
+        }
+        assert_eq!(metrics.publications_dropped.get(), HELD as u64 + 10);
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(HELD as u64 + 11, "live"));
+        assert_eq!(texts(&mut rx), ["gap", "live"]);
     }
 }

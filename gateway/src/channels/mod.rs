@@ -10,6 +10,7 @@ pub mod filter;
 pub mod hub;
 pub mod memory;
 pub mod redis;
+pub mod subscriber;
 
 use std::fmt;
 use std::future::Future;

@@ -11,19 +11,21 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use sidestream_events::control::MessageKind;
 use sidestream_events::publish::{Action, Item, around_id};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+
+mod listener;
+
+use listener::{Requests, Subscribe, Unsubscribes, listen};
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
 use crate::metrics::Metrics;
-use crate::redis_conn::{COMMAND_TIMEOUT, Commands, MAX_RECONNECT_WAIT};
+use crate::redis_conn::{COMMAND_TIMEOUT, Commands};
 
 /// How many subscribe and unsubscribe requests wait for the pub/sub task.
 const INTEREST_QUEUE: usize = 1024;
@@ -143,14 +145,10 @@ fn parse_payload(channel: &str, payload: &[u8]) -> Option<Publication> {
     })
 }
 
-enum Interest {
-    Subscribe(String, oneshot::Sender<()>),
-    Unsubscribe(String),
-}
-
 pub struct RedisBroker {
     commands: Commands,
-    interest: mpsc::Sender<Interest>,
+    interest: mpsc::Sender<Subscribe>,
+    unsubscribes: Arc<Unsubscribes>,
     retention: Retention,
     connected: Arc<AtomicBool>,
     listener: JoinHandle<()>,
@@ -167,11 +165,13 @@ impl RedisBroker {
     /// for, not a reason not to start).
     pub fn new(commands: Commands, hub: Arc<Hub>, retention: Retention, metrics: Arc<Metrics>) -> Self {
         let (interest, requests) = mpsc::channel(INTEREST_QUEUE);
+        let unsubscribes = Arc::new(Unsubscribes::default());
         let connected = Arc::new(AtomicBool::new(false));
         let reader = Reader { commands: commands.clone(), retention };
         let client = commands.client().clone();
+        let requests = Requests { subscribes: requests, unsubscribes: unsubscribes.clone() };
         let listener = tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics));
-        RedisBroker { commands, interest, retention, connected, listener }
+        RedisBroker { commands, interest, unsubscribes, retention, connected, listener }
     }
 
     /// Whether the pub/sub connection is up.
@@ -319,9 +319,13 @@ impl Broker for RedisBroker {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        // Looked up before the subscription is asked for: whatever is published after it either
+        // arrives through the subscription or is recovered from this position.
+        // (Unknown while Redis is away: then its recovery reads the channel's whole history.)
+        let before = self.reader().position(channel).await.unwrap_or(None);
         let (done, subscribed) = oneshot::channel();
         self.interest
-            .send(Interest::Subscribe(channel.to_owned(), done))
+            .send(Subscribe(channel.to_owned(), before, done))
             .await
             .map_err(|_| BrokerError("the Redis listener has stopped".into()))?;
         match tokio::time::timeout(COMMAND_TIMEOUT, subscribed).await {
@@ -332,122 +336,8 @@ impl Broker for RedisBroker {
     }
 
     fn unsubscribe(&self, channel: &str) {
-        // A lost unsubscribe only costs publications that reach no subscriber here.
-        let _ = self.interest.try_send(Interest::Unsubscribe(channel.to_owned()));
+        self.unsubscribes.add(channel);
     }
-}
-
-/// The pub/sub connection: delivers what Redis publishes to the hub, subscribes as the hub's
-/// channels come and go, and after every reconnect subscribes again and recovers what was missed.
-async fn listen(
-    client: ::redis::Client,
-    hub: Arc<Hub>,
-    mut requests: mpsc::Receiver<Interest>,
-    connected: Arc<AtomicBool>,
-    reader: Reader,
-    metrics: Arc<Metrics>,
-) {
-    let mut wait = Duration::from_millis(100);
-    let mut first = true;
-    loop {
-        let pubsub = match client.get_async_pubsub().await {
-            Ok(pubsub) => pubsub,
-            Err(error) => {
-                warn!(%error, ?wait, "cannot reach Redis for pub/sub; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_RECONNECT_WAIT);
-                continue;
-            }
-        };
-        let (mut sink, mut stream) = pubsub.split();
-        let interest = hub.interest();
-        if !first {
-            // Live publications wait until what was missed while away is delivered.
-            for (channel, _) in &interest {
-                hub.suspend(channel);
-            }
-        }
-        let mut ok = true;
-        for (channel, _) in &interest {
-            ok &= sink.subscribe(topic(channel)).await.is_ok();
-        }
-        if !ok {
-            warn!(?wait, "Redis refused to subscribe this gateway's channels; trying again");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(MAX_RECONNECT_WAIT);
-            continue;
-        }
-        wait = Duration::from_millis(100);
-        connected.store(true, Ordering::Relaxed);
-        metrics.broker_connected.set(1);
-        if !first {
-            info!(channels = interest.len(), "Redis pub/sub is back; recovering what was missed");
-            metrics.broker_reconnects.inc();
-            for (channel, last) in interest {
-                tokio::spawn(recover(reader.clone(), hub.clone(), channel, last));
-            }
-        }
-        first = false;
-        loop {
-            tokio::select! {
-                message = stream.next() => {
-                    let Some(message) = message else { break };
-                    let Some(channel) = channel_of(message.get_channel_name()) else { continue };
-                    if let Some(publication) = parse_payload(channel, message.get_payload_bytes()) {
-                        hub.deliver(Arc::new(publication));
-                    }
-                }
-                request = requests.recv() => match request {
-                    Some(Interest::Subscribe(channel, done)) => {
-                        if sink.subscribe(topic(&channel)).await.is_err() {
-                            break;
-                        }
-                        let _ = done.send(());
-                        // Where the channel stands now: what to recover from if the connection
-                        // is lost before anything arrives on it.
-                        if let Ok(Some(position)) = reader.position(&channel).await {
-                            hub.baseline(&channel, position);
-                        }
-                    }
-                    Some(Interest::Unsubscribe(channel)) => {
-                        if !hub.has(&channel) && sink.unsubscribe(topic(&channel)).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-        connected.store(false, Ordering::Relaxed);
-        metrics.broker_connected.set(0);
-        warn!("lost the Redis pub/sub connection; reconnecting");
-    }
-}
-
-/// How many times a recovery reads the history before it gives up and tells of a gap.
-const RECOVERY_ATTEMPTS: u32 = 8;
-
-/// Delivers what `channel` published after `last` while the pub/sub connection was down (all of
-/// its history for `None`: nothing had arrived here yet), then the publications held back
-/// meanwhile. Redis may still be coming back: reading is retried with backoff before the
-/// subscribers are told of a gap.
-async fn recover(reader: Reader, hub: Arc<Hub>, channel: String, last: Option<Position>) {
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1..=RECOVERY_ATTEMPTS {
-        match reader.history(&channel, last.as_ref()).await {
-            Ok(History::Since(missed)) => return hub.resume(&channel, missed),
-            Ok(History::Gap) => break,
-            Err(error) if attempt == RECOVERY_ATTEMPTS => {
-                warn!(%error, channel = %crate::logging::clip(&channel, 64), "cannot recover a channel after a reconnect");
-            }
-            Err(_) => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_RECONNECT_WAIT);
-            }
-        }
-    }
-    hub.gap(&channel);
-    hub.resume(&channel, Vec::new());
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! Messages go straight to the socket's writer when it is ready and nothing waits before them;
 //! otherwise they queue here. What a client asked for (an echo, its app's answers) is never
 //! dropped: while [`OUTBOX_BUDGET`] bytes wait for a client, the connection stops reading from it.
-//! What the server offers on its own (pushes, later publishes) is dropped when it does not fit,
-//! and counted.
+//! What the server offers on its own (pushes, later publishes) is refused when it does not fit
+//! behind what waits; an empty outbox takes any one message, however large.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, ready};
@@ -149,9 +149,13 @@ impl<'a> Out<'a> {
     }
 
     /// Sends a message the server offers on its own, if it fits the budget; `false` when it was
-    /// dropped (the caller counts it).
+    /// refused (the caller drops and counts it, or keeps it for [`Handler::on_flushed`]). An empty
+    /// outbox takes one message whatever its size (up to `--max-message-size`): the budget limits
+    /// what queues behind it, so a message larger than the budget is not refused for ever.
+    ///
+    /// [`Handler::on_flushed`]: super::handler::Handler::on_flushed
     pub fn offer(&mut self, message: Message, kind: Kind) -> bool {
-        if self.outbox.bytes + message.len() > OUTBOX_BUDGET {
+        if self.outbox.bytes > 0 && self.outbox.bytes + message.len() > OUTBOX_BUDGET {
             return false;
         }
         self.send(message, kind);

@@ -1,9 +1,13 @@
 //! Test harness: a real gateway on 127.0.0.1:0 in this process, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cluster;
+pub mod model;
 pub mod process;
 pub mod recorder;
 pub mod redis;
+pub mod room;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -310,8 +314,13 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
 }
 
 /// Waits until `f()` holds, polling (no fixed sleeps).
-pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + STEP;
+pub async fn eventually(what: &str, f: impl AsyncFnMut() -> bool) {
+    eventually_for(what, STEP, f).await
+}
+
+/// The same, with a longer bound than [`STEP`].
+pub async fn eventually_for(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
         if f().await {
             return;

@@ -1,0 +1,180 @@
+//! The model a channel workload is checked against: what the README promises a room's clients.
+//!
+//! - Each channel's history holds every publication answered `200` exactly once, at consecutive
+//!   positions of one epoch (read at the end by an auditor from position 0).
+//! - Every subscriber connection (a *session*) sees messages at strictly increasing positions, each
+//!   with the text the history holds there; a position skipped is allowed only after a gap notice
+//!   (a gap notice is followed by nothing older); a session that came back with `last=P` starts at
+//!   P+1 or with a gap notice.
+//! - A session still open at the end reaches the channel's last publication.
+//! - Sessions that read promptly get no gap notice at all when no fault was injected.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// What a subscriber saw, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Message { n: u64, epoch: String, text: String },
+    Gap,
+}
+
+/// One subscriber connection.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    pub who: String,
+    pub room: String,
+    /// The position it came back with.
+    pub since: Option<(u64, String)>,
+    pub events: Vec<Event>,
+    /// It read slowly on purpose (gap notices are its due).
+    pub slow: bool,
+    /// It was open at the end and read on until the end marker.
+    pub to_the_end: bool,
+}
+
+/// One published text and what its publisher was answered (`None`: no answer, or not known).
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub room: String,
+    pub text: String,
+    pub ok: Option<bool>,
+}
+
+/// A room's history as the auditor read it: its epoch and the text at each position.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub epoch: String,
+    pub texts: BTreeMap<u64, String>,
+}
+
+/// The verdict: every violation found, and what was counted.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: Vec<String>,
+    pub sessions: usize,
+    pub messages: usize,
+    pub gaps: usize,
+    pub prompt_gaps: usize,
+    pub published_ok: usize,
+    /// How many of each kind of violation (all of them, where `violations` keeps the first 1,000).
+    pub kinds: BTreeMap<&'static str, usize>,
+}
+
+impl Verdict {
+    fn violation(&mut self, kind: &'static str, what: String) {
+        *self.kinds.entry(kind).or_default() += 1;
+        if self.violations.len() < 1000 {
+            self.violations.push(what);
+        }
+    }
+}
+
+/// Checks the histories, then every session, against what was published.
+pub fn check(histories: &HashMap<String, History>, published: &[Published], sessions: &[Session]) -> Verdict {
+    let mut verdict = Verdict::default();
+    let mut where_is: HashMap<(&str, &str), u64> = HashMap::new();
+    for (room, history) in histories {
+        let mut expected = history.texts.keys().next().copied().unwrap_or(1);
+        for (n, text) in &history.texts {
+            if *n != expected {
+                verdict.violation(
+                    "history hole",
+                    format!("{room}: the history skips from {} to {n}", expected - 1),
+                );
+            }
+            expected = n + 1;
+            if let Some(earlier) = where_is.insert((room.as_str(), text.as_str()), *n) {
+                verdict.violation(
+                    "published twice",
+                    format!("{room}: {} published twice (at {earlier} and {n})", clip(text)),
+                );
+            }
+        }
+    }
+    for p in published {
+        if p.ok == Some(true) {
+            verdict.published_ok += 1;
+            if histories.contains_key(&p.room) && !where_is.contains_key(&(p.room.as_str(), p.text.as_str()))
+            {
+                verdict.violation(
+                    "lost",
+                    format!("{}: {} was answered 200 and is not in the history", p.room, clip(&p.text)),
+                );
+            }
+        }
+    }
+    for session in sessions {
+        check_session(session, histories.get(&session.room), &mut verdict);
+    }
+    verdict
+}
+
+fn check_session(session: &Session, history: Option<&History>, verdict: &mut Verdict) {
+    verdict.sessions += 1;
+    let who = &session.who;
+    let mut last = session.since.clone();
+    let mut told = false;
+    let mut first = true;
+    for event in &session.events {
+        match event {
+            Event::Gap => {
+                verdict.gaps += 1;
+                if !session.slow {
+                    verdict.prompt_gaps += 1;
+                }
+                told = true;
+            }
+            Event::Message { n, epoch, text } => {
+                verdict.messages += 1;
+                if let Some(history) = history {
+                    if *epoch != history.epoch && !told {
+                        verdict
+                            .violation("epoch change", format!("{who}: epoch {epoch} without a gap notice"));
+                    }
+                    if *epoch == history.epoch && history.texts.get(n) != Some(text) {
+                        verdict.violation(
+                            "wrong text",
+                            format!("{who}: at {n} {} where the history has another", clip(text)),
+                        );
+                    }
+                }
+                if let Some((l, e)) = &last
+                    && e == epoch
+                {
+                    if n <= l {
+                        verdict.violation(
+                            "repeat or older",
+                            format!("{who}: {n} after {l} (a repeat or older)"),
+                        );
+                    } else if *n != l + 1 && !told {
+                        verdict.violation("hole", format!("{who}: {l} then {n}, with no gap notice between"));
+                    }
+                } else if last.is_some() && !told && !(first && session.since.is_none()) {
+                    verdict.violation(
+                        "epoch change",
+                        format!("{who}: another epoch at {n} without a gap notice"),
+                    );
+                }
+                last = Some((*n, epoch.clone()));
+                told = false;
+                first = false;
+            }
+        }
+    }
+    if session.to_the_end
+        && let Some(history) = history
+    {
+        let end = history.texts.keys().next_back().copied();
+        let reached = matches!(&last, Some((n, e)) if Some(*n) == end && *e == history.epoch);
+        if !reached && !told {
+            verdict.violation(
+                "short",
+                format!("{who}: stopped at {last:?} before the end {end:?}, with no gap notice"),
+            );
+        }
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(24).collect()
+}

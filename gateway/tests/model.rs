@@ -1,0 +1,254 @@
+//! The channels' guarantee, checked against a model ([`common::model`]) under a random workload
+//! ([`common::workload`]) on real gateway processes: the in-memory broker, and two gateways on one
+//! real `redis-server`. Each run prints its seed; `SIDESTREAM_MODEL_SEED=N` replays its choices.
+//! `make soak` runs the same workload longer with faults (the ignored test below).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use common::cluster::{Broker, Cluster};
+use common::model::{Event, History, Session, Verdict, check};
+use common::redis::Redis;
+use common::workload::{self, Manner, Plan, Shared, Targets};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const PLAN: Plan = Plan { rooms: 4, api_publishers: 3, speakers: 2, subscribers: 12, max_message: 64 * 1024 };
+
+/// Generous history, so that the end's audit reads every publication of the run.
+const ARGS: &[&str] = &["--history-size", "100000"];
+
+fn seed() -> u64 {
+    std::env::var("SIDESTREAM_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_broker_keeps_the_model() {
+    let cluster = Cluster::start(Broker::Memory, ARGS).await;
+    let verdict = run("memory", cluster, Duration::from_secs(20), false).await;
+    assert_verdict(&verdict, false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_on_redis_keep_the_model() {
+    let cluster = Cluster::start(Broker::Redis, ARGS).await;
+    let verdict = run("redis", cluster, Duration::from_secs(20), false).await;
+    assert_verdict(&verdict, false);
+}
+
+/// `make soak`: the workload on Redis with faults, for `SIDESTREAM_SOAK_SECONDS` (600).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long: run by make soak"]
+async fn soak_redis_with_faults() {
+    let seconds = std::env::var("SIDESTREAM_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let redis = Redis::durable().await;
+    // The run outlasts the default --history-ttl (10 minutes): the audit reads it all at the end.
+    let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h"]].concat();
+    let cluster = Cluster::on(Some(redis), &args).await;
+    let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), true).await;
+    assert_verdict(&verdict, true);
+}
+
+fn assert_verdict(verdict: &Verdict, faults: bool) {
+    for violation in verdict.violations.iter().take(30) {
+        eprintln!("violation: {violation}");
+    }
+    eprintln!("violations by kind: {:?}", verdict.kinds);
+    assert!(verdict.violations.is_empty(), "{} violations of the model", verdict.violations.len());
+    assert!(verdict.published_ok > 100 && verdict.messages > 1000, "the workload ran: {verdict:?}");
+    if !faults {
+        assert_eq!(verdict.prompt_gaps, 0, "a prompt reader was told of a gap with no fault injected");
+    }
+}
+
+/// Runs the workload on `cluster` for `length` (injecting faults now and then with `faults`),
+/// ends it, audits each room's history and checks everything against the model.
+async fn run(name: &str, mut cluster: Cluster, length: Duration, faults: bool) -> Verdict {
+    let seed = seed();
+    eprintln!("model {name}: seed {seed} (replay with SIDESTREAM_MODEL_SEED={seed})");
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let targets: Targets = Arc::new(RwLock::new(cluster.targets()));
+    let shared = Shared::new(targets.clone());
+    let mut publishers = Vec::new();
+    for id in 0..PLAN.api_publishers {
+        publishers.push(tokio::spawn(workload::api_publisher(shared.clone(), PLAN, id, rng.random())));
+    }
+    let mut readers = Vec::new();
+    for id in 0..PLAN.speakers {
+        let room = workload::room(rng.random_range(0..PLAN.rooms));
+        readers.push(tokio::spawn(workload::speaker(shared.clone(), room, format!("k{id}"), rng.random())));
+    }
+    for id in 0..PLAN.subscribers {
+        let room = workload::room(id % PLAN.rooms);
+        let manner = Manner { slow: id % 4 == 3, leaves: id % 2 == 0 };
+        let task = workload::subscriber(shared.clone(), (room, format!("s{id}")), manner, None, rng.random());
+        readers.push(tokio::spawn(task));
+    }
+    let faults_seen = if faults {
+        inject_faults(&mut cluster, &targets, length, &mut rng).await
+    } else {
+        tokio::time::sleep(length).await;
+        0
+    };
+    shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    end(&shared, readers).await;
+    let histories = audit(&shared).await;
+    let sessions = shared.sessions.lock().unwrap().clone();
+    let published = shared.published.lock().unwrap().clone();
+    let verdict = check(&histories, &published, &sessions);
+    eprintln!(
+        "model {name}: seed {seed}: {} violations; {} faults, {} published (200), {} sessions, {} \
+         messages, {} gap notices ({} to prompt readers), refused {:?}",
+        verdict.violations.len(),
+        faults_seen,
+        verdict.published_ok,
+        verdict.sessions,
+        verdict.messages,
+        verdict.gaps,
+        verdict.prompt_gaps,
+        shared.refused.lock().unwrap(),
+    );
+    verdict
+}
+
+/// Once the speakers have seen their own last message, each room's end marker; then every reader
+/// reads on to it.
+async fn end(shared: &Arc<Shared>, readers: Vec<tokio::task::JoinHandle<()>>) {
+    common::eventually_for("the speakers catch up", Duration::from_secs(40), async || {
+        shared.caught_up.load(std::sync::atomic::Ordering::Relaxed) >= PLAN.speakers
+    })
+    .await;
+    for room in 0..PLAN.rooms {
+        let room = workload::room(room);
+        let body = common::room::room_items(&room, &[workload::end_marker(&room)], "end-");
+        common::eventually_for("the end marker is published", Duration::from_secs(60), async || {
+            let (_, admin) = shared.targets.read().unwrap()[0];
+            workload::post(admin, body.clone()).await == Some(200)
+        })
+        .await;
+    }
+    for reader in readers {
+        tokio::time::timeout(Duration::from_secs(90), reader).await.expect("readers end").unwrap();
+    }
+}
+
+/// Each room's history, read by a client that comes back with position 0 of the room's epoch.
+async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
+    let mut epochs = HashMap::new();
+    for session in shared.sessions.lock().unwrap().iter() {
+        for event in &session.events {
+            if let Event::Message { epoch, .. } = event {
+                epochs.insert(session.room.clone(), epoch.clone());
+            }
+        }
+    }
+    let auditors = Shared::new(shared.targets.clone());
+    auditors.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut histories = HashMap::new();
+    for (room, epoch) in epochs {
+        let manner = Manner { slow: false, leaves: false };
+        let since = Some((0, epoch.clone()));
+        workload::subscriber(auditors.clone(), (room.clone(), "auditor".into()), manner, since, 0).await;
+        let session: Session = auditors.sessions.lock().unwrap().pop().expect("the auditor's session");
+        let mut history = History { epoch, ..History::default() };
+        for event in session.events {
+            if let Event::Message { n, epoch, text } = event
+                && epoch == history.epoch
+            {
+                history.texts.insert(n, text);
+            }
+        }
+        histories.insert(room, history);
+    }
+    histories
+}
+
+/// Now and then one fault of four: a gateway SIGKILLed (and another started), Redis killed and
+/// restarted with its append-only file, the gateways' pub/sub connections killed, Redis paused
+/// past the lease. Returns how many were injected.
+async fn inject_faults(
+    cluster: &mut Cluster,
+    targets: &Targets,
+    length: Duration,
+    rng: &mut SmallRng,
+) -> usize {
+    let end = tokio::time::Instant::now() + length;
+    let mut count = 0;
+    while tokio::time::Instant::now() + Duration::from_secs(30) < end {
+        tokio::time::sleep(Duration::from_secs(rng.random_range(8..20))).await;
+        count += 1;
+        match rng.random_range(0..4) {
+            0 => {
+                let i = rng.random_range(0..cluster.gateways.len());
+                eprintln!("fault {count}: SIGKILL gateway {i}");
+                cluster.restart(i).await;
+                *targets.write().unwrap() = cluster.targets();
+            }
+            1 => {
+                eprintln!("fault {count}: Redis killed and restarted from its AOF");
+                let redis = cluster.redis.as_mut().expect("redis");
+                redis.kill().await;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
+                redis.restart().await;
+            }
+            2 => {
+                eprintln!("fault {count}: CLIENT KILL TYPE pubsub");
+                cluster.redis.as_ref().expect("redis").command("CLIENT KILL TYPE pubsub").await;
+            }
+            _ => {
+                eprintln!("fault {count}: Redis paused past the lease");
+                cluster.redis.as_ref().expect("redis").command("CLIENT PAUSE 4500 ALL").await;
+                tokio::time::sleep(Duration::from_millis(4500)).await;
+            }
+        }
+    }
+    tokio::time::sleep_until(end).await;
+    count
+}
+
+/// The model itself finds what it is there to find: a hole without a gap notice, a repeat, an
+/// older one, a session that stops short of the end, a publication answered 200 and lost.
+#[test]
+fn the_model_finds_holes_repeats_reorders_short_streams_and_losses() {
+    use common::model::Published;
+    let history = History { epoch: "e".into(), texts: (1..=4).map(|n| (n, format!("t{n}"))).collect() };
+    let histories = HashMap::from([("r".to_owned(), history)]);
+    let m = |n: u64| Event::Message { n, epoch: "e".into(), text: format!("t{n}") };
+    let session = |events: Vec<Event>| Session {
+        who: "s".into(),
+        room: "r".into(),
+        events,
+        to_the_end: true,
+        ..Session::default()
+    };
+    let fine = [
+        session(vec![m(1), m(2), m(3), m(4)]),
+        session(vec![m(1), Event::Gap, m(4)]),
+        session(vec![m(3), m(4)]),
+    ];
+    let verdict = check(&histories, &[], &fine);
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    for (events, why) in [
+        (vec![m(1), m(3), m(4)], "with no gap notice between"),
+        (vec![m(1), m(2), m(2), m(3), m(4)], "a repeat or older"),
+        (vec![m(2), m(1), m(3), m(4)], "a repeat or older"),
+        (vec![m(1), Event::Gap, m(3), m(2), m(4)], "a repeat or older"),
+        (vec![m(1), m(2)], "before the end"),
+        (
+            vec![Event::Message { n: 2, epoch: "e".into(), text: "other".into() }, m(3), m(4)],
+            "the history has another",
+        ),
+    ] {
+        let verdict = check(&histories, &[], &[session(events.clone())]);
+        assert!(verdict.violations.iter().any(|v| v.contains(why)), "{events:?}: {:?}", verdict.violations);
+    }
+    let lost = [Published { room: "r".into(), text: "t5".into(), ok: Some(true) }];
+    let verdict = check(&histories, &lost, &[]);
+    assert!(verdict.violations.iter().any(|v| v.contains("not in the history")), "{:?}", verdict.violations);
+}
