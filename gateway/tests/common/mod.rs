@@ -1,6 +1,7 @@
 //! Test harness: a real gateway on 127.0.0.1:0 in this process, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod examples;
 pub mod process;
 pub mod recorder;
 pub mod redis;
