@@ -6,7 +6,6 @@ import {
   WebSocketContext,
   decodeWebSocketEvents,
   encodeWebSocketEvents,
-  isWsOverHttp,
   type IWebSocketEvent,
 } from '@fanoutio/grip';
 import { echo, closeEvent } from './echo.js';
@@ -19,10 +18,17 @@ const APPS = ['/echo', '/room'];
 const plain = (status: number, text: string) =>
   new Response(text, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
+/** A POST of application/websocket-events: what the gateway sends (grip's isWsOverHttp also wants
+ * an Accept header, which a forged request may leave out: it must still meet the signature check). */
+function isWebSocketEvents(request: Request): boolean {
+  const media = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  return request.method === 'POST' && media === 'application/websocket-events';
+}
+
 async function handle(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (!APPS.includes(url.pathname)) return plain(404, 'not found\n');
-  if (!isWsOverHttp(request)) return plain(426, 'a WebSocket app: connect with a WebSocket client\n');
+  if (!isWebSocketEvents(request)) return plain(426, 'a WebSocket app: connect with a WebSocket client\n');
   const config = settings();
   // Before anything of the request is read: who sent it.
   const verdict = await verify(request.headers.get('grip-sig'), config.gripKeys);
