@@ -3,7 +3,7 @@
 // keeps nothing between requests. A Close is answered with the same Close.
 import { WebSocketContext, WebSocketEvent, type IWebSocketEvent } from '@fanoutio/grip';
 
-const text = new TextDecoder('utf-8', { fatal: true });
+const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function echo(ctx: WebSocketContext, events: IWebSocketEvent[]): void {
   let n = Number.parseInt(ctx.meta['n'] ?? '0', 10) || 0;

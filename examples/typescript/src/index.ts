@@ -37,7 +37,7 @@ async function handle(request: Request): Promise<Response> {
 
   const meta: Record<string, string> = {};
   for (const [name, value] of request.headers) {
-    if (name.toLowerCase().startsWith('meta-')) meta[name.toLowerCase().slice(5)] = value;
+    if (name.toLowerCase().startsWith('meta-')) meta[name.toLowerCase().slice(5)] = fromByteString(value);
   }
   const connectionId = request.headers.get('connection-id') ?? '';
   let events: IWebSocketEvent[];
@@ -58,7 +58,25 @@ async function handle(request: Request): Promise<Response> {
   }
   if (publish && !(await published(publish.body, config))) ctx.send(publish.ifFailed);
   const body = encodeWebSocketEvents(ctx.getOutgoingEvents()) as Uint8Array<ArrayBuffer>;
-  return new Response(body, { status: 200, headers: ctx.toHeaders() });
+  const headers = Object.entries(ctx.toHeaders()).map(([name, value]): [string, string] => [name, toByteString(value)]);
+  return new Response(body, { status: 200, headers });
+}
+
+// Header values are byte strings in JavaScript (one character per byte): a meta value such as a
+// name in UTF-8 goes out as its bytes, as the Rust app sends it, and comes back the same way.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function toByteString(value: string): string {
+  return String.fromCharCode(...new TextEncoder().encode(value));
+}
+
+function fromByteString(value: string): string {
+  if (/[^\u0000-\u00ff]/.test(value)) return value;
+  try {
+    return utf8.decode(Uint8Array.from(value, (c) => c.charCodeAt(0)));
+  } catch {
+    return value;
+  }
 }
 
 /** Posts a publish body to the gateway's publish API; whether it took it. */

@@ -1,6 +1,6 @@
 // One query parameter, decoded as browsers encode forms (`+` is a space, `%XX` a byte): the first
 // `name=value` pair; null when absent or when the bytes are not UTF-8. A stray `%` is kept.
-const strict = new TextDecoder('utf-8', { fatal: true });
+const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 export function param(query: string, name: string): string | null {

@@ -24,7 +24,12 @@ export interface Publish {
 
 export type RoomOutcome = { refuse: string } | { publish: Publish | null };
 
-const strict = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text, as in Rust (TextDecoder drops it by default).
+const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+// What Rust's str::trim takes away (Unicode White_Space); String.prototype.trim differs (U+0085, U+FEFF).
+const EDGE_SPACE =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+const trim = (text: string) => text.replace(EDGE_SPACE, '');
 const NOT_DELIVERED = 'your message was not delivered; send it again';
 
 const channel = (room: string) => `room:${room}`;
@@ -33,7 +38,7 @@ const error = (text: string) => JSON.stringify({ text, type: 'error' });
 
 /** A sender's name as given, trimmed; null when empty, too long or holding control characters. */
 function validName(name: string): string | null {
-  const trimmed = name.trim();
+  const trimmed = trim(name);
   const length = [...trimmed].length;
   return length > 0 && length <= MAX_NAME && !/\p{Cc}/u.test(trimmed) ? trimmed : null;
 }
@@ -67,7 +72,7 @@ export function room(ctx: WebSocketContext, events: IWebSocketEvent[], req: Room
     } else if (type === 'TEXT') {
       let text: string;
       try {
-        text = strict.decode(asBytes(event.getContent())).trim();
+        text = trim(strict.decode(asBytes(event.getContent())));
       } catch {
         ctx.outEvents.push(closeEvent(1002, 'malformed events'));
         break;
