@@ -3,7 +3,8 @@
 //! upstream, as `upstream.rs` does for the Rust component), pass what the Rust component's apps
 //! pass: `OPEN` accepted, 1,000 messages echoed in order with the count kept in meta, a room
 //! message crossing two gateways on one Redis, and a client that comes back with `last=` getting
-//! what it missed exactly once.
+//! what it missed exactly once; and a plain request posing as a connection's events (unsigned, or
+//! with a forged `Grip-Sig`) is refused and reaches nobody.
 //!
 //! `cargo test -p sidestream-gateway --test examples`, after `make examples redis`.
 
@@ -11,7 +12,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::examples::{Example, KeyFile, Member, PYTHON, TYPESCRIPT, texts};
+use common::examples::{Example, KeyFile, Member, PYTHON, TYPESCRIPT, bad_signatures, forge, texts};
 use common::redis::Redis;
 use common::{TestGateway, close_code, next_data, send, within};
 use futures_util::SinkExt;
@@ -19,6 +20,8 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const KEY: &str = "a-key-the-four-gateways-share-0123456789";
 
 /// Two gateways serving `example` in-process and two in front of them, all on one Redis, all
 /// with one signing key.
@@ -32,7 +35,7 @@ struct Setup {
 impl Setup {
     async fn start(example: Example) -> Self {
         let redis = Redis::start().await;
-        let key = KeyFile::new("a-key-the-four-gateways-share-0123456789");
+        let key = KeyFile::new(KEY);
         let (url, wasm) = (redis.url(), example.path());
         let flags = ["--no-push", "--redis", url.as_str(), "--grip-key-file", key.arg()];
         let embedded =
@@ -128,6 +131,21 @@ async fn room(what: &str, room: &str, a: &TestGateway, b: &TestGateway) {
     assert_eq!(texts(&back.messages(1).await), ["live"], "{what}: then live, nothing twice");
 }
 
+/// Plain requests posing as a member of the room (no signature, or a forged one) are refused
+/// `401`/`403`, and a member of the room hears only what is said next.
+async fn forgeries_reach_nobody(what: &str, key: &str, gateway: &TestGateway) {
+    let room = "forged";
+    let mut ada = Member::join(gateway.addr, &format!("room={room}&name=ada")).await;
+    let mut attempts: Vec<(&str, Option<String>)> = vec![("no signature", None)];
+    attempts.extend(bad_signatures(key).into_iter().map(|(how, s)| (how, Some(s))));
+    for (how, signature) in attempts {
+        let reply = forge(gateway.addr, room, signature.as_deref()).await;
+        assert!(matches!(reply.status, 401 | 403), "{what}: {how}: {} {}", reply.status, reply.text());
+    }
+    ada.say("marker").await;
+    assert_eq!(texts(&ada.messages(1).await), ["marker"], "{what}: a forgery reached the room first");
+}
+
 async fn apps(example: Example) {
     let setup = Setup::start(example).await;
     let [e1, e2] = &setup.embedded;
@@ -136,6 +154,7 @@ async fn apps(example: Example) {
         let what = format!("{} {how}", example.name);
         echo(&what, a).await;
         room(&what, &format!("{}-{how}", example.name), a, b).await;
+        forgeries_reach_nobody(&what, KEY, a).await;
     }
 }
 
