@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-const EXAMPLES: [(&str, &str); 2] = [
-    ("typescript", "dist/sidestream-typescript.wasm"),
-    ("python", "sidestream-python.wasm"),
-];
+const EXAMPLES: [(&str, &str); 2] =
+    [("typescript", "dist/sidestream-typescript.wasm"), ("python", "sidestream-python.wasm")];
 
 fn example_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
@@ -66,7 +64,11 @@ fn each_manifest_names_its_build_and_the_designs_settings() {
         assert_eq!(variables["publish_token"], json!({"default": "", "secret": true}), "{name}");
         for setting in ["grip_key", "grip_key_previous", "publish_url", "publish_token"] {
             let bound = format!("{{{{ {setting} }}}}");
-            assert_eq!(component["variables"][setting], bound.as_str(), "{name}: {setting} reaches the component");
+            assert_eq!(
+                component["variables"][setting],
+                bound.as_str(),
+                "{name}: {setting} reaches the component"
+            );
         }
         // Spin allows variables in allowed_outbound_hosts: the publish URL's origin, and only it.
         assert_eq!(component["allowed_outbound_hosts"], json!(["{{ publish_host }}"]), "{name}");
