@@ -153,22 +153,34 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
-/// What a member gets for `messages` then a marker: everything up to the marker's own.
-async fn answers(ws: &mut Ws, messages: &[Message]) -> Vec<String> {
+/// What a member gets for `messages`, followed by a text marker and a binary one: the room's
+/// publications (and a gap), and apart from them what was answered to this member alone (errors, a gap), each
+/// in its order. The two streams interleave as they happen to (a publication comes through the
+/// channel, an answer with the request's response), so each is compared on its own; all is in once
+/// the marker's publication (after every earlier one in the channel) and the binary marker's error
+/// (after every earlier answer) have come.
+async fn answers(ws: &mut Ws, messages: &[Message]) -> (Vec<String>, Vec<String>) {
     for message in messages {
         send(ws, message.clone()).await;
     }
     send(ws, Message::text("marker")).await;
-    let mut got = Vec::new();
-    loop {
+    send(ws, Message::binary(vec![0u8])).await;
+    let binaries = messages.iter().filter(|m| m.is_binary()).count() + 1;
+    let (mut published, mut answered) = (Vec::new(), Vec::new());
+    let (mut marker, mut errors) = (false, 0);
+    while !marker || errors < binaries {
         let text = next_text(ws).await;
-        let done =
-            serde_json::from_str::<Value>(&text).is_ok_and(|v| v["type"] == "room" && v["text"] == "marker");
-        got.push(normalized(&text));
-        if done {
-            return got;
+        let value = serde_json::from_str::<Value>(&text).unwrap_or_default();
+        // A gap is said in the channel's stream, before the live publications.
+        if value["type"] == "room" || value["type"] == "gap" {
+            marker |= value["text"] == "marker";
+            published.push(normalized(&text));
+        } else {
+            errors += usize::from(value["text"] == "the room takes text messages");
+            answered.push(normalized(&text));
         }
     }
+    (published, answered)
 }
 
 async fn rooms_match(rng: &mut SmallRng, model: &TestGateway, example: &TestGateway, name: &str) {

@@ -36,7 +36,13 @@ impl Direct {
         let config = Config::try_parse_from(["sidestream-gateway", "--component", &path]).expect("config");
         let metrics = Arc::new(Metrics::new());
         let channels = Channels::new(&config, None, metrics.clone());
-        let publisher = Arc::new(Publisher::new(channels.broker.clone(), None, 1 << 20, metrics.clone()));
+        let publisher = Arc::new(Publisher::new(
+            channels.broker.clone(),
+            None,
+            config.max_message_size,
+            config.header_read_timeout,
+            metrics.clone(),
+        ));
         let host = Host::load(Path::new(&path), &config, publisher, KEY).expect("the example loads");
         Direct { host, metrics }
     }
