@@ -11,7 +11,7 @@ GATEWAY := target/release/sidestream-gateway
 TEST_GATEWAY := target/debug/sidestream-gateway
 
 .PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
-        grip-tools redis test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz soak
+        grip-tools redis examples test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz soak
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/; `make component` in
 ## another terminal reloads the component into the running gateway (--watch) without closing a socket
@@ -57,12 +57,17 @@ gateway:
 test-gateway:
 	$(CARGO) test --workspace --no-run
 
-test-rust: component fault-component grip-tools redis
+test-rust: component fault-component grip-tools redis examples
 	$(CARGO) test --workspace
 
 ## grip-tools: the GRIP libraries the tests drive sidestream with (Python gripcontrol in .venv-grip)
 grip-tools:
 	scripts/grip-tools.sh
+
+## examples: the TypeScript and Python WebSocket apps in examples/, built from their lock files
+## (npm ci, a venv with hashes pinned; nothing global), each only when its sources change
+examples:
+	scripts/examples.sh
 
 ## redis: Debian's redis-server, which the channel tests and the Room panel's e2e test run on ports of their own
 redis:

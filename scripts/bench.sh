@@ -72,6 +72,8 @@ rustup target list --installed | grep -qx "$WASM_TARGET" || rustup target add "$
 # The sidecar as the image ships it: the Dockerfile's own build line (installs musl-tools and the
 # musl target when missing).
 SIDECAR=$(scripts/sidecar-build.sh)
+# The example apps (TypeScript, Python) for app-echo beside the Rust component: from their lock files.
+scripts/examples.sh >&2
 GO111MODULE=off GOPATH="$GOPATH_DEBIAN" GOCACHE="$OUT/go-cache" GOFLAGS= \
     go build -o "$OUT/gorilla-echo" ./bench/peers/gorilla/main.go
 
@@ -98,4 +100,6 @@ exec "$TARGET_DIR/release/sidestream-bench" suite \
     --bun "$BUN" --bun-script bench/peers/bun/echo.ts \
     --gorilla "$OUT/gorilla-echo" \
     --pushpin "$(command -v pushpin)" --redis-server "$(command -v redis-server)" \
+    --example typescript=examples/typescript/dist/sidestream-typescript.wasm \
+    --example python=examples/python/sidestream-python.wasm \
     --results "$OUT/results.json" "${args[@]}" "$@"

@@ -10,6 +10,7 @@
 mod ab;
 mod charts;
 mod echo;
+mod examples;
 mod fanout;
 mod http;
 mod idle;

@@ -53,6 +53,10 @@ pub struct Args {
     /// `app-echo` concurrency levels (the component's `/echo`).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub app_echo_connections: Vec<usize>,
+    /// Example components measured on `app-echo` beside the Rust one, each as `NAME=PATH`
+    /// (`typescript=examples/typescript/dist/sidestream-typescript.wasm`); a column each.
+    #[arg(long = "example", value_parser = crate::examples::parse)]
+    pub examples: Vec<(String, PathBuf)>,
     /// `publish` subscriber counts.
     #[arg(long, value_delimiter = ',', default_value = "1000,19000")]
     pub publish_connections: Vec<usize>,
@@ -300,7 +304,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// The gateway's arguments: loopback listeners, room for 19,000 connections, and what serves its
 /// pages: the component embedded, or, for the sidecar (built without the wasm host) and a gateway
 /// measured without the component, a dead upstream.
-fn gateway_spec(name: &str, program: &Path, component: Option<&Path>) -> Spec {
+pub(crate) fn gateway_spec(name: &str, program: &Path, component: Option<&Path>) -> Spec {
     let mut a: Vec<String> =
         ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--max-connections", "20000"]
             .map(String::from)
@@ -443,10 +447,18 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
     if pushpin.is_some() {
         results.push(pp);
     }
+    if wants("app-echo") {
+        results.extend(crate::examples::app_echo(args, d, &gw).await);
+    }
 }
 
 /// Keeps each concurrency level's best round (most messages per second).
-fn keep_best(best: &mut Vec<echo::Outcome>, notes: &mut Vec<String>, label: &str, o: Option<echo::Outcome>) {
+pub(crate) fn keep_best(
+    best: &mut Vec<echo::Outcome>,
+    notes: &mut Vec<String>,
+    label: &str,
+    o: Option<echo::Outcome>,
+) {
     let Some(o) = o else { return };
     echo::print(&o);
     notes.extend(o.notes.iter().map(|n| format!("{label}: {n}")));
@@ -512,7 +524,12 @@ fn spec(name: &str, program: PathBuf, args: Vec<String>) -> Spec {
 }
 
 /// [`servers::measure`] on a fresh process of `spec`.
-async fn on_server<T, F, Fut>(spec: &Spec, label: &str, failures: &mut Vec<String>, f: F) -> Option<T>
+pub(crate) async fn on_server<T, F, Fut>(
+    spec: &Spec,
+    label: &str,
+    failures: &mut Vec<String>,
+    f: F,
+) -> Option<T>
 where
     F: FnOnce(&Server) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,

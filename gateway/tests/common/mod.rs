@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cluster;
+pub mod examples;
 pub mod model;
 pub mod process;
 pub mod recorder;
