@@ -146,10 +146,32 @@ async fn forgeries_reach_nobody(what: &str, key: &str, gateway: &TestGateway) {
     assert_eq!(texts(&ada.messages(1).await), ["marker"], "{what}: a forgery reached the room first");
 }
 
+/// A hundred connections at once, each with its first message: every one is echoed. The embedded
+/// host's pool must hold a hundred instances of the component, whatever its number of core
+/// instances (a Python component has 14 to a Rust one's 3).
+async fn a_hundred_at_once(what: &str, gateway: &TestGateway) {
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let url = format!("ws://{}/echo", gateway.addr);
+        clients.spawn(async move {
+            let (mut ws, _) =
+                within("connect", tokio_tungstenite::connect_async(url)).await.expect("accepted");
+            send(&mut ws, Message::text(format!("c{i}"))).await;
+            (i, next_data(&mut ws).await)
+        });
+    }
+    while let Some(echoed) = clients.join_next().await {
+        let (i, message) = echoed.unwrap_or_else(|e| panic!("{what}: a client failed: {e}"));
+        let want = format!(r#"{{"type":"echo","n":1,"text":"c{i}"}}"#);
+        assert_eq!(message, Message::text(want), "{what}: client {i}");
+    }
+}
+
 async fn apps(example: Example) {
     let setup = Setup::start(example).await;
     let [e1, e2] = &setup.embedded;
     let [p1, p2] = &setup.upstream;
+    a_hundred_at_once(example.name, e1).await;
     for (how, a, b) in [("embedded", e1, e2), ("upstream", p1, p2)] {
         let what = format!("{} {how}", example.name);
         echo(&what, a).await;

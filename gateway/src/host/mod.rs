@@ -501,10 +501,14 @@ fn engine(memory_bytes: usize, instances: u32) -> anyhow::Result<Engine> {
     // front of the one line that matters: the trap's reason.
     config.wasm_backtrace_max_frames(None);
     let mut pool = PoolingAllocationConfig::default();
+    // Per component instance: a Rust component has 3 core instances, a TypeScript one (j2w) 4, a
+    // Python one (componentize-py) 14, so room for 16 each, and as many tables; a slot is
+    // bookkeeping and address space, not memory, until an instance uses it. With 4 each, a Python
+    // component could run only 73 requests at once and the 74th failed (1011 on its connection).
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 4)
+        .total_core_instances(instances * 16)
         .total_memories(instances * 2)
-        .total_tables(instances * 4)
+        .total_tables(instances * 16)
         .max_memory_size(memory_bytes)
         // Resetting a slot's memory by unmapping it faulted every page back in on the next
         // request (a fifth of the host's CPU in the benchmark). Keeping the first MiB resident and

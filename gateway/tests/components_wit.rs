@@ -1,10 +1,10 @@
-//! Every import of each example component (examples/, built by `make examples`) is in Spin 3.6.3's
-//! `platform` world, so `spin up` and the SpinKube shim can link it: the same interface at a
+//! Every import of each component this repository builds (the Rust one, `make component`, and the
+//! examples, `make examples`) is in Spin 3.6.3's `platform` world, so `spin up` and the SpinKube shim can link it: the same interface at a
 //! semver-compatible version (what wasmtime's linker accepts: `0.2.12` is served by `0.2.6`, a
 //! pre-release only by itself), with every function the component calls. Spin's WIT is read from
 //! `../shared/wit/spin-3.6.3/` beside the clone (CI has a read-only copy there).
 //!
-//! `cargo test -p sidestream-gateway --test examples_wit`, after `make examples`.
+//! `cargo test -p sidestream-gateway --test components_wit`, after `make component examples`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 use wit_parser::decoding::{DecodedWasm, decode};
 use wit_parser::{Resolve, WorldItem, WorldKey};
 
-/// The examples' components, as scripts/examples.sh builds them.
-const EXAMPLES: [&str; 2] =
-    ["examples/typescript/dist/sidestream-typescript.wasm", "examples/python/sidestream-python.wasm"];
+/// The components: the project's own (as spin.toml names it), and the examples' as
+/// scripts/examples.sh builds them.
+const COMPONENTS: [&str; 3] = [
+    "target/wasm32-wasip2/release/sidestream_component.wasm",
+    "examples/typescript/dist/sidestream-typescript.wasm",
+    "examples/python/sidestream-python.wasm",
+];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -96,7 +100,7 @@ fn missing(component: &Imports, platform: &Imports) -> Vec<String> {
 
 fn component_imports(path: &Path) -> (Imports, Vec<String>) {
     let bytes = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}: build it with `make examples`", path.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}: build it with `make component examples`", path.display()));
     let DecodedWasm::Component(resolve, world) = decode(&bytes).expect("a component") else {
         panic!("{} is a WIT package, not a component", path.display());
     };
@@ -106,9 +110,9 @@ fn component_imports(path: &Path) -> (Imports, Vec<String>) {
 }
 
 #[test]
-fn every_import_of_each_example_is_in_spins_platform_world() {
+fn every_import_of_each_component_is_in_spins_platform_world() {
     let Some(platform) = platform() else { return };
-    for example in EXAMPLES {
+    for example in COMPONENTS {
         let (imports, other) = component_imports(&repo_root().join(example));
         let names: Vec<&String> = imports.keys().collect();
         eprintln!("{example} imports {names:?}");
