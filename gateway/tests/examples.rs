@@ -12,8 +12,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::examples::{Example, KeyFile, Member, PYTHON, TYPESCRIPT, bad_signatures, forge, texts};
+use common::examples::{Example, KeyFile, PYTHON, TYPESCRIPT, bad_signatures, forge, texts};
 use common::redis::Redis;
+use common::room::Member;
 use common::{TestGateway, close_code, next_data, send, within};
 use futures_util::SinkExt;
 use serde_json::Value;

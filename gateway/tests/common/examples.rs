@@ -1,6 +1,6 @@
 //! The example apps of `examples/` (a TypeScript and a Python Spin component, built by `make
 //! examples`), for the tests that run them: where they are, the key a pair of gateways shares, and
-//! a client of their `/room`.
+//! forged requests to their `/room`.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::net::SocketAddr;
@@ -9,12 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sidestream_events::sig;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::{Reply, Ws, post, send, within};
+use super::{Reply, post};
 
 /// An example component: its language and its `.wasm`, as scripts/examples.sh builds it.
 #[derive(Clone, Copy, Debug)]
@@ -56,52 +54,6 @@ impl KeyFile {
 impl Drop for KeyFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A client in a room: its socket and what it was told when it joined.
-pub struct Member {
-    pub ws: Ws,
-    pub name: String,
-    pub welcome: Value,
-}
-
-impl Member {
-    pub async fn join(gateway: SocketAddr, query: &str) -> Member {
-        let url = format!("ws://{gateway}/room?{query}");
-        let (ws, _) = within("join the room", tokio_tungstenite::connect_async(url)).await.expect("accepted");
-        let mut member = Member { ws, name: query.to_owned(), welcome: Value::Null };
-        let welcome = member.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        member.name = welcome["name"].as_str().expect("a name").to_owned();
-        member.welcome = welcome;
-        member
-    }
-
-    /// The next JSON message the room sends.
-    pub async fn next(&mut self) -> Value {
-        loop {
-            match within("a message from the room", self.ws.next()).await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("{}: no message: {other:?}", self.name),
-            }
-        }
-    }
-
-    /// The next `n` room messages.
-    pub async fn messages(&mut self, n: usize) -> Vec<Value> {
-        let mut got = Vec::with_capacity(n);
-        while got.len() < n {
-            let message = self.next().await;
-            assert_eq!(message["type"], "room", "{}: {message}", self.name);
-            got.push(message);
-        }
-        got
-    }
-
-    pub async fn say(&mut self, text: &str) {
-        send(&mut self.ws, Message::text(text)).await;
     }
 }
 

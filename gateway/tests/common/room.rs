@@ -9,10 +9,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{Reply, Ws, post, within};
 
-/// A client in a room: its socket and the name it was given.
+/// A client in a room: its socket, the name it was given and the welcome that told it.
 pub struct Member {
     pub ws: Ws,
     pub name: String,
+    pub welcome: Value,
 }
 
 impl Member {
@@ -20,10 +21,15 @@ impl Member {
     pub async fn join(gateway: SocketAddr, query: &str) -> Member {
         let url = format!("ws://{gateway}/room?{query}");
         let (ws, _) = within("join the room", tokio_tungstenite::connect_async(url)).await.expect("accepted");
-        let mut member = Member { ws, name: String::new() };
+        Self::welcomed(ws).await
+    }
+
+    async fn welcomed(ws: Ws) -> Member {
+        let mut member = Member { ws, name: String::new(), welcome: Value::Null };
         let welcome = member.next().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         member.name = welcome["name"].as_str().unwrap_or_default().to_owned();
+        member.welcome = welcome;
         member
     }
 
@@ -37,10 +43,7 @@ impl Member {
         let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
         let (ws, _) =
             within("join the room", tokio_tungstenite::client_async(url, stream)).await.expect("accepted");
-        let mut member = Member { ws, name: String::new() };
-        let welcome = member.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        member
+        Self::welcomed(ws).await
     }
 
     /// The next JSON message the room sends (pings skipped).
@@ -52,6 +55,21 @@ impl Member {
                 other => panic!("{}: no message: {other:?}", self.name),
             }
         }
+    }
+
+    /// The next `n` room messages (anything else the room sends fails the test).
+    pub async fn messages(&mut self, n: usize) -> Vec<Value> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            let message = self.next().await;
+            assert_eq!(message["type"], "room", "{}: {message}", self.name);
+            got.push(message);
+        }
+        got
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        super::send(&mut self.ws, Message::text(text)).await;
     }
 
     /// The texts of the next `n` messages, whatever their type (a gap notice reads `gap`).
