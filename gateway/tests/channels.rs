@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::process::{Spawned, spawn};
 use common::recorder::{AppRecorder, Script};
 use common::redis::Redis;
+use common::room::{publish, room_items};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -89,26 +90,6 @@ impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.n, self.epoch)
     }
-}
-
-/// The publish API's body for `texts` to room `room`, as the room's own messages look.
-fn room_items(room: &str, texts: &[String], id_prefix: &str) -> String {
-    let items: Vec<Value> = texts
-        .iter()
-        .map(|text| {
-            let content = json!({"type": "room", "from": "api", "text": text}).to_string();
-            json!({
-                "channel": format!("room:{room}"),
-                "id": format!("{id_prefix}{text}"),
-                "formats": {"ws-message": {"content": content, "id-key": "id"}},
-            })
-        })
-        .collect();
-    json!({ "items": items }).to_string()
-}
-
-async fn publish(admin: SocketAddr, body: String) -> Reply {
-    post(admin, "/publish/", &[("content-type", "application/json")], body).await
 }
 
 fn texts(range: std::ops::Range<usize>) -> Vec<String> {
