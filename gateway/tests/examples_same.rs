@@ -10,8 +10,7 @@
 mod common;
 
 use common::examples::{Example, PYTHON, TYPESCRIPT};
-use common::{TestGateway, Ws, next_data, send, within};
-use futures_util::StreamExt;
+use common::{TestGateway, Ws, next_data, next_text, send, within};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -140,16 +139,6 @@ async fn join(gateway: &TestGateway, query: &str) -> Result<(Ws, String), (u16, 
             Err((response.status().as_u16(), body.into_owned()))
         }
         Err(error) => panic!("join {query}: {error}"),
-    }
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match within("a room message", ws.next()).await {
-            Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("no message: {other:?}"),
-        }
     }
 }
 

@@ -23,7 +23,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use sidestream_events::sig;
-use tokio_tungstenite::tungstenite::Message;
 
 const FORGERIES: usize = 240;
 const AT_ONCE: usize = 12;
@@ -128,16 +127,6 @@ async fn refusals(gateway: &TestGateway) -> f64 {
     let m = gateway.metrics().await;
     m.get(r#"sidestream_http_requests_total{route="component",status="401"}"#)
         + m.get(r#"sidestream_http_requests_total{route="component",status="403"}"#)
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match within("a room message", ws.next()).await {
-            Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("no message: {other:?}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,13 +58,7 @@ async fn member(gateway: SocketAddr) -> Ws {
 }
 
 async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        match within("a room message", ws.next()).await {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("no message: {other:?}"),
-        }
-    }
+    serde_json::from_str(&next_text(ws).await).expect("JSON")
 }
 
 /// Every forgery against `target` is refused, and what the lobby's member receives next is the

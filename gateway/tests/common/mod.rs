@@ -283,6 +283,14 @@ pub async fn next_data(ws: &mut Ws) -> Message {
     }
 }
 
+/// Next Text message's text, skipping Pings and Pongs; anything else fails the test.
+pub async fn next_text(ws: &mut Ws) -> String {
+    match next_data(ws).await {
+        Message::Text(text) => text.as_str().to_owned(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
 /// Next echo (non-push message), collecting any pushes seen on the way.
 pub async fn next_echo(ws: &mut Ws, pushes: &mut Vec<serde_json::Value>) -> Message {
     loop {
