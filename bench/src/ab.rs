@@ -36,6 +36,10 @@ pub struct Args {
     /// The path and query the echo connections open.
     #[arg(long, default_value = "/ws?push=off")]
     pub path: String,
+    /// The path is a WebSocket app in the component (`/echo`): replies are its answers, and the
+    /// stage breakdown of each run is printed (give the servers `--component PATH` after `--`).
+    #[arg(long)]
+    pub app: bool,
     /// The servers' arguments (both builds get the same), after `--`.
     #[arg(last = true, default_values = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])]
     pub server_args: Vec<String>,
@@ -124,11 +128,21 @@ async fn measure(spec: &Spec, connections: usize, args: &Args) -> anyhow::Result
         warmup: args.warmup,
         binary: false,
         server_pid: vec![server.pid()?],
-        app: false,
+        app: args.app,
+        metrics_addr: if args.app { server.admin.clone() } else { None },
     };
     let outcome = echo::run(&echo_args).await;
     server.stop().await;
     let outcome = outcome.with_context(|| format!("echo c={connections} on {}", spec.name))?;
+    if let Some(stages) = &outcome.stages {
+        eprintln!(
+            "  {} c={connections}: p50 {} us, p99 {} us; {}",
+            spec.name,
+            outcome.rtt.p50_us,
+            outcome.rtt.p99_us,
+            stages.line()
+        );
+    }
     anyhow::ensure!(outcome.errors == 0, "{}: {} echo errors at c={connections}", spec.name, outcome.errors);
     Ok(outcome)
 }

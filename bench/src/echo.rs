@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{procfs, stats, ws};
+use crate::{procfs, stages, stats, ws};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -39,6 +39,10 @@ pub struct Args {
     /// around the message, not the message itself.
     #[arg(long)]
     pub app: bool,
+    /// The gateway's admin address (`host:port`): its stage histograms are read before and after
+    /// the window (see `stages`).
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,6 +65,9 @@ pub struct Outcome {
     pub errors: u64,
     /// What makes a figure less than it seems (a server process that exited while measured).
     pub notes: Vec<String>,
+    /// Where the gateway's app requests spent the window, when its metrics were read.
+    #[serde(default)]
+    pub stages: Option<stages::Breakdown>,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
@@ -90,11 +97,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .collect();
 
     tokio::time::sleep_until(measure_from.into()).await;
+    let stages_before = match &args.metrics_addr {
+        Some(addr) => Some(stages::read(addr).await?),
+        None => None,
+    };
     let server_cpu = procfs::CpuWindow::start(&args.server_pid);
     let client_cpu0 = procfs::self_cpu_time()?;
     tokio::time::sleep_until(until.into()).await;
     let server_cpu = server_cpu.end();
     let client_cpu1 = procfs::self_cpu_time()?;
+    let stages = match (&args.metrics_addr, stages_before) {
+        (Some(addr), Some(before)) => Some(stages::between(&before, &stages::read(addr).await?)),
+        _ => None,
+    };
 
     let mut hist = stats::histogram();
     let mut errors = 0;
@@ -119,6 +134,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         client_cpu_us_per_msg: per_msg(client_cpu1 - client_cpu0),
         errors,
         notes: server_cpu.note().into_iter().collect(),
+        stages,
     })
 }
 
@@ -210,6 +226,9 @@ pub fn print(o: &Outcome) {
     );
     for n in &o.notes {
         println!("  note: {n}");
+    }
+    if let Some(stages) = &o.stages {
+        println!("  {}", stages.line());
     }
 }
 

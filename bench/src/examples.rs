@@ -39,6 +39,7 @@ pub async fn app_echo(args: &Args, d: Durations, gateway: &Path) -> Vec<ServerRe
                         binary: false,
                         server_pid: s.pid().ok().into_iter().collect(),
                         app: true,
+                        metrics_addr: s.admin.clone(),
                     };
                     async move { echo::run(&a).await }
                 })

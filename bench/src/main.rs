@@ -20,6 +20,7 @@ mod pushpin;
 mod redis;
 mod report;
 mod servers;
+mod stages;
 mod stats;
 mod suite;
 mod worker;

@@ -367,6 +367,24 @@ pub fn update_markdown(
     if !notes.is_empty() {
         let _ = writeln!(section, "Notes:\n\n{}\n", notes.join("\n"));
     }
+    let stages: Vec<String> = run
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.app_echo.iter().filter_map(move |e| {
+                let b = e.stages.as_ref()?;
+                Some(format!("- {} app-echo C={}: {}", s.name, e.connections, b.line()))
+            })
+        })
+        .collect();
+    if !stages.is_empty() {
+        let _ = writeln!(
+            section,
+            "Where app-echo's requests spent their time (the gateway's `component_stage_seconds`, \
+             read before and after the window; p99 within a factor of two):\n\n{}\n",
+            stages.join("\n")
+        );
+    }
     for (title, file) in charts {
         let _ = writeln!(section, "![{title}]({})\n", suite::relative(path, file));
     }

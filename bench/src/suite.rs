@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "echo,idle,fanout,http,app-echo,publish")]
     pub only: Vec<String>,
     /// `app-echo` concurrency levels (the component's `/echo`).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
     pub app_echo_connections: Vec<usize>,
     /// Example components measured on `app-echo` beside the Rust one, each as `NAME=PATH`
     /// (`typescript=examples/typescript/dist/sidestream-typescript.wasm`); a column each.
@@ -212,6 +212,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                             binary: false,
                             server_pid: s.pid().ok().into_iter().collect(),
                             app: false,
+                            metrics_addr: None,
                         };
                         async move { echo::run(&a).await }
                     })
@@ -350,7 +351,7 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
         for round in 1..=args.rounds.max(1) {
             for &c in &args.app_echo_connections {
                 let label = format!("app-echo c={c} round {round}");
-                let echo_args = |addr: &str, pids: Vec<u32>| echo::Args {
+                let echo_args = |addr: &str, pids: Vec<u32>, metrics_addr| echo::Args {
                     url: format!("ws://{addr}/echo"),
                     connections: c,
                     size: args.size,
@@ -359,10 +360,11 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
                     binary: false,
                     server_pid: pids,
                     app: true,
+                    metrics_addr,
                 };
                 let r = &mut results[gi];
                 let o = on_server(&gw_spec, &label, &mut r.failures, |s| {
-                    let a = echo_args(&s.addr, s.pid().ok().into_iter().collect());
+                    let a = echo_args(&s.addr, s.pid().ok().into_iter().collect(), s.admin.clone());
                     async move { echo::run(&a).await }
                 })
                 .await;
@@ -374,7 +376,7 @@ async fn apps(args: &Args, d: Durations, wants: &dyn Fn(&str) -> bool, results: 
                         &mut pp.failures,
                         pushpin::start(p, &backend),
                         |s| {
-                            let a = echo_args(&s.addr, s.pids());
+                            let a = echo_args(&s.addr, s.pids(), None);
                             async move { echo::run(&a).await }
                         },
                     )

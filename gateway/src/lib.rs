@@ -30,6 +30,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod signing;
+pub mod stages;
 pub mod ws;
 
 use std::future::Future;

@@ -126,6 +126,8 @@ pub struct Metrics {
     pub lease_renewals: Family<ResultLabels, Counter>,
     pub gateways_reaped: Counter,
     pub connections_reaped: Counter,
+    /// Where component requests spend their time ([`crate::stages`]).
+    pub stages: crate::stages::Stages,
 }
 
 impl Default for Metrics {
@@ -175,6 +177,7 @@ impl Metrics {
             lease_renewals: Family::default(),
             gateways_reaped: Counter::default(),
             connections_reaped: Counter::default(),
+            stages: crate::stages::Stages::register(&mut registry),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());

@@ -30,6 +30,7 @@ use crate::channels::filter::Filters;
 use crate::channels::hub::Mailbox;
 use crate::channels::{Broker, Payload, Publication};
 use crate::server::Shared;
+use crate::stages;
 use crate::ws::handler::{Closer, End, Flow, Handler};
 use crate::ws::outbox::{Kind, Out};
 
@@ -45,6 +46,8 @@ pub struct InFlight {
     body: Bytes,
     attempt: u32,
     answer: Answer,
+    /// When it was sent, for the `total` stage ([`crate::stages`]).
+    sent: Instant,
 }
 
 impl InFlight {
@@ -68,6 +71,7 @@ pub enum Ready {
         kind: &'static str,
         body: Bytes,
         attempt: u32,
+        sent: Instant,
         result: Result<Response<Bytes>, ExchangeError>,
     },
 }
@@ -162,7 +166,7 @@ impl ComponentApp {
             let limit = shared.apps.max_answer_bytes;
             shared.backend.exchange(request, limit, &shared.metrics).await
         });
-        self.in_flight = Some(InFlight { kind, body, attempt, answer });
+        self.in_flight = Some(InFlight { kind, body, attempt, answer, sent: Instant::now() });
         self.keep_alive_at = None;
     }
 
@@ -461,13 +465,13 @@ impl Handler for ComponentApp {
         }
         let Some(in_flight) = &mut self.in_flight else { return Poll::Pending };
         let result = std::task::ready!(in_flight.answer.as_mut().poll(cx));
-        let InFlight { kind, body, attempt, .. } = self.in_flight.take().expect("polled just now");
-        Poll::Ready(Ready::Answered { kind, body, attempt, result })
+        let InFlight { kind, body, attempt, sent, .. } = self.in_flight.take().expect("polled just now");
+        Poll::Ready(Ready::Answered { kind, body, attempt, sent, result })
     }
 
     fn on_ready(&mut self, ready: Ready, out: &mut Out<'_>) -> Flow {
         let metrics = self.shared.metrics.clone();
-        let (kind, body, attempt, result) = match ready {
+        let (kind, body, attempt, sent, result) = match ready {
             Ready::Opened(actions) | Ready::Started(actions) => return self.act(actions, out),
             Ready::Reaped(reaped) => {
                 // The reaper told the component of what it knew; the rest is told from here.
@@ -475,18 +479,23 @@ impl Handler for ComponentApp {
                 return Flow::Fail(1012, "the gateway restarts this connection".into());
             }
             Ready::Published(publication) => return self.published(publication, out),
-            Ready::Answered { kind, body, attempt, result } => (kind, body, attempt, result),
+            Ready::Answered { kind, body, attempt, sent, result } => (kind, body, attempt, sent, result),
         };
         let now = Instant::now();
         match result {
             Ok(response) => match self.session.apply(&response) {
                 Ok((actions, ignored)) => {
+                    let stages = &metrics.stages;
+                    stages::observe(&stages.parse, now.elapsed());
                     metrics.app_request(kind, "ok");
                     if self.session.take_meta_changed() {
                         self.shared.leases.update(&self.session);
                     }
                     self.count_ignored(&ignored);
+                    let acting = Instant::now();
                     let flow = self.act(actions, out);
+                    stages::observe(&stages.write, acting.elapsed());
+                    stages::observe(&stages.total, sent.elapsed());
                     self.keep_alive_at = self.session.keep_alive().map(|every| now + every);
                     if flow == Flow::Continue {
                         self.next(out);

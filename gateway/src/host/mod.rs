@@ -11,6 +11,7 @@
 //! flight finish on the old one; a file that does not load leaves the current one serving.
 
 mod bounded;
+mod guests;
 mod limits;
 mod missing;
 mod variables;
@@ -18,7 +19,7 @@ mod variables;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -46,6 +47,7 @@ use crate::config::Config;
 use crate::logging::clip;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
+use crate::stages::{self, Stages};
 
 /// Epoch tick: how often a running guest is interrupted to check its deadline and let other tasks
 /// run. A guest stuck in a loop therefore holds a worker thread for at most one tick at a time.
@@ -184,10 +186,7 @@ pub struct Host {
     publisher: Arc<Publisher>,
     variables: Variables,
     ticker: Arc<AtomicBool>,
-    /// Guests run on their own runtime. A guest spinning in wasm holds a worker for a whole epoch
-    /// tick per poll, and tokio looks at sockets and timers only every few dozen polls: on the
-    /// gateway's runtime, as many spinning guests as cores would stall every socket, WebSocket and
-    /// probe until their deadline. (Always `Some` until drop.)
+    /// Guests run on their own runtime ([`guests`]). (Always `Some` until drop.)
     guests: Option<Runtime>,
 }
 
@@ -230,22 +229,9 @@ impl Host {
             }
         })?;
 
-        // Half the cores: the gateway's own runtime has a worker per core, and with more threads
-        // than cores a descheduled guest worker strands the guests in its local queue until the
-        // kernel runs it again. With two guest workers on two cores, p99 for `GET /` at 50
-        // connections was 41-62 ms (p50 0.2 ms); with one, 7-10 ms (p50 2.3 ms), at 80% of the
-        // throughput.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let guests = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads((cores / 2).max(1))
-            .thread_name("wasm-guest")
-            .enable_all()
-            // A poll of a spinning guest can last a whole tick: look for new guests, wake-ups and
-            // timers after every poll, not after dozens of them.
-            .global_queue_interval(1)
-            .event_interval(1)
-            .build()
-            .context("starting the runtime for wasm guests")?;
+        let guests =
+            guests::runtime(guests::workers(cores)).context("starting the runtime for wasm guests")?;
 
         Ok(Host {
             path: path.to_owned(),
@@ -302,7 +288,7 @@ impl Host {
         // Clipped: the client chooses it, up to the 32 KiB of a request head.
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let target = clip(target, 256).into_owned();
-        match self.call(req, metrics, &target).await {
+        match self.call(req, metrics, &target, Arc::default()).await {
             Ok(response) => response,
             Err(error) if error.is::<Busy>() => {
                 metrics.component_busy.inc();
@@ -337,7 +323,8 @@ impl Host {
         metrics: &Arc<Metrics>,
     ) -> Result<Response<Bytes>, ExchangeError> {
         let target = clip(req.uri().path(), 256).into_owned();
-        let response = match self.call(req.map(Full::new), metrics, &target).await {
+        let returned = Arc::new(OnceLock::new());
+        let response = match self.call(req.map(Full::new), metrics, &target, returned.clone()).await {
             Ok(response) => response,
             Err(error) if error.is::<Busy>() => {
                 metrics.component_busy.inc();
@@ -348,7 +335,11 @@ impl Host {
         };
         let (parts, body) = response.into_parts();
         match body::read_limited(body, limit).await {
-            Ok(body) => Ok(Response::from_parts(parts, body)),
+            Ok(body) => {
+                let back = returned.get().map_or(Duration::ZERO, |end| end.elapsed());
+                stages::observe(&metrics.stages.answer, back);
+                Ok(Response::from_parts(parts, body))
+            }
             Err(body::ReadError::TooLarge(limit)) => {
                 Err(ExchangeError::Failed(format!("the answer is over {limit} bytes")))
             }
@@ -362,6 +353,7 @@ impl Host {
         req: Request<B>,
         metrics: &Arc<Metrics>,
         target: &str,
+        returned: Arc<OnceLock<Instant>>,
     ) -> anyhow::Result<Response<Body>>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -369,15 +361,16 @@ impl Host {
     {
         // One deadline for everything: the wait for an instance, the guest's work before its
         // answer, and the body it streams after it.
-        let deadline = Instant::now() + self.timeout;
+        let arrived = Instant::now();
+        let deadline = arrived + self.timeout;
         let version = self.current();
         let slot =
-            match timeout_at((Instant::now() + SLOT_WAIT).min(deadline), self.slots.clone().acquire_owned())
-                .await
-            {
+            match timeout_at((arrived + SLOT_WAIT).min(deadline), self.slots.clone().acquire_owned()).await {
                 Ok(slot) => slot.context("the wasm host is shutting down")?,
                 Err(_) => return Err(Busy.into()),
             };
+        let stages = metrics.stages.clone();
+        stages::observe(&stages.queue, arrived.elapsed());
         let wasi = WasiCtx::builder()
             .inherit_stderr()
             .allow_tcp(false)
@@ -400,14 +393,15 @@ impl Host {
         let deadline_hit = Arc::new(AtomicBool::new(false));
         let hit = deadline_hit.clone();
         let wall_deadline = deadline.into_std();
+        let yields = stages.guest_yields.clone();
         store.epoch_deadline_callback(move |_| {
             if std::time::Instant::now() < wall_deadline {
+                yields.inc();
                 return Ok(UpdateDeadline::Yield(1));
             }
             hit.store(true, Ordering::Relaxed);
             Ok(UpdateDeadline::Interrupt)
         });
-        store.set_epoch_deadline(1);
 
         let (sender, receiver) = oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
@@ -416,10 +410,23 @@ impl Host {
         let pre = version.pre.clone();
         let guests = self.guests.as_ref().context("the wasm host is shutting down")?;
         // The guest runs in its own task so it can keep streaming the body after the head is sent.
+        let guest_end = returned.clone();
+        let spawned = Instant::now();
         let task = guests.spawn(async move {
             let _slot = slot;
+            let _running = Running::start(&stages);
+            let started = Instant::now();
+            stages::observe(&stages.schedule, started - spawned);
+            // One tick from now, not from when the request was made: a guest that waited for its
+            // turn across a tick would otherwise yield at its first instruction and queue again.
+            store.set_epoch_deadline(1);
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            let instantiated = Instant::now();
+            stages::observe(&stages.instantiate, instantiated - started);
+            let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+            let _ = guest_end.set(Instant::now());
+            stages::observe(&stages.guest, guest_end.get().map_or(Duration::ZERO, |end| *end - instantiated));
+            result
         });
 
         // If the client goes away before the head is ready, the guest has nobody to answer: stop
@@ -446,6 +453,23 @@ impl Host {
             },
             Err(_) => Err(anyhow::Error::new(DeadlineExceeded)),
         }
+    }
+}
+
+/// Counts a guest on the guests' runtime while it lives (an aborted one too).
+struct Running(Stages);
+
+impl Running {
+    fn start(stages: &Stages) -> Self {
+        stages.guests_running.inc();
+        stages.guests_in_flight.observe(stages.guests_running.get() as f64);
+        Running(stages.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.guests_running.dec();
     }
 }
 
