@@ -26,6 +26,8 @@ pub struct Settings {
     pub batch_bytes: usize,
     /// Largest answer body.
     pub max_answer_bytes: usize,
+    /// `--app-connection-budget`: what one connection may hold for or from its client.
+    pub budget: usize,
     /// Attempts after the first, for requests that did not reach the component and for last
     /// events.
     pub retries: u32,
@@ -44,6 +46,7 @@ impl Settings {
         Settings {
             batch_bytes: config.app_batch_bytes,
             max_answer_bytes: config.app_max_answer_bytes,
+            budget: config.app_budget(),
             retries: config.app_retries,
             retry_delay: config.app_retry_delay,
         }
@@ -67,6 +70,7 @@ mod tests {
         let settings = Settings {
             batch_bytes: 0,
             max_answer_bytes: 0,
+            budget: 0,
             retries: 5,
             retry_delay: Duration::from_millis(100),
         };

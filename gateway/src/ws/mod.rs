@@ -10,10 +10,12 @@ pub mod push;
 pub mod upgrade;
 pub mod websocket;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::budget::MemoryBudget;
 use crate::config::Config;
 
 /// Bytes of echoes and pushes a connection may have queued before the server stops reading from it
@@ -65,6 +67,8 @@ pub struct Settings {
     /// SO_SNDBUF and SO_RCVBUF of each WebSocket's socket; `None` leaves them to the kernel.
     pub socket_buffer: Option<usize>,
     pub protocol: WebSocketConfig,
+    /// The gateway-wide memory budget: near it, connections that hold stop reading and are shed.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl Settings {
@@ -77,12 +81,17 @@ impl Settings {
             close_timeout: CLOSE_TIMEOUT,
             drain_close_timeout: CLOSE_TIMEOUT.min(config.drain_timeout),
             socket_buffer: (config.socket_buffer != 0).then_some(config.socket_buffer),
+            budget: Arc::new(MemoryBudget::from_config(config)),
             protocol: WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
                 // The writer never holds more than its buffer plus one message: the connection
-                // loop only hands it a frame once it has flushed.
-                .max_write_buffer_size(WRITE_BUFFER + config.max_message_size + OUTBOX_BUDGET)
+                // loop only hands it a frame once it has flushed. An app's message may be as
+                // large as its connection's budget lets an answer be; a larger frame would be
+                // refused by the writer and end the connection.
+                .max_write_buffer_size(
+                    WRITE_BUFFER + config.max_message_size.max(config.app_budget()) + OUTBOX_BUDGET,
+                )
                 .max_message_size(Some(config.max_message_size))
                 .max_frame_size(Some(config.max_message_size)),
         }
