@@ -39,7 +39,7 @@ const MAX_META: usize = 32;
 
 /// The least an answer may be given, whatever the connection holds: a budget filled by what its
 /// client does not read still lets a short answer through.
-const MIN_ANSWER: usize = 16 * 1024;
+pub const MIN_ANSWER: usize = 16 * 1024;
 
 /// An answer on its way, as a future the connection polls.
 pub type Answer = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ExchangeError>> + Send>>;
@@ -180,12 +180,12 @@ impl ComponentApp {
             + self.waiting.as_ref().map_or(0, publication)
     }
 
-    /// Sends a request. Its answer may take what the budget has left beside what is held, and a
-    /// quarter of the budget (at most a batch) for what the client sends meanwhile: the answer is
-    /// counted as it arrives, before anything of it is queued.
+    /// Sends a request. Its answer may take what the budget has left beside what is held and a
+    /// batch for what the client sends meanwhile: the answer is counted as it arrives, before
+    /// anything of it is queued.
     fn start(&mut self, kind: &'static str, body: Bytes, attempt: u32, queued: usize) {
         let apps = &self.shared.apps;
-        let reserve = (apps.budget / 4).min(apps.batch_bytes);
+        let reserve = apps.batch_bytes;
         let held = self.holds(queued) + body.len();
         let limit = apps.budget.saturating_sub(held + reserve).max(MIN_ANSWER).min(apps.max_answer_bytes);
         self.answer_room = limit;
@@ -197,9 +197,12 @@ impl ComponentApp {
         self.keep_alive_at = None;
     }
 
-    /// Sends what waits, if nothing is in flight and the client keeps up with the answers.
+    /// Sends what waits, if nothing is in flight and the client keeps up with the answers: the
+    /// outbox has room and the writer is not waiting for the client (a client that does not read
+    /// makes no more requests, so the answers it would not read are never asked for).
     fn next(&mut self, out: &Out<'_>) {
-        if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && out.has_room() {
+        let keeps_up = out.has_room() && out.writer_ready();
+        if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && keeps_up {
             let events = self.session.take_events();
             self.start("events", events, 1, out.queued());
         }

@@ -25,7 +25,7 @@ pub const OUTBOX_BUDGET: usize = 32 * 1024;
 
 /// The socket writer's batching buffer. Frames collect here between flushes, so a burst of echoes
 /// becomes one write; small enough that an idle connection costs little.
-const WRITE_BUFFER: usize = 8 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Per-read buffer. tokio-tungstenite's 128 KiB default costs ~133 KB per idle connection; the
 /// buffer is allocated for every connection and zero-filled before each read, so it is sized for
@@ -35,7 +35,7 @@ const READ_BUFFER: usize = 1024;
 
 /// A connection's own state: its task, timers, the socket's registration, tungstenite's context with
 /// its initial buffers (an idle connection measures about 4 KiB).
-const CONNECTION_STATE: usize = 8 * 1024;
+pub(crate) const CONNECTION_STATE: usize = 8 * 1024;
 
 /// The most memory one WebSocket can make the gateway hold, whatever its client does, from the
 /// bounds in this module: the frame being read and a fragmented message being put together (one

@@ -177,6 +177,11 @@ impl<'a> Out<'a> {
         self.outbox.bytes
     }
 
+    /// Whether the socket's writer takes another frame now (it is not waiting for the client).
+    pub fn writer_ready(&self) -> bool {
+        self.ws.is_ready()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         self.metrics
     }
