@@ -19,7 +19,7 @@ const MAX_MESSAGE: usize = 16 * 1024;
 const ADVERSARIES: usize = 300;
 
 /// The documented worst case of one `/echo` adversary, in the resident memory of the gateway with
-/// the embedded component (README, "Memory per WebSocket"): its queues, and what the allocator
+/// the embedded component (README, "Memory, on every path"): its queues, and what the allocator
 /// and the instance pool keep of its requests. Before the budget: 1,672,192 bytes (this test).
 const ECHO_ADVERSARY_EMBEDDED_MAX_BYTES: usize = 1024 * 1024;
 
