@@ -60,10 +60,10 @@ async fn echo(ws: &mut common::Ws, text: &str) {
     within("send to /echo", ws.send(Message::text(text))).await.expect("send");
     within("the echo", async {
         while let Some(message) = ws.next().await {
-            if let Message::Text(reply) = message.expect("a frame") {
-                if reply.contains(text) {
-                    return;
-                }
+            if let Message::Text(reply) = message.expect("a frame")
+                && reply.contains(text)
+            {
+                return;
             }
         }
         panic!("the bystander's connection closed");
