@@ -482,6 +482,7 @@ impl Handler for ComponentApp {
         }
         if !self.subscriptions.is_empty() && self.waiting.is_none() {
             if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                self.mailbox_tx.taken(&publication);
                 return Poll::Ready(Ready::Published(publication));
             }
             // The mailbox is empty: subscriptions that lost publications are told now, before
@@ -489,6 +490,7 @@ impl Handler for ComponentApp {
             if self.mailbox_tx.lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 self.shared.channels.hub.tell_lost(self.conn, self.subscriptions.keys());
                 if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                    self.mailbox_tx.taken(&publication);
                     return Poll::Ready(Ready::Published(publication));
                 }
             }
