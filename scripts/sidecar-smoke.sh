@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 binary=$(scripts/sidecar-build.sh)
 
 # --workspace: the same feature resolution as `cargo test --workspace`, so nothing is compiled again.
-SIDESTREAM_SIDECAR_BIN="$binary" cargo test --workspace --test sidecar -- --ignored
+SIDESTREAM_SIDECAR_BIN="$binary" cargo test --workspace --test sidecar --test memory -- --ignored

@@ -42,6 +42,8 @@ pub enum Clients {
     Idle,
     Busy,
     Stuck,
+    /// `stuck` with Text messages of `\x01`: the adversary of an app that escapes them (`/echo`).
+    StuckText,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +54,9 @@ pub struct Outcome {
     pub failed: usize,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
+    /// The server's resident high-water mark (`VmHWM`) at the end: what a memory limit must hold.
+    #[serde(default)]
+    pub rss_peak_kib: u64,
     /// (after - before) / opened, in bytes.
     pub bytes_per_conn: f64,
     pub closed_early: u64,
@@ -64,14 +69,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         Clients::Idle => Mode::Idle,
         Clients::Busy => Mode::Busy,
         Clients::Stuck => Mode::Stuck,
+        Clients::StuckText => Mode::StuckText,
     };
     let (pool, ready) =
         Pool::open(&args.url, args.connections, args.per_worker, mode, !args.no_warm, args.message_size)
             .await?;
-    if ready.opened == 0 {
+    // Adversaries the server closed (an app's answer over its connection's budget) count as
+    // failed; when every one was, what they cost is still reported, per connection tried.
+    if ready.opened == 0 && args.clients != Clients::StuckText {
         bail!("no connection opened: {}", ready.first_error.unwrap_or_default());
     }
     let rss_after = settled_rss(args.server_pid).await?;
+    let rss_peak = procfs::peak_rss_kib(args.server_pid)?;
     let reports = pool.stop().await?;
     if let Some(e) = &ready.first_error {
         eprintln!("idle: {} of {} connections failed, first: {e}", ready.failed, args.connections);
@@ -83,7 +92,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         failed: ready.failed,
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
-        bytes_per_conn: (rss_after.saturating_sub(rss_before) * 1024) as f64 / ready.opened as f64,
+        rss_peak_kib: rss_peak,
+        bytes_per_conn: (rss_after.saturating_sub(rss_before) * 1024) as f64 / ready.opened.max(1) as f64,
         closed_early: reports.iter().map(|r| r.closed).sum(),
     })
 }
@@ -104,13 +114,14 @@ async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
 
 pub fn print(o: &Outcome) {
     println!(
-        "idle n={} clients={:?} (opened {}, failed {}): rss {} -> {} KiB, {:.0} bytes/conn, closed early {}",
+        "idle n={} clients={:?} (opened {}, failed {}): rss {} -> {} KiB (peak {} KiB), {:.0} bytes/conn, closed early {}",
         o.connections,
         o.clients,
         o.opened,
         o.failed,
         o.rss_before_kib,
         o.rss_after_kib,
+        o.rss_peak_kib,
         o.bytes_per_conn,
         o.closed_early
     );

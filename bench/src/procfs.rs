@@ -125,8 +125,19 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 fn rss_from_status(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    field_kib(status, "VmRSS:")
+}
+
+fn field_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(name))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process's resident high-water mark (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    field_kib(&status, "VmHWM:").with_context(|| format!("no VmHWM in /proc/{pid}/status"))
 }
 
 /// Fails early with a clear reason when `--server-pid` names no process.

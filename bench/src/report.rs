@@ -418,6 +418,7 @@ mod tests {
             failed: 0,
             rss_before_kib: 0,
             rss_after_kib: 0,
+            rss_peak_kib: 0,
             bytes_per_conn: kb * 1000.0,
             closed_early: 0,
         })

@@ -33,6 +33,9 @@ pub enum Mode {
     /// The adversary: send `--message-size` messages and never read, until the server stops
     /// reading (a send makes no progress for a second); then hold.
     Stuck,
+    /// The adversary of a WebSocket app (`/echo`): as `stuck`, with Text messages of `\x01`, which
+    /// `/echo` escapes into six bytes each (`\u0001`), so each answer is six times the message.
+    StuckText,
     /// A channel subscriber (`/room`): wait for the app's first message (its welcome: the
     /// subscription is in place), then time every publication against the `us` it carries.
     Subscribe,
@@ -45,6 +48,7 @@ impl Mode {
             Mode::Fanout => "fanout",
             Mode::Busy => "busy",
             Mode::Stuck => "stuck",
+            Mode::StuckText => "stuck-text",
             Mode::Subscribe => "subscribe",
         }
     }
@@ -148,7 +152,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .buffer_unordered(128);
     while let Some(result) = opened.next().await {
         match result {
-            Ok(conn) if args.mode == Mode::Stuck => stuck.push(conn),
+            Ok(conn) if matches!(args.mode, Mode::Stuck | Mode::StuckText) => stuck.push(conn),
             Ok(conn) => {
                 ready.opened += 1;
                 tokio::spawn(hold(conn, args.mode, shared.clone()));
@@ -163,7 +167,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // other connections' large messages (a busy gateway's 10 s header timeout closed some when
     // they overlapped), and all are stuck within seconds of each other, well before the server's
     // 75 s idle timeout closes them (they answer no pings).
-    let sends = stuck.into_iter().map(|conn| get_stuck(conn, args.message_size));
+    let message = match args.mode {
+        Mode::StuckText => Message::text("\x01".repeat(args.message_size)),
+        _ => Message::binary(vec![0x5au8; args.message_size]),
+    };
+    let sends = stuck.into_iter().map(|conn| get_stuck(conn, message.clone()));
     for result in futures_util::future::join_all(sends).await {
         match result {
             Ok(conn) => {
@@ -252,7 +260,7 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
     let connect = async {
         match mode {
             // A small receive buffer, so the kernel does not soak up megabytes of echoes first.
-            Mode::Stuck => ws::connect_with_recv_buffer(url, 4096).await,
+            Mode::Stuck | Mode::StuckText => ws::connect_with_recv_buffer(url, 4096).await,
             _ => ws::connect(url).await,
         }
     };
@@ -274,15 +282,14 @@ async fn open_once(url: &str, warm: bool, mode: Mode, message_size: usize) -> an
             };
             tokio::time::timeout(Duration::from_secs(30), welcome).await.context("no welcome")??;
         }
-        Mode::Idle | Mode::Fanout | Mode::Stuck => {}
+        Mode::Idle | Mode::Fanout | Mode::Stuck | Mode::StuckText => {}
     }
     Ok(conn)
 }
 
-/// Sends `message_size`-byte messages and never reads, until the server stops reading from the
+/// Sends `message` again and again and never reads, until the server stops reading from the
 /// connection: then a send stays blocked (a second without progress).
-async fn get_stuck(mut conn: ws::Ws, message_size: usize) -> anyhow::Result<ws::Ws> {
-    let message = Message::binary(vec![0x5au8; message_size]);
+async fn get_stuck(mut conn: ws::Ws, message: Message) -> anyhow::Result<ws::Ws> {
     while let Ok(sent) = tokio::time::timeout(Duration::from_secs(1), conn.send(message.clone())).await {
         sent.context("the server closed a stuck connection")?;
     }
@@ -294,7 +301,8 @@ async fn echo_once(conn: &mut ws::Ws, text: String) -> anyhow::Result<()> {
     conn.send(Message::text(text.clone())).await?;
     let echoed = async {
         while let Some(m) = conn.next().await {
-            if m?.to_text().is_ok_and(|t| t == text) {
+            // The built-in `/ws` echoes it unchanged; an app's echo (`/echo`) carries it inside.
+            if m?.to_text().is_ok_and(|t| t == text || t.contains(&text)) {
                 return Ok(());
             }
         }

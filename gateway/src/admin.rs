@@ -39,6 +39,8 @@ pub async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> (&'static st
 fn readiness(shared: &Shared) -> Response<Body> {
     if shared.drain.is_draining() {
         body::text(StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if shared.ws.budget.is_over() {
+        body::text(StatusCode::SERVICE_UNAVAILABLE, "near the memory budget")
     } else if !shared.backend.is_ready() {
         body::text(StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable")
     } else {

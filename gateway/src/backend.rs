@@ -27,8 +27,10 @@ pub enum ExchangeError {
     Unavailable(String),
     /// No answer within the deadline.
     Timeout,
-    /// It failed: a trap, a broken connection, an answer too large.
+    /// It failed: a trap, a broken connection.
     Failed(String),
+    /// Its answer's body was over this many bytes (the request's limit), and was not kept.
+    TooLarge(usize),
 }
 
 impl std::fmt::Display for ExchangeError {
@@ -37,6 +39,7 @@ impl std::fmt::Display for ExchangeError {
             ExchangeError::Unavailable(why) => write!(f, "the component is unavailable: {why}"),
             ExchangeError::Timeout => f.write_str("the component did not answer in time"),
             ExchangeError::Failed(why) => write!(f, "the component failed: {why}"),
+            ExchangeError::TooLarge(limit) => write!(f, "the component's answer is over {limit} bytes"),
         }
     }
 }

@@ -43,17 +43,24 @@ pub enum ReadError {
     Broken(String),
 }
 
-/// Reads a whole body of at most `limit` bytes.
+/// Reads a whole body of at most `limit` bytes. What it holds meanwhile never passes `limit`:
+/// the buffer doubles as it fills, but never beyond the limit (it counts against a connection's
+/// memory budget).
 pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| ReadError::Broken(error.to_string()))?;
         if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > limit {
+            let needed = out.len() + data.len();
+            if needed > limit {
                 return Err(ReadError::TooLarge(limit));
+            }
+            if needed > out.capacity() {
+                out.reserve_exact(needed.max(2 * out.capacity()).min(limit) - out.len());
             }
             out.extend_from_slice(&data);
         }
     }
+    out.shrink_to_fit();
     Ok(out.into())
 }

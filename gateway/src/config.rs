@@ -196,6 +196,29 @@ pub struct Config {
     #[arg(long, env = "SIDESTREAM_GRIP_KEY_FILE")]
     pub grip_key_file: Option<PathBuf>,
 
+    // --- memory budgets (issue 23) ---
+    /// What the embedded host's instance pool may keep resident between requests, in MiB, over all
+    /// its slots: each slot keeps at most this divided by --component-instances (and at most 1 MiB)
+    /// of its linear memory and of its tables, so a reused slot need not fault its pages back in.
+    /// What running instances use comes on top (at most --component-memory-mib each)
+    #[arg(long, env = "SIDESTREAM_COMPONENT_POOL_RESIDENT_MIB", default_value_t = 64)]
+    pub component_pool_resident_mib: u64,
+
+    /// Most bytes one WebSocket app's connection may hold for or from its client: the events
+    /// waiting for the component, the request in flight, the component's answer (counted as it
+    /// arrives, before it is queued), the outbox, a delayed message, a held publication. At it the
+    /// gateway stops reading from the client; an answer that would pass it closes the connection
+    /// with 1009. Default: 256 KiB, or more when --app-batch-bytes and --max-message-size need it
+    #[arg(long, env = "SIDESTREAM_APP_CONNECTION_BUDGET")]
+    pub app_connection_budget: Option<usize>,
+
+    /// Resident memory the whole gateway may use, in bytes. From 90% of it the gateway refuses new
+    /// WebSockets with 503, /readyz says not ready, and connections holding messages for clients
+    /// that do not read stop being read and are closed with 1008. Default: three quarters of the
+    /// container's memory limit (cgroup v2 memory.max), or 2 GiB without one
+    #[arg(long, env = "SIDESTREAM_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SIDESTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -218,6 +241,17 @@ pub enum Backend {
 }
 
 impl Config {
+    /// The least `--app-connection-budget` may be: a batch, the message that crosses it and one
+    /// more being read, the outbox's 32 KiB, and 16 KiB left for an answer.
+    pub fn app_budget_floor(&self) -> usize {
+        self.app_batch_bytes + 2 * self.max_message_size + (32 + 16) * 1024
+    }
+
+    /// `--app-connection-budget`, or its default: 256 KiB, or the floor when that is more.
+    pub fn app_budget(&self) -> usize {
+        self.app_connection_budget.unwrap_or_else(|| self.app_budget_floor().max(256 * 1024))
+    }
+
     /// Checks what clap cannot: relations between values. Runs before any port is bound.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.push_min > self.push_max {
@@ -287,6 +321,18 @@ impl Config {
         }
         if self.app_retries > 20 {
             bail!("--app-retries must be at most 20");
+        }
+        if self.component_pool_resident_mib > 65_536 {
+            bail!("--component-pool-resident-mib must be at most 65536");
+        }
+        if let Some(budget) = self.app_connection_budget
+            && budget < self.app_budget_floor()
+        {
+            bail!(
+                "--app-connection-budget must be at least {} bytes: --app-batch-bytes, twice \
+                 --max-message-size and the outbox's 32 KiB, with room for an answer",
+                self.app_budget_floor()
+            );
         }
         if self.component_instances == 0 || self.component_instances > 10_000 {
             bail!("--component-instances must be between 1 and 10000");

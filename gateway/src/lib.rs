@@ -12,6 +12,7 @@ pub mod apps;
 pub mod authority;
 pub mod backend;
 pub mod body;
+pub mod budget;
 pub mod channels;
 pub mod config;
 pub mod drain;

@@ -3,7 +3,7 @@
 //! Hot-path counters (messages, bytes, pushes) are plain atomics; labelled families are only touched
 //! on rare events (handshakes, closes, HTTP requests), so their lock never sits on the echo path.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -85,6 +85,29 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// What a memory budget did (issue 23): where, and which of its documented actions.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum BudgetPath {
+    /// A WebSocket app's connection (`--app-connection-budget`).
+    App,
+    /// The whole gateway (`--memory-budget`).
+    Gateway,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum BudgetAction {
+    /// A connection closed (1009 for an answer over its budget, 1008 when the gateway sheds it).
+    Close,
+    /// An upgrade refused with 503.
+    Refuse,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub path: BudgetPath,
+    pub action: BudgetAction,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -128,6 +151,7 @@ pub struct Metrics {
     pub connections_reaped: Counter,
     /// Where component requests spend their time ([`crate::stages`]).
     pub stages: crate::stages::Stages,
+    pub memory_budget: Family<BudgetLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -178,6 +202,7 @@ impl Metrics {
             gateways_reaped: Counter::default(),
             connections_reaped: Counter::default(),
             stages: crate::stages::Stages::register(&mut registry),
+            memory_budget: Family::default(),
             registry: Registry::default(),
         };
         registry.register("ws_connections_active", "Open WebSockets", m.connections_active.clone());
@@ -333,6 +358,11 @@ impl Metrics {
             "Connections of dead gateways whose DISCONNECT this gateway sent (see app_last_events for how each went)",
             m.connections_reaped.clone(),
         );
+        registry.register(
+            "memory_budget",
+            "What the memory budgets did, by path (app, gateway) and action (close, refuse); stopped reading shows in ws_outbox_bytes, dropped pushes and publications in their own counters",
+            m.memory_budget.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -366,6 +396,10 @@ impl Metrics {
 
     pub fn publish(&self, result: &'static str) {
         self.publishes.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn budget(&self, path: BudgetPath, action: BudgetAction) {
+        self.memory_budget.get_or_create(&BudgetLabels { path, action }).inc();
     }
 
     pub fn http(&self, route: &'static str, status: u16) {

@@ -130,9 +130,7 @@ impl Proxy {
         let body = StallGuard::quiet(body, self.timeout).boxed_unsync();
         match body::read_limited(body, limit).await {
             Ok(body) => Ok(Response::from_parts(parts, body)),
-            Err(body::ReadError::TooLarge(limit)) => {
-                Err(ExchangeError::Failed(format!("the answer is over {limit} bytes")))
-            }
+            Err(body::ReadError::TooLarge(limit)) => Err(ExchangeError::TooLarge(limit)),
             Err(body::ReadError::Broken(why)) if why.starts_with(STALLED) => Err(ExchangeError::Timeout),
             Err(body::ReadError::Broken(why)) => Err(ExchangeError::Failed(why)),
         }

@@ -124,6 +124,7 @@ impl Gateway {
         // One stable line with both addresses: tests and scripts read `addr=` from it.
         info!(backend = %shared.backend, "listening addr={} admin={}", public.local_addr()?, admin.local_addr()?);
         shared.leases.start(shared.clone());
+        shared.ws.budget.start();
         crate::reload::start(&shared);
         let accept_public = accept(&shared, &public, Surface::Public);
         let accept_admin = accept(&shared, &admin, Surface::Admin);

@@ -790,8 +790,10 @@ fn every_connection_slot_taken_by_an_adversary_fits_the_gateways_memory_limit() 
     // What one client that never reads can make the gateway hold (the code's own bound), plus the
     // kernel's socket buffers, which count against the container too: twice --socket-buffer each way.
     assert_ne!(config.socket_buffer, 0, "the pod bounds the kernel's socket buffers (--socket-buffer)");
-    let per_connection =
-        sidestream_gateway::ws::memory_bound(config.max_message_size) + 4 * config.socket_buffer;
+    // The worst of the built-in /ws and a WebSocket app (issue 23: every path).
+    let per_connection = sidestream_gateway::ws::memory_bound(config.max_message_size)
+        .max(sidestream_gateway::apps::memory_bound(&config))
+        + 4 * config.socket_buffer;
     // The process besides its WebSockets: runtime, upstream pool, metrics (about 10 MiB measured).
     const REST: u64 = 32 << 20;
     let needed = config.max_connections as u64 * per_connection as u64 + REST;

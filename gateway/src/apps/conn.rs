@@ -29,6 +29,7 @@ use crate::backend::ExchangeError;
 use crate::channels::filter::Filters;
 use crate::channels::hub::Mailbox;
 use crate::channels::{Broker, Payload, Publication};
+use crate::metrics::{BudgetAction, BudgetPath};
 use crate::server::Shared;
 use crate::stages;
 use crate::ws::handler::{Closer, End, Flow, Handler};
@@ -36,6 +37,10 @@ use crate::ws::outbox::{Kind, Out};
 
 /// The most meta values (`set-meta`) a connection keeps for its filters.
 const MAX_META: usize = 32;
+
+/// The least an answer may be given, whatever the connection holds: a budget filled by what its
+/// client does not read still lets a short answer through.
+pub const MIN_ANSWER: usize = 16 * 1024;
 
 /// An answer on its way, as a future the connection polls.
 pub type Answer = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ExchangeError>> + Send>>;
@@ -103,6 +108,9 @@ pub struct ComponentApp {
     /// publication the client could take for one it was there for would be left out.
     starting: Option<(oneshot::Receiver<()>, Vec<Action>)>,
     in_flight: Option<InFlight>,
+    /// The most bytes the answer of the request in flight may have: the budget's part reserved
+    /// for it (0 with nothing in flight).
+    answer_room: usize,
     retry: Option<Retry>,
     keep_alive_at: Option<Instant>,
     /// After `detach`: the client's messages no longer go to the component.
@@ -150,6 +158,7 @@ impl ComponentApp {
             opened: Some(opened),
             starting: None,
             in_flight: None,
+            answer_room: 0,
             retry: None,
             keep_alive_at,
             detached: false,
@@ -159,22 +168,47 @@ impl ComponentApp {
         }
     }
 
-    fn start(&mut self, kind: &'static str, body: Bytes, attempt: u32) {
+    /// Bytes held for or from the client, the answer in flight aside: `queued` in the outbox,
+    /// the events waiting, the request in flight or to retry, a delayed message, a held
+    /// publication.
+    fn holds(&self, queued: usize) -> usize {
+        let publication = |p: &Arc<Publication>| match &p.payload {
+            Payload::Message(message) => message.len(),
+            Payload::Close { .. } => 0,
+        };
+        queued
+            + self.session.pending()
+            + self.in_flight.as_ref().map_or(0, |f| f.body.len())
+            + self.retry.as_ref().map_or(0, |r| r.body.len())
+            + self.delayed.as_ref().map_or(0, |(m, _)| m.len())
+            + self.waiting.as_ref().map_or(0, publication)
+    }
+
+    /// Sends a request. Its answer may take what the budget has left beside what is held and a
+    /// batch for what the client sends meanwhile: the answer is counted as it arrives, before
+    /// anything of it is queued.
+    fn start(&mut self, kind: &'static str, body: Bytes, attempt: u32, queued: usize) {
+        let apps = &self.shared.apps;
+        let reserve = apps.batch_bytes;
+        let held = self.holds(queued) + body.len();
+        let limit = apps.budget.saturating_sub(held + reserve).max(MIN_ANSWER).min(apps.max_answer_bytes);
+        self.answer_room = limit;
         let request = self.session.request(body.clone(), attempt);
         let shared = self.shared.clone();
-        let answer: Answer = Box::pin(async move {
-            let limit = shared.apps.max_answer_bytes;
-            shared.backend.exchange(request, limit, &shared.metrics).await
-        });
+        let answer: Answer =
+            Box::pin(async move { shared.backend.exchange(request, limit, &shared.metrics).await });
         self.in_flight = Some(InFlight { kind, body, attempt, answer, sent: Instant::now() });
         self.keep_alive_at = None;
     }
 
-    /// Sends what waits, if nothing is in flight and the client keeps up with the answers.
+    /// Sends what waits, if nothing is in flight and the client keeps up with the answers: the
+    /// outbox has room and the writer is not waiting for the client (a client that does not read
+    /// makes no more requests, so the answers it would not read are never asked for).
     fn next(&mut self, out: &Out<'_>) {
-        if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && out.has_room() {
+        let keeps_up = out.has_room() && out.writer_ready();
+        if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && keeps_up {
             let events = self.session.take_events();
-            self.start("events", events, 1);
+            self.start("events", events, 1, out.queued());
         }
     }
 
@@ -387,7 +421,7 @@ fn result_label(error: &ExchangeError) -> &'static str {
     match error {
         ExchangeError::Unavailable(_) => "unavailable",
         ExchangeError::Timeout => "timeout",
-        ExchangeError::Failed(_) => "failed",
+        ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => "failed",
     }
 }
 
@@ -409,13 +443,13 @@ impl Handler for ComponentApp {
 
     fn on_deadline(&mut self, now: Instant, out: &mut Out<'_>) -> Flow {
         if let Some(retry) = self.retry.take_if(|r| r.at <= now) {
-            self.start(retry.kind, retry.body, retry.attempt);
+            self.start(retry.kind, retry.body, retry.attempt, out.queued());
         }
         if self.keep_alive_at.is_some_and(|at| at <= now) && self.in_flight.is_none() && self.retry.is_none()
         {
             let events = self.session.take_events();
             let kind = if events.is_empty() { "keepalive" } else { "events" };
-            self.start(kind, events, 1);
+            self.start(kind, events, 1, out.queued());
         }
         if let Some((keep_alive, due)) = &mut self.keep_alive_message
             && *due <= now
@@ -452,6 +486,7 @@ impl Handler for ComponentApp {
         }
         if !self.subscriptions.is_empty() && self.waiting.is_none() {
             if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                self.mailbox_tx.taken(&publication);
                 return Poll::Ready(Ready::Published(publication));
             }
             // The mailbox is empty: subscriptions that lost publications are told now, before
@@ -459,6 +494,7 @@ impl Handler for ComponentApp {
             if self.mailbox_tx.lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 self.shared.channels.hub.tell_lost(self.conn, self.subscriptions.keys());
                 if let Poll::Ready(Some(publication)) = self.mailbox.poll_recv(cx) {
+                    self.mailbox_tx.taken(&publication);
                     return Poll::Ready(Ready::Published(publication));
                 }
             }
@@ -466,6 +502,7 @@ impl Handler for ComponentApp {
         let Some(in_flight) = &mut self.in_flight else { return Poll::Pending };
         let result = std::task::ready!(in_flight.answer.as_mut().poll(cx));
         let InFlight { kind, body, attempt, sent, .. } = self.in_flight.take().expect("polled just now");
+        self.answer_room = 0;
         Poll::Ready(Ready::Answered { kind, body, attempt, sent, result })
     }
 
@@ -522,6 +559,15 @@ impl Handler for ComponentApp {
                 self.retry = Some(Retry { at, kind, body, attempt: attempt + 1 });
                 Flow::Continue
             }
+            Err(ExchangeError::TooLarge(limit)) if limit < self.shared.apps.max_answer_bytes => {
+                metrics.app_request(kind, "too_large");
+                metrics.budget(BudgetPath::App, BudgetAction::Close);
+                warn!(
+                    conn = self.conn,
+                    kind, limit, "WebSocket app's answer over the connection's budget; closing with 1009"
+                );
+                Flow::Fail(1009, "the app's answer is over the connection's memory budget".into())
+            }
             Err(error) => {
                 metrics.app_request(kind, result_label(&error));
                 warn!(conn = self.conn, kind, attempt, %error, "WebSocket app request failed; closing with 1011");
@@ -530,8 +576,18 @@ impl Handler for ComponentApp {
         }
     }
 
-    fn takes_messages(&self) -> bool {
-        self.session.pending() < self.shared.apps.batch_bytes
+    /// Below a batch, and within the budget with the answer in flight's part of it.
+    fn takes_messages(&self, queued: usize) -> bool {
+        let apps = &self.shared.apps;
+        let held = self.holds(queued);
+        // Near the gateway's budget, only a connection that holds nothing is read from.
+        let pressed = self.shared.ws.budget.is_over() && held + self.answer_room > 0;
+        self.session.pending() < apps.batch_bytes && held + self.answer_room < apps.budget && !pressed
+    }
+
+    /// What it holds, not what it reserved for an answer.
+    fn holding(&self) -> usize {
+        self.holds(0)
     }
 
     fn on_flushed(&mut self, out: &mut Out<'_>) {

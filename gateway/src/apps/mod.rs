@@ -22,15 +22,35 @@ use crate::config::Config;
 /// The limits of WebSocket apps, fixed at start-up.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Most bytes of events in one request; reading from the client stops at it.
+    /// Most bytes of events in one request; reading from the client stops at it. At most an
+    /// eighth of the budget, so an answer four times its request (an echo of short messages
+    /// wrapped in JSON) fits beside what the connection holds.
     pub batch_bytes: usize,
     /// Largest answer body.
     pub max_answer_bytes: usize,
+    /// `--app-connection-budget`: what one connection may hold for or from its client.
+    pub budget: usize,
     /// Attempts after the first, for requests that did not reach the component and for last
     /// events.
     pub retries: u32,
     /// The wait before the first retry; it doubles with each.
     pub retry_delay: Duration,
+}
+
+/// The most memory one WebSocket app's connection can make the gateway hold, whatever its client
+/// and its component do (issue 23): its own state; the frame being read and a fragmented message
+/// (one `--max-message-size` each); the budget (`--app-connection-budget`: events, requests,
+/// outbox, delayed message, held publication, and the answer in flight's part), overrun by at
+/// most the message that crossed it and the least answer ([`conn::MIN_ANSWER`]); the answer
+/// once more while its messages are made from it; the writer's buffer plus one message, which an
+/// answer may make as large as the budget. The kernel's socket buffers come on top.
+pub fn memory_bound(config: &Config) -> usize {
+    let (message, budget) = (config.max_message_size, config.app_budget());
+    crate::ws::CONNECTION_STATE
+        + 2 * message
+        + (budget + message + conn::MIN_ANSWER)
+        + budget
+        + (crate::ws::WRITE_BUFFER + message.max(budget))
 }
 
 /// The longest wait between two attempts.
@@ -42,8 +62,9 @@ pub const MAX_REFUSAL_BODY: usize = 100_000;
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
         Settings {
-            batch_bytes: config.app_batch_bytes,
+            batch_bytes: config.app_batch_bytes.min(config.app_budget() / 8),
             max_answer_bytes: config.app_max_answer_bytes,
+            budget: config.app_budget(),
             retries: config.app_retries,
             retry_delay: config.app_retry_delay,
         }
@@ -67,6 +88,7 @@ mod tests {
         let settings = Settings {
             batch_bytes: 0,
             max_answer_bytes: 0,
+            budget: 0,
             retries: 5,
             retry_delay: Duration::from_millis(100),
         };

@@ -42,7 +42,9 @@ pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: Socket
                 let (result, status) = match error {
                     ExchangeError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
                     ExchangeError::Timeout => ("timeout", StatusCode::GATEWAY_TIMEOUT),
-                    ExchangeError::Failed(_) => ("failed", StatusCode::BAD_GATEWAY),
+                    ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => {
+                        ("failed", StatusCode::BAD_GATEWAY)
+                    }
                 };
                 metrics.app_request("open", result);
                 metrics.reject("app");

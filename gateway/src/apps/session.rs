@@ -193,7 +193,10 @@ impl Session {
 
     /// Every queued event, for the next request (none: a keep-alive).
     pub fn take_events(&mut self) -> Bytes {
-        std::mem::take(&mut self.pending).into()
+        // Without its doubling's slack: the request is held (for a retry) until it is answered.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.shrink_to_fit();
+        pending.into()
     }
 
     /// The connection's last request: `CLOSE` with the client's code and reason, or `DISCONNECT`.

@@ -11,7 +11,7 @@
 //! which it is lost too, rather than holding the channel's publications for as long as it reads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
@@ -27,15 +27,42 @@ use crate::metrics::Metrics;
 pub struct Mailbox {
     pub tx: mpsc::Sender<Arc<Publication>>,
     pub lost: Arc<AtomicBool>,
+    /// Bytes of the messages in it (issue 23): a publication that would take it past
+    /// [`MAILBOX_BYTES`] is dropped like one that finds it full. Added by whoever puts a
+    /// publication in ([`Mailbox::add`]), taken off by the connection that reads it.
+    pub bytes: Arc<AtomicUsize>,
 }
 
 impl Mailbox {
     /// A mailbox of [`MAILBOX`] places and its receiving end.
     pub fn new() -> (Self, mpsc::Receiver<Arc<Publication>>) {
         let (tx, rx) = mpsc::channel(MAILBOX);
-        (Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) }, rx)
+        (Mailbox { tx, lost: Arc::new(AtomicBool::new(false)), bytes: Default::default() }, rx)
+    }
+
+    /// Whether `publication` fits its byte budget: an empty mailbox takes any one.
+    fn fits(&self, publication: &Publication) -> bool {
+        let held = self.bytes.load(Ordering::Relaxed);
+        held == 0 || held + publication.size() <= MAILBOX_BYTES
+    }
+
+    /// Counts a publication put in.
+    pub fn add(&self, publication: &Publication) {
+        self.bytes.fetch_add(publication.size(), Ordering::Relaxed);
+    }
+
+    /// Takes a publication the connection read out of the count.
+    pub fn taken(&self, publication: &Publication) {
+        let size = publication.size();
+        let _ =
+            self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(size)));
     }
 }
+
+/// Bytes of messages a mailbox holds before the hub drops more for it (and tells of the gap):
+/// what a subscriber that does not read can make the gateway hold of the channel's publications,
+/// beside its outbox, whatever their count.
+pub const MAILBOX_BYTES: usize = 1024 * 1024;
 
 /// How many publications wait in a mailbox before the hub drops more: enough for a burst while
 /// the connection's task is scheduled, not a queue that hides a stuck one.
@@ -201,10 +228,14 @@ impl Hub {
             metrics.publications_dropped.inc();
             return;
         }
-        if subscriber.mailbox.tx.try_send(publication.clone()).is_err() {
+        if !subscriber.mailbox.fits(publication)
+            || subscriber.mailbox.tx.try_send(publication.clone()).is_err()
+        {
             metrics.publications_dropped.inc();
             Self::lose(subscriber);
+            return;
         }
+        subscriber.mailbox.add(publication);
     }
 
     /// Marks a subscriber as lost: its connection asks for its gap notice once it has room.
@@ -216,7 +247,9 @@ impl Hub {
     /// Puts a lost subscriber's gap notice in its mailbox, if there is room: true when it did.
     fn tell(subscriber: &mut Subscriber, channel: &str) -> bool {
         let notice = Arc::new(Publication::notice(channel, subscriber.gap.clone()));
-        if subscriber.mailbox.tx.try_send(notice).is_err() {
+        subscriber.mailbox.add(&notice);
+        if subscriber.mailbox.tx.try_send(notice.clone()).is_err() {
+            subscriber.mailbox.taken(&notice);
             subscriber.mailbox.lost.store(true, Ordering::Release);
             return false;
         }
@@ -396,7 +429,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(metrics.clone());
         let (tx, mut rx) = mpsc::channel(2);
-        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) };
+        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)), bytes: Default::default() };
         hub.join("room", 1, mailbox.clone(), gap());
         hub.recovered("room", 1, None);
         for n in 1..=5 {
@@ -412,10 +445,29 @@ mod tests {
     }
 
     #[test]
+    fn a_mailbox_holds_at_most_its_bytes_and_an_empty_one_takes_any_publication() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let (mailbox, mut rx) = Mailbox::new();
+        hub.join("room", 1, mailbox.clone(), gap());
+        hub.recovered("room", 1, None);
+        let big = "x".repeat(MAILBOX_BYTES / 2 + 1);
+        for n in 1..=3 {
+            hub.deliver(publication(n, &big));
+        }
+        // The first fits the empty mailbox; the second would take it past its bytes, so the
+        // subscriber is lost; its gap notice goes in before the third, which does not fit either.
+        let held = mailbox.bytes.load(Ordering::Relaxed);
+        assert_eq!(texts(&mut rx), [big.as_str(), "gap"]);
+        assert_eq!(metrics.publications_dropped.get(), 2);
+        assert_eq!(held, big.len() + "gap".len(), "what is in it, until its connection reads it");
+    }
+
+    #[test]
     fn a_lost_subscriber_is_told_before_the_next_publication_even_unasked() {
         let hub = Hub::new(Arc::new(Metrics::new()));
         let (tx, mut rx) = mpsc::channel(2);
-        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)) };
+        let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)), bytes: Default::default() };
         hub.join("room", 1, mailbox, gap());
         hub.recovered("room", 1, None);
         for (n, text) in [(1, "one"), (2, "two"), (3, "three")] {

@@ -77,6 +77,14 @@ pub struct Publication {
 }
 
 impl Publication {
+    /// Bytes of its message (a close has none): what it costs a mailbox that holds it.
+    pub fn size(&self) -> usize {
+        match &self.payload {
+            Payload::Message(message) => message.len(),
+            Payload::Close { .. } => 0,
+        }
+    }
+
     /// A message for the subscribers of one connection only (a gap notice), outside the history.
     pub fn notice(channel: &str, message: Message) -> Self {
         Publication {

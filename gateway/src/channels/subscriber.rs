@@ -49,6 +49,7 @@ pub async fn start(
             let mut delivered = from.ok().flatten();
             for publication in missed {
                 delivered = publication.position.clone();
+                mailbox.add(&publication);
                 if mailbox.tx.send(publication).await.is_err() {
                     return;
                 }
@@ -57,6 +58,7 @@ pub async fn start(
         }
         Ok(History::Gap) | Err(_) => {
             let notice = Arc::new(Publication::notice(&channel, gap));
+            mailbox.add(&notice);
             if mailbox.tx.send(notice).await.is_err() {
                 return;
             }

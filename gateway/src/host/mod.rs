@@ -211,7 +211,8 @@ impl Host {
         grip_key: &str,
     ) -> anyhow::Result<Self> {
         let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
-        let engine = engine(memory_bytes, config.component_instances)?;
+        let keep = keep_resident(config.component_pool_resident_mib, config.component_instances);
+        let engine = engine(memory_bytes, config.component_instances, keep)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -340,9 +341,7 @@ impl Host {
                 stages::observe(&metrics.stages.answer, back);
                 Ok(Response::from_parts(parts, body))
             }
-            Err(body::ReadError::TooLarge(limit)) => {
-                Err(ExchangeError::Failed(format!("the answer is over {limit} bytes")))
-            }
+            Err(body::ReadError::TooLarge(limit)) => Err(ExchangeError::TooLarge(limit)),
             // The body guard ends a body that runs past the deadline.
             Err(body::ReadError::Broken(_)) => Err(ExchangeError::Timeout),
         }
@@ -517,13 +516,26 @@ fn digest(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// What each slot of the pool keeps resident of its linear memory, of its tables and of its stack
+/// once its instance is gone: `--component-pool-resident-mib` shared by the slots (a third each),
+/// at most 1 MiB, in whole pages; the rest is given back to the kernel. So the pool keeps at most
+/// the flag's amount resident between requests, for a component of one memory (a Rust one).
+fn keep_resident(pool_mib: u64, instances: u32) -> usize {
+    let share = (pool_mib << 20) / u64::from(instances.max(1)) / 3;
+    (share.min(1 << 20) as usize) & !0xfff
+}
+
 /// An engine with epoch interruption and, when the machine allows it, the pooling allocator.
-fn engine(memory_bytes: usize, instances: u32) -> anyhow::Result<Engine> {
+fn engine(memory_bytes: usize, instances: u32, keep: usize) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     // The shipped component is stripped, so a wasm backtrace is a list of unnamed functions in
     // front of the one line that matters: the trap's reason.
     config.wasm_backtrace_max_frames(None);
+    // Without zeroing, whatever a guest's stack touched stays resident in its slot for good: with
+    // 300 /echo clients sending 16 KiB texts, about 90 MiB over 256 slots after every socket was
+    // gone. Zeroed, a slot's stack keeps `keep` bytes and gives the rest back.
+    config.async_stack_zeroing(true);
     let mut pool = PoolingAllocationConfig::default();
     // Per component instance: a Rust component has 3 core instances, a TypeScript one (j2w) 4, a
     // Python one (componentize-py) 14, so room for 16 each, and as many tables; a slot is
@@ -535,16 +547,21 @@ fn engine(memory_bytes: usize, instances: u32) -> anyhow::Result<Engine> {
         .total_tables(instances * 16)
         .max_memory_size(memory_bytes)
         // Resetting a slot's memory by unmapping it faulted every page back in on the next
-        // request (a fifth of the host's CPU in the benchmark). Keeping the first MiB resident and
-        // letting the kernel report which pages were touched (PAGEMAP_SCAN, Linux 6.7+; ignored
-        // elsewhere) resets only what a request dirtied: about 2.5x the requests per second.
-        .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(1 << 20)
+        // request (a fifth of the host's CPU in the benchmark). Keeping the first pages resident
+        // and letting the kernel report which pages were touched (PAGEMAP_SCAN, Linux 6.7+;
+        // ignored elsewhere) resets only what a request dirtied: about 2.5x the requests per
+        // second with 1 MiB. What is kept is bounded by --component-pool-resident-mib
+        // ([`keep_resident`]), and no warm slot is left unused while a used one is free, so the
+        // set of slots ever touched is the most instances that ran at once.
+        .linear_memory_keep_resident(keep)
+        .table_keep_resident(keep)
+        .async_stack_keep_resident(keep)
+        .max_unused_warm_slots(0)
         .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => {
-            info!(instances, "wasm host: pooling allocator");
+            info!(instances, keep_resident = keep, "wasm host: pooling allocator");
             Ok(engine)
         }
         Err(error) => {

@@ -57,7 +57,7 @@ impl Handler for Builtin {
         match never {}
     }
 
-    fn takes_messages(&self) -> bool {
+    fn takes_messages(&self, _queued: usize) -> bool {
         true
     }
 

@@ -23,7 +23,7 @@ use super::Settings;
 use super::handler::{Closer, End, Flow, Handler};
 use super::outbox::{Kind, Out, Outbox};
 use super::websocket::WebSocket;
-use crate::metrics::Metrics;
+use crate::metrics::{BudgetAction, BudgetPath, Metrics};
 
 /// What a connection task is given.
 #[derive(Debug)]
@@ -125,7 +125,8 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
             // pushes, pings or timers.
             if reading
                 && outbox.has_room()
-                && handler.takes_messages()
+                && !(settings.budget.is_over() && outbox.queued() > 0)
+                && handler.takes_messages(outbox.queued())
                 && let Poll::Ready(frame) = ws.poll_read(cx)
             {
                 return Poll::Ready(Event::Frame(frame));
@@ -241,6 +242,11 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
         };
         let (flow, origin) = match flow {
             Flow::Fail(code, reason) => (Flow::Close(code, reason), Closer::Gateway),
+            Flow::Continue if shed(&settings, &outbox, &handler, &closing) => {
+                metrics.budget(BudgetPath::Gateway, BudgetAction::Close);
+                debug!(conn = id, "shed: the gateway is near its memory budget");
+                (Flow::Close(1008, "the gateway is over its memory budget".into()), Closer::Gateway)
+            }
             flow => (flow, origin),
         };
         match flow {
@@ -277,6 +283,14 @@ pub async fn serve<H: Handler>(mut ws: WebSocket, cx: Context, mut handler: H) {
     metrics.closed(label, code);
     debug!(conn = id, by = label, code, "ws closed");
     handler.on_end(End { by, client_close: closing.client_close });
+}
+
+/// Whether a connection goes to keep the gateway within its memory budget: near it, one that holds
+/// a fair amount for a client that does not read.
+fn shed<H: Handler>(settings: &Settings, outbox: &Outbox, handler: &H, closing: &Closing) -> bool {
+    settings.budget.is_over()
+        && !closing.begun()
+        && outbox.queued() + handler.holding() >= crate::budget::SHED_BYTES
 }
 
 /// Queues our Close frame (after whatever is already queued, so no message is lost). The reason is

@@ -61,8 +61,15 @@ pub trait Handler {
 
     fn on_ready(&mut self, ready: Self::Ready, out: &mut Out<'_>) -> Flow;
 
-    /// Whether the handler takes another message now (its own backpressure, besides the outbox's).
-    fn takes_messages(&self) -> bool;
+    /// Whether the handler takes another message now (its own backpressure, besides the outbox's),
+    /// with `queued` bytes waiting in the outbox.
+    fn takes_messages(&self, queued: usize) -> bool;
+
+    /// Bytes the handler holds for or from its client besides the outbox (a WebSocket app's
+    /// events, request and answer), for the gateway-wide budget's choice of whom to shed.
+    fn holding(&self) -> usize {
+        0
+    }
 
     /// The outbox was written out: what waited for the client to catch up may go on.
     fn on_flushed(&mut self, out: &mut Out<'_>);

@@ -10,10 +10,12 @@ pub mod push;
 pub mod upgrade;
 pub mod websocket;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::budget::MemoryBudget;
 use crate::config::Config;
 
 /// Bytes of echoes and pushes a connection may have queued before the server stops reading from it
@@ -23,7 +25,7 @@ pub const OUTBOX_BUDGET: usize = 32 * 1024;
 
 /// The socket writer's batching buffer. Frames collect here between flushes, so a burst of echoes
 /// becomes one write; small enough that an idle connection costs little.
-const WRITE_BUFFER: usize = 8 * 1024;
+pub(crate) const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Per-read buffer. tokio-tungstenite's 128 KiB default costs ~133 KB per idle connection; the
 /// buffer is allocated for every connection and zero-filled before each read, so it is sized for
@@ -33,7 +35,7 @@ const READ_BUFFER: usize = 1024;
 
 /// A connection's own state: its task, timers, the socket's registration, tungstenite's context with
 /// its initial buffers (an idle connection measures about 4 KiB).
-const CONNECTION_STATE: usize = 8 * 1024;
+pub(crate) const CONNECTION_STATE: usize = 8 * 1024;
 
 /// The most memory one WebSocket can make the gateway hold, whatever its client does, from the
 /// bounds in this module: the frame being read and a fragmented message being put together (one
@@ -65,6 +67,8 @@ pub struct Settings {
     /// SO_SNDBUF and SO_RCVBUF of each WebSocket's socket; `None` leaves them to the kernel.
     pub socket_buffer: Option<usize>,
     pub protocol: WebSocketConfig,
+    /// The gateway-wide memory budget: near it, connections that hold stop reading and are shed.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl Settings {
@@ -77,12 +81,17 @@ impl Settings {
             close_timeout: CLOSE_TIMEOUT,
             drain_close_timeout: CLOSE_TIMEOUT.min(config.drain_timeout),
             socket_buffer: (config.socket_buffer != 0).then_some(config.socket_buffer),
+            budget: Arc::new(MemoryBudget::from_config(config)),
             protocol: WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
                 // The writer never holds more than its buffer plus one message: the connection
-                // loop only hands it a frame once it has flushed.
-                .max_write_buffer_size(WRITE_BUFFER + config.max_message_size + OUTBOX_BUDGET)
+                // loop only hands it a frame once it has flushed. An app's message may be as
+                // large as its connection's budget lets an answer be; a larger frame would be
+                // refused by the writer and end the connection.
+                .max_write_buffer_size(
+                    WRITE_BUFFER + config.max_message_size.max(config.app_budget()) + OUTBOX_BUDGET,
+                )
                 .max_message_size(Some(config.max_message_size))
                 .max_frame_size(Some(config.max_message_size)),
         }

@@ -49,6 +49,11 @@ impl Outbox {
         self.bytes < OUTBOX_BUDGET
     }
 
+    /// Bytes of messages waiting.
+    pub fn queued(&self) -> usize {
+        self.bytes
+    }
+
     pub fn has_work(&self) -> bool {
         !self.queue.is_empty() || self.unflushed
     }
@@ -165,6 +170,16 @@ impl<'a> Out<'a> {
     /// Whether the client is keeping up: nothing over the budget waits for it.
     pub fn has_room(&self) -> bool {
         self.outbox.has_room()
+    }
+
+    /// Bytes of messages waiting in the outbox.
+    pub fn queued(&self) -> usize {
+        self.outbox.bytes
+    }
+
+    /// Whether the socket's writer takes another frame now (it is not waiting for the client).
+    pub fn writer_ready(&self) -> bool {
+        self.ws.is_ready()
     }
 
     pub fn metrics(&self) -> &Metrics {

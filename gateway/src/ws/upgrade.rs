@@ -1,6 +1,7 @@
 //! WebSocket admission: a validated handshake, a free connection slot and a drain registration
 //! become a `101` and the connection's own task.
 
+use crate::metrics::{BudgetAction, BudgetPath};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,6 +49,8 @@ pub enum Refused {
     Handshake(Rejection),
     Draining,
     Capacity,
+    /// Near the gateway-wide memory budget.
+    Memory,
 }
 
 impl Refused {
@@ -65,6 +68,7 @@ impl Refused {
             }
             Refused::Draining => unavailable("the gateway is shutting down", 5),
             Refused::Capacity => unavailable("too many connections", 1),
+            Refused::Memory => unavailable("the gateway is near its memory budget", 5),
         }
     }
 }
@@ -78,6 +82,11 @@ pub fn admit(shared: &Arc<Shared>, req: &Request<Incoming>, peer: SocketAddr) ->
     if shared.drain.is_draining() {
         shared.metrics.reject("draining");
         return Err(Refused::Draining);
+    }
+    if shared.ws.budget.is_over() {
+        shared.metrics.reject("memory");
+        shared.metrics.budget(BudgetPath::Gateway, BudgetAction::Refuse);
+        return Err(Refused::Memory);
     }
     if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections {
         shared.active.fetch_sub(1, Ordering::SeqCst);

@@ -40,8 +40,13 @@ impl Spawned {
 /// Starts the binary on free ports (with the embedded component unless `args` name a backend)
 /// and reads the bound addresses from its one stable start-up line.
 pub async fn spawn(args: &[&str]) -> Spawned {
+    spawn_bin(BIN, args).await
+}
+
+/// [`spawn`] with another build of the gateway (the static sidecar, say).
+pub async fn spawn_bin(bin: &str, args: &[&str]) -> Spawned {
     let component = component();
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin);
     command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     if !args.contains(&"--upstream") && !args.contains(&"--component") {
         command.args(["--component", component.to_str().unwrap()]);

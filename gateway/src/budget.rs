@@ -1,0 +1,113 @@
+//! The gateway-wide memory budget (`--memory-budget`): what the process may have resident before
+//! it protects itself, rather than letting the kernel's OOM killer close every socket at once.
+//!
+//! A watcher reads the process's resident memory (`/proc/self/statm`) ten times a second. From
+//! 90% of the budget the gateway is *over*: new upgrades get `503` with `Retry-After`, `/readyz`
+//! says not ready, connections that hold anything for their client stop reading from it, and
+//! those that hold at least [`SHED_BYTES`] close with 1008 when they next wake (their next frame,
+//! write, timer or keep-alive ping). Below 80% it is not over any more. Counted in
+//! `memory_budget{path="gateway"}`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// What a connection holds for its client before the gateway, over its budget, closes it.
+pub const SHED_BYTES: usize = 16 * 1024;
+
+/// Without a container limit (cgroup v2 `memory.max`), the budget is this.
+const FIXED_BUDGET: u64 = 2 << 30;
+
+/// How often the resident memory is read.
+const EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    over: AtomicBool,
+}
+
+impl MemoryBudget {
+    /// `--memory-budget`, or three quarters of the container's limit (the rest for the kernel's
+    /// socket buffers and the margin above the budget), or [`FIXED_BUDGET`].
+    pub fn from_config(config: &Config) -> Self {
+        let limit =
+            config.memory_budget.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
+        MemoryBudget { limit, over: AtomicBool::new(false) }
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Whether the gateway is near its budget: refuse, stop reading, shed.
+    pub fn is_over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+
+    /// Watches the resident memory for as long as the budget is in use.
+    pub fn start(self: &Arc<Self>) {
+        let budget = Arc::downgrade(self);
+        info!(bytes = self.limit, "memory budget");
+        tokio::spawn(watch(budget));
+    }
+
+    /// Takes a reading of `resident` bytes: over from 90% of the limit, back from 80%.
+    fn update(&self, resident: u64) {
+        let (high, low) = (self.limit / 10 * 9, self.limit / 10 * 8);
+        let was = self.is_over();
+        let now = if was { resident >= low } else { resident >= high };
+        if now != was {
+            self.over.store(now, Ordering::Relaxed);
+            if now {
+                warn!(resident, limit = self.limit, "near the memory budget: refusing upgrades, shedding");
+            } else {
+                info!(resident, limit = self.limit, "back under the memory budget");
+            }
+        }
+    }
+}
+
+async fn watch(budget: Weak<MemoryBudget>) {
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let Some(budget) = budget.upgrade() else { return };
+        if let Some(resident) = resident_bytes() {
+            budget.update(resident);
+        }
+    }
+}
+
+/// The process's resident memory: the second field of `/proc/self/statm`, in pages.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// cgroup v2's `memory.max` of this process's cgroup, when it is a number.
+fn cgroup_limit() -> Option<u64> {
+    std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_from_ninety_percent_and_back_below_eighty() {
+        let budget = MemoryBudget { limit: 1000, over: AtomicBool::new(false) };
+        for (resident, over) in
+            [(899, false), (900, true), (850, true), (800, true), (799, false), (850, false)]
+        {
+            budget.update(resident);
+            assert_eq!(budget.is_over(), over, "at {resident}");
+        }
+    }
+}
