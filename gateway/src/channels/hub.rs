@@ -65,6 +65,9 @@ struct Channel {
     last: Option<Position>,
     /// While the channel recovers after the broker was unreachable: live publications held back.
     held: Option<Vec<Arc<Publication>>>,
+    /// Recoveries under way: a second loss while the first is still reading (a shard's connection
+    /// lost twice) keeps the live publications held until the last of them is done.
+    recovering: u32,
     /// More than [`HELD`] came while it recovered: its subscribers are told of a gap.
     overflowed: bool,
 }
@@ -156,6 +159,7 @@ impl Hub {
     pub fn suspend(&self, channel: &str) {
         if let Some(channel) = self.channels().get_mut(channel) {
             channel.held.get_or_insert_with(Vec::new);
+            channel.recovering += 1;
         }
     }
 
@@ -164,10 +168,15 @@ impl Hub {
     pub fn resume(&self, channel: &str, missed: Vec<Arc<Publication>>) {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(channel) else { return };
-        let held = channel.held.take().unwrap_or_default();
         for publication in missed {
             Self::fan_out(channel, publication, &self.metrics);
         }
+        channel.recovering = channel.recovering.saturating_sub(1);
+        if channel.recovering > 0 {
+            // Another recovery reads from an older point: the live ones wait for it.
+            return;
+        }
+        let held = channel.held.take().unwrap_or_default();
         if std::mem::take(&mut channel.overflowed) {
             for subscriber in channel.subscribers.values_mut() {
                 Self::lose(subscriber);
@@ -338,6 +347,23 @@ mod tests {
         assert!(hub.leave("room", 2), "the last one");
         assert!(!hub.has("room"));
         hub.deliver(publication(4, "nobody"));
+    }
+
+    #[test]
+    fn a_second_loss_during_a_recovery_holds_the_live_ones_until_both_recoveries_are_done() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        hub.suspend("room");
+        hub.suspend("room");
+        // The first recovery ends; publication 3 arrives live but 2 was lost the second time.
+        hub.resume("room", Vec::new());
+        hub.deliver(publication(3, "three"));
+        assert_eq!(texts(&mut rx), ["one"], "still held: the second recovery reads from 1");
+        hub.resume("room", vec![publication(2, "two")]);
+        assert_eq!(texts(&mut rx), ["two", "three"]);
     }
 
     #[test]
