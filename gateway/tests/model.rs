@@ -39,6 +39,13 @@ async fn two_gateways_on_redis_keep_the_model() {
     assert_verdict(&verdict, false);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_on_a_redis_cluster_keep_the_model() {
+    let cluster = Cluster::start(Broker::RedisCluster, ARGS).await;
+    let verdict = run("redis cluster", cluster, Duration::from_secs(20), false).await;
+    assert_verdict(&verdict, false);
+}
+
 /// `make soak`: the workload on Redis with faults, for `SIDESTREAM_SOAK_SECONDS` (600).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by make soak"]

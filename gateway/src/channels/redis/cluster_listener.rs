@@ -1,0 +1,163 @@
+//! The Redis Cluster broker's pub/sub: sharded pub/sub (`SSUBSCRIBE`) on the primary that owns
+//! each channel's slot, through redis-rs's cluster connection (RESP3: the publications arrive as
+//! pushes on one queue, whichever primary sends them).
+//!
+//! redis-rs subscribes again by itself when it reconnects to a node or reads a new slot map; what
+//! it cannot know is what was published meanwhile. So whenever a connection to a node is lost
+//! (its `Disconnection` push), or a node drops a subscription itself (a `sunsubscribe` this
+//! gateway did not ask for: the slot moved, or the node became a replica in a failover), each
+//! channel concerned is held back, subscribed again (confirmed by the slot's current owner, retried
+//! until a shard that is down comes back or its replica is promoted) and recovered from its
+//! history: what a single Redis's reconnect does, per channel.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::listener::{Requests, Subscribe, recover};
+use super::{Reader, channel_of, parse_payload, topic};
+use crate::channels::hub::Hub;
+use crate::metrics::Metrics;
+use crate::redis_conn::{COMMAND_TIMEOUT, MAX_RECONNECT_WAIT};
+
+/// What the listener works with.
+pub(in crate::channels) struct Parts {
+    pub conn: ClusterConnection,
+    pub pushes: mpsc::UnboundedReceiver<PushInfo>,
+    pub hub: Arc<Hub>,
+    pub reader: Reader,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Serves the broker's subscriptions until the broker is gone.
+pub(in crate::channels) async fn listen(
+    mut parts: Parts,
+    mut requests: Requests,
+    connected: Arc<AtomicBool>,
+) {
+    let mut subscribed: HashSet<String> = HashSet::new();
+    connected.store(true, Ordering::Relaxed);
+    parts.metrics.broker_connected.set(1);
+    loop {
+        tokio::select! {
+            push = parts.pushes.recv() => {
+                let Some(push) = push else { return };
+                parts.pushed(push, &subscribed);
+            }
+            request = requests.subscribes.recv() => {
+                let Some(Subscribe(channel, before, done)) = request else { return };
+                if !parts.hub.has(&channel) || subscribed.contains(&channel) {
+                    let _ = done.send(());
+                    continue;
+                }
+                subscribed.insert(channel.clone());
+                match tokio::time::timeout(COMMAND_TIMEOUT, parts.conn.ssubscribe(topic(&channel))).await {
+                    Ok(Ok(())) => {
+                        if let Some(before) = before {
+                            parts.hub.baseline(&channel, before);
+                        }
+                        let _ = done.send(());
+                    }
+                    // Its subscriber is told of a gap (`done` goes unanswered); the channel is
+                    // subscribed again once its shard answers, and recovered from where it stood.
+                    _ => {
+                        if let Some(before) = before {
+                            parts.hub.baseline(&channel, before);
+                        }
+                        parts.resync(&channel);
+                    }
+                }
+            }
+            () = requests.unsubscribes.notify.notified() => {
+                for channel in requests.unsubscribes.take() {
+                    if parts.hub.has(&channel) || !subscribed.remove(&channel) {
+                        continue;
+                    }
+                    // A shard that is down has dropped the subscription anyway.
+                    let _ = tokio::time::timeout(COMMAND_TIMEOUT, parts.conn.sunsubscribe(topic(&channel))).await;
+                }
+            }
+        }
+    }
+}
+
+impl Parts {
+    /// One push from the cluster: a publication, or news that subscriptions may have lapsed.
+    fn pushed(&self, push: PushInfo, subscribed: &HashSet<String>) {
+        match push.kind {
+            PushKind::SMessage => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
+                    (data.next(), data.next())
+                else {
+                    return;
+                };
+                let Some(channel) = std::str::from_utf8(&name).ok().and_then(channel_of) else { return };
+                if let Some(publication) = parse_payload(channel, &payload) {
+                    self.hub.deliver(Arc::new(publication));
+                }
+            }
+            PushKind::Disconnection => {
+                // Which node is not told: every channel is subscribed again and recovered (a
+                // channel whose node is still there loses nothing and reads a short history).
+                warn!(channels = subscribed.len(), "lost a Redis Cluster node's connection; recovering");
+                self.metrics.broker_reconnects.inc();
+                for channel in subscribed {
+                    self.resync(channel);
+                }
+            }
+            PushKind::SUnsubscribe => {
+                let Some(Value::BulkString(name)) = push.data.first() else { return };
+                let Some(channel) = std::str::from_utf8(name).ok().and_then(channel_of) else { return };
+                // One this gateway still wants: the node dropped it (its slot is served elsewhere now).
+                if subscribed.contains(channel) && self.hub.has(channel) {
+                    info!(channel = %crate::logging::clip(channel, 64), "a Redis Cluster node dropped a subscription; moving it");
+                    self.metrics.broker_reconnects.inc();
+                    self.resync(channel);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Holds `channel`'s live publications back, subscribes it again on its slot's owner, and
+    /// recovers what it missed from where it stood.
+    fn resync(&self, channel: &str) {
+        let last = self.hub.interest().into_iter().find(|(name, _)| name == channel).map(|(_, last)| last);
+        let Some(last) = last else { return };
+        self.hub.suspend(channel);
+        let (conn, hub, reader, channel) =
+            (self.conn.clone(), self.hub.clone(), self.reader.clone(), channel.to_owned());
+        tokio::spawn(async move {
+            resubscribe(conn, &hub, &channel).await;
+            recover(reader, hub, channel, last).await;
+        });
+    }
+}
+
+/// Subscribes `channel` again until its shard confirms it (or no subscriber is left here).
+async fn resubscribe(mut conn: ClusterConnection, hub: &Hub, channel: &str) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match tokio::time::timeout(COMMAND_TIMEOUT, conn.ssubscribe(topic(channel))).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => {
+                warn!(%error, channel = %crate::logging::clip(channel, 64), "cannot subscribe a channel on its Redis Cluster shard; trying again");
+            }
+            Err(_) => {
+                warn!(channel = %crate::logging::clip(channel, 64), "a Redis Cluster shard did not confirm a subscription in time; trying again")
+            }
+        }
+        if !hub.has(channel) {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_RECONNECT_WAIT);
+    }
+}
