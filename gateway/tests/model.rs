@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::cluster::{Broker, Cluster};
 use common::model::{Event, History, Session, Verdict, check};
 use common::redis::Redis;
+use common::redis_cluster::RedisCluster;
 use common::workload::{self, Manner, Plan, Shared, Targets};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -56,6 +57,20 @@ async fn soak_redis_with_faults() {
     let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h"]].concat();
     let cluster = Cluster::on(Some(redis), &args).await;
     let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), true).await;
+    assert_verdict(&verdict, true);
+}
+
+/// `make soak` on a Redis Cluster (a replica per primary, publishes answered once the replica has
+/// them): gateways SIGKILLed, primaries SIGKILLed (their replicas promoted, the dead ones back as
+/// replicas), graceful failovers, the gateways' sharded subscriptions killed.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long: run by make soak"]
+async fn soak_redis_cluster_with_faults() {
+    let seconds = std::env::var("SIDESTREAM_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let shards = RedisCluster::start(true).await;
+    let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h", "--redis-wait-replicas", "1"]].concat();
+    let cluster = Cluster::on_cluster(shards, &args).await;
+    let verdict = run("redis cluster with faults", cluster, Duration::from_secs(seconds), true).await;
     assert_verdict(&verdict, true);
 }
 
@@ -190,6 +205,10 @@ async fn inject_faults(
     while tokio::time::Instant::now() + Duration::from_secs(30) < end {
         tokio::time::sleep(Duration::from_secs(rng.random_range(8..20))).await;
         count += 1;
+        if cluster.shards.is_some() {
+            cluster_fault(cluster, targets, count, rng).await;
+            continue;
+        }
         match rng.random_range(0..4) {
             0 => {
                 let i = rng.random_range(0..cluster.gateways.len());
@@ -217,6 +236,37 @@ async fn inject_faults(
     }
     tokio::time::sleep_until(end).await;
     count
+}
+
+/// One fault on a Redis Cluster.
+async fn cluster_fault(cluster: &mut Cluster, targets: &Targets, count: usize, rng: &mut SmallRng) {
+    let fault = rng.random_range(0..4);
+    if fault == 0 {
+        let i = rng.random_range(0..cluster.gateways.len());
+        eprintln!("fault {count}: SIGKILL gateway {i}");
+        cluster.restart(i).await;
+        *targets.write().unwrap() = cluster.targets();
+        return;
+    }
+    let shards = cluster.shards.as_mut().expect("a cluster");
+    let primaries = shards.primaries().await;
+    let primary = primaries[rng.random_range(0..primaries.len())];
+    match fault {
+        1 => {
+            let took = shards.kill_primary(primary).await;
+            eprintln!("fault {count}: primary {primary} SIGKILLed, its replica promoted after {took:?}");
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
+            shards.restart(primary).await;
+        }
+        2 => {
+            eprintln!("fault {count}: CLUSTER FAILOVER of primary {primary}");
+            shards.failover(primary).await;
+        }
+        _ => {
+            eprintln!("fault {count}: CLIENT KILL TYPE pubsub on every node");
+            shards.kill_pubsub().await;
+        }
+    }
 }
 
 /// The model itself finds what it is there to find: a hole without a gap notice, a repeat, an

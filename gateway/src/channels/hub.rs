@@ -204,6 +204,11 @@ impl Hub {
             if !newer(position, subscriber.last.as_ref()) {
                 return;
             }
+            if subscriber.last.as_ref().is_some_and(|last| last.epoch != position.epoch) {
+                // Another history (Redis lost its data, or a promoted replica lacked the last
+                // publications): what came between the two is unknown, so the gap notice first.
+                subscriber.lost = true;
+            }
             subscriber.last = Some(position.clone());
         }
         if subscriber.lost && !Self::tell(subscriber, &publication.channel) {
@@ -347,6 +352,20 @@ mod tests {
         assert!(hub.leave("room", 2), "the last one");
         assert!(!hub.has("room"));
         hub.deliver(publication(4, "nobody"));
+    }
+
+    #[test]
+    fn a_publication_of_another_epoch_comes_after_a_gap_notice() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        let mut other = (*publication(1, "another history")).clone();
+        other.position = Some(Position { n: 1, epoch: "f".into() });
+        hub.deliver(Arc::new(other));
+        hub.deliver(publication(2, "old history again"));
+        assert_eq!(texts(&mut rx), ["one", "gap", "another history", "gap", "old history again"]);
     }
 
     #[test]

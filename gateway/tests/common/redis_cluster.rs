@@ -149,6 +149,24 @@ impl RedisCluster {
         unreachable!()
     }
 
+    /// The ports of the live primaries.
+    pub async fn primaries(&self) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            if command_on(node.port, "INFO replication").await.contains("role:master") {
+                ports.push(node.port);
+            }
+        }
+        ports
+    }
+
+    /// `CLIENT KILL TYPE pubsub` on every live node: the gateways' subscriptions are dropped.
+    pub async fn kill_pubsub(&self) {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            command_on(node.port, "CLIENT KILL TYPE pubsub").await;
+        }
+    }
+
     /// The replica of the primary on `primary`.
     async fn replica_of(&self, primary: u16) -> u16 {
         for node in self.nodes.iter().filter(|n| n.child.is_some() && n.port != primary) {
