@@ -162,14 +162,21 @@ async fn end(shared: &Arc<Shared>, readers: Vec<tokio::task::JoinHandle<()>>) {
 
 /// Each room's history, read by a client that comes back with position 0 of the room's epoch.
 async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
-    let mut epochs = HashMap::new();
+    // Each room's newest epoch: that of its highest position seen (positions go on across a
+    // Redis Cluster's new epoch, and start again only when Redis lost the history).
+    let mut newest: HashMap<String, (u64, String)> = HashMap::new();
     for session in shared.sessions.lock().unwrap().iter() {
         for event in &session.events {
-            if let Event::Message { epoch, .. } = event {
-                epochs.insert(session.room.clone(), epoch.clone());
+            if let Event::Message { n, epoch, .. } = event {
+                let entry = newest.entry(session.room.clone()).or_insert((*n, epoch.clone()));
+                if *n >= entry.0 {
+                    *entry = (*n, epoch.clone());
+                }
             }
         }
     }
+    let epochs: HashMap<String, String> =
+        newest.into_iter().map(|(room, (_, epoch))| (room, epoch)).collect();
     let auditors = Shared::new(shared.targets.clone());
     auditors.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut histories = HashMap::new();
@@ -305,6 +312,23 @@ fn the_model_finds_holes_repeats_reorders_short_streams_and_losses() {
         let verdict = check(&histories, &[], &[session(events.clone())]);
         assert!(verdict.violations.iter().any(|v| v.contains(why)), "{events:?}: {:?}", verdict.violations);
     }
+    // Across a new epoch (the history kept, relabeled): earlier messages hold the history's text,
+    // or were never answered 200; the crossing comes after a gap notice.
+    let old = |n: u64, text: &str| Event::Message { n, epoch: "d".into(), text: text.into() };
+    let refused = [Published { room: "r".into(), text: "x3".into(), ok: Some(false) }];
+    let across = [session(vec![old(1, "t1"), old(2, "t2"), old(3, "x3"), Event::Gap, m(3), m(4)])];
+    let verdict = check(&histories, &refused, &across);
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    let answered = [Published { room: "r".into(), text: "x3".into(), ok: Some(true) }];
+    let verdict = check(&histories, &answered, &across);
+    assert!(
+        verdict.violations.iter().any(|v| v.contains("not in the history there")),
+        "{:?}",
+        verdict.violations
+    );
+    let unsaid = [session(vec![old(1, "t1"), old(2, "t2"), m(3), m(4)])];
+    let verdict = check(&histories, &[], &unsaid);
+    assert!(verdict.violations.iter().any(|v| v.contains("another epoch")), "{:?}", verdict.violations);
     let lost = [Published { room: "r".into(), text: "t5".into(), ok: Some(true) }];
     let verdict = check(&histories, &lost, &[]);
     assert!(verdict.violations.iter().any(|v| v.contains("not in the history")), "{:?}", verdict.violations);
