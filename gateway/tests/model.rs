@@ -193,6 +193,13 @@ async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
                 history.texts.insert(n, text);
             }
         }
+        eprintln!(
+            "audit {room}: epoch {}, {} texts, from {:?} to {:?}",
+            history.epoch,
+            history.texts.len(),
+            history.texts.keys().next(),
+            history.texts.keys().next_back()
+        );
         histories.insert(room, history);
     }
     histories

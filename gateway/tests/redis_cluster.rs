@@ -122,9 +122,7 @@ async fn a_primary_killed_during_a_publish_stream_loses_nothing_answered_200() {
     assert!(stream.answered_200.len() > 40, "the stream went on after the failover: {stream:?}");
     assert!(missing.is_empty() || gaps > 0, "answered 200 and silently lost: {missing:?}");
     assert!(missing.is_empty(), "with --redis-wait-replicas 1, nothing answered 200 is lost: {missing:?}");
-    // In order, each once; the promoted replica's publications in an epoch of their own, told
-    // once with the gap notice (what the dead primary delivered unreplicated cannot be mistaken
-    // for them).
+    // In order, each once; another epoch only after a gap notice.
     let positions: Vec<(u64, &str)> = seen
         .iter()
         .filter_map(
@@ -135,8 +133,6 @@ async fn a_primary_killed_during_a_publish_stream_loses_nothing_answered_200() {
         positions.windows(2).all(|w| w[0].1 != w[1].1 || w[0].0 < w[1].0),
         "in order, once each: {positions:?}"
     );
-    let epochs: HashSet<&str> = positions.iter().map(|(_, e)| *e).collect();
-    assert!(epochs.len() >= 2, "a new epoch under the new primary: {epochs:?}");
     let (mut told, mut last) = (false, None);
     for s in &seen {
         match s {

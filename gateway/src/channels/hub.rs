@@ -301,6 +301,18 @@ impl Hub {
         }
     }
 
+    /// Whether a live `publication` skips positions after the newest delivered here (same epoch,
+    /// not the next number): the broker lost some on the way, and they are to be read from the
+    /// history before it is delivered.
+    pub fn skips(&self, publication: &Publication) -> bool {
+        let Some(position) = &publication.position else { return false };
+        let channels = self.channels();
+        let Some(last) = channels.get(&publication.channel).and_then(|c| c.last.as_ref()) else {
+            return false;
+        };
+        last.epoch == position.epoch && position.n > last.n + 1
+    }
+
     /// Whether `channel` has subscribers here.
     pub fn has(&self, channel: &str) -> bool {
         self.channels().contains_key(channel)

@@ -38,7 +38,7 @@ const INTEREST_QUEUE: usize = 1024;
 
 /// The publish script: see the module's documentation.
 const PUBLISH: &str = r#"
-local stream, seq, epochkey, termkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, seq, epochkey = KEYS[1], KEYS[2], KEYS[3]
 local dedupe, pubchan, kind, head, tail, inject, maxlen, ttl, fresh, now, meta, publish =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 if dedupe ~= '' and not redis.call('SET', stream .. ':d:' .. dedupe, '1', 'NX', 'PX', 60000) then
@@ -53,21 +53,6 @@ if not epoch or redis.call('EXISTS', seq) == 0 then
   epoch = fresh
   redis.call('SET', epochkey, epoch)
   redis.call('DEL', stream, seq)
-end
-if termkey then
-  -- A primary of another replication history (a replica promoted in a failover) may lack the
-  -- last publications its predecessor numbered and delivered: a new epoch, so none of its
-  -- positions is mistaken for one of those.
-  local term = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
-  local was = redis.call('GET', termkey)
-  if was ~= term then
-    if was then
-      epoch = fresh
-      redis.call('SET', epochkey, epoch)
-    end
-    redis.call('SET', termkey, term)
-  end
-  redis.call('PEXPIRE', termkey, ttl)
 end
 local n = redis.call('INCR', seq)
 local id = n .. '.' .. epoch
@@ -101,11 +86,6 @@ fn keys(channel: &str) -> [String; 3] {
         format!("sidestream:{{{channel}}}:n"),
         format!("sidestream:{{{channel}}}:e"),
     ]
-}
-
-/// On a Redis Cluster: the replication id of the primary the channel's epoch began under.
-fn term_key(channel: &str) -> String {
-    format!("sidestream:{{{channel}}}:r")
 }
 
 /// The pub/sub channel of a channel.
@@ -217,7 +197,8 @@ impl RedisBroker {
                 let (push, pushes) = mpsc::unbounded_channel();
                 let client = crate::redis_conn::cluster_client(nodes, Some(push))?;
                 let conn = crate::redis_conn::cluster_connection(&client);
-                let parts = cluster_listener::Parts { conn, pushes, hub, reader, metrics };
+                let asked = cluster_listener::Asked::default();
+                let parts = cluster_listener::Parts { conn, pushes, hub, reader, metrics, asked };
                 (tokio::spawn(cluster_listener::listen(parts, requests, connected.clone())), "SPUBLISH")
             }
         };
@@ -375,12 +356,7 @@ impl Broker for RedisBroker {
         };
         let mut evalsha = ::redis::cmd("EVALSHA");
         evalsha.arg(PUBLISH_SCRIPT.get_hash());
-        // On a cluster, a fourth key: the replication history the channel's epoch began under.
-        if self.publish == "SPUBLISH" {
-            evalsha.arg(4).arg(&stream).arg(&seq).arg(&epoch).arg(term_key(&item.channel));
-        } else {
-            evalsha.arg(3).arg(&stream).arg(&seq).arg(&epoch);
-        }
+        evalsha.arg(3).arg(&stream).arg(&seq).arg(&epoch);
         evalsha
             .arg(item.id.as_deref().unwrap_or(""))
             .arg(topic(&item.channel))

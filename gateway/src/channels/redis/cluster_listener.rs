@@ -8,11 +8,14 @@
 //! gateway did not ask for: the slot moved, or the node became a replica in a failover), each
 //! channel concerned is held back, subscribed again (confirmed by the slot's current owner, retried
 //! until a shard that is down comes back or its replica is promoted) and recovered from its
-//! history: what a single Redis's reconnect does, per channel.
+//! history: what a single Redis's reconnect does, per channel. And when redis-rs moves a
+//! subscription by itself (it read a new slot map after a failover, and subscribed again on the
+//! new owner: a `ssubscribe` confirmation this gateway did not ask for), what the old owner did not
+//! deliver meanwhile is recovered the same way.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::cluster_async::ClusterConnection;
@@ -33,6 +36,54 @@ pub(in crate::channels) struct Parts {
     pub hub: Arc<Hub>,
     pub reader: Reader,
     pub metrics: Arc<Metrics>,
+    /// Confirmations this gateway's own `SSUBSCRIBE`s are still owed, by channel: any other is
+    /// redis-rs moving a subscription.
+    pub asked: Asked,
+}
+
+/// See [`Parts::asked`].
+#[derive(Clone, Default)]
+pub(in crate::channels) struct Asked(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Asked {
+    fn add(&self, channel: &str) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner).entry(channel.to_owned()).or_default() += 1;
+    }
+
+    /// One confirmation of `channel` taken: true when it was one of this gateway's own.
+    fn take(&self, channel: &str) -> bool {
+        let mut asked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match asked.get_mut(channel) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                asked.remove(channel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An `SSUBSCRIBE` of this gateway that failed: no confirmation comes for it.
+    fn failed(&self, channel: &str) {
+        self.take(channel);
+    }
+}
+
+/// `SSUBSCRIBE`s `channel`, within [`COMMAND_TIMEOUT`], owed its confirmation.
+async fn ssubscribe(conn: &mut ClusterConnection, asked: &Asked, channel: &str) -> Result<(), String> {
+    asked.add(channel);
+    let result = match tokio::time::timeout(COMMAND_TIMEOUT, conn.ssubscribe(topic(channel))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no confirmation in time".to_owned()),
+    };
+    if result.is_err() {
+        asked.failed(channel);
+    }
+    result
 }
 
 /// Serves the broker's subscriptions until the broker is gone.
@@ -57,8 +108,9 @@ pub(in crate::channels) async fn listen(
                     continue;
                 }
                 subscribed.insert(channel.clone());
-                match tokio::time::timeout(COMMAND_TIMEOUT, parts.conn.ssubscribe(topic(&channel))).await {
-                    Ok(Ok(())) => {
+                let mut conn = parts.conn.clone();
+                match ssubscribe(&mut conn, &parts.asked, &channel).await {
+                    Ok(()) => {
                         if let Some(before) = before {
                             parts.hub.baseline(&channel, before);
                         }
@@ -100,6 +152,13 @@ impl Parts {
                 };
                 let Some(channel) = std::str::from_utf8(&name).ok().and_then(channel_of) else { return };
                 if let Some(publication) = parse_payload(channel, &payload) {
+                    if self.hub.skips(&publication) {
+                        // A subscription moved between nodes without a word (a failover): what
+                        // the old node did not deliver is in the history; this one waits for it.
+                        info!(channel = %crate::logging::clip(channel, 64), "publications skipped on a Redis Cluster subscription; recovering");
+                        self.metrics.broker_reconnects.inc();
+                        self.recover(channel);
+                    }
                     self.hub.deliver(Arc::new(publication));
                 }
             }
@@ -110,6 +169,17 @@ impl Parts {
                 self.metrics.broker_reconnects.inc();
                 for channel in subscribed {
                     self.resync(channel);
+                }
+            }
+            PushKind::SSubscribe => {
+                let Some(Value::BulkString(name)) = push.data.first() else { return };
+                let Some(channel) = std::str::from_utf8(name).ok().and_then(channel_of) else { return };
+                if !self.asked.take(channel) && subscribed.contains(channel) && self.hub.has(channel) {
+                    // redis-rs subscribed it again on its slot's new owner: what the old one did
+                    // not deliver in between is in the history.
+                    info!(channel = %crate::logging::clip(channel, 64), "a subscription moved to another Redis Cluster node; recovering");
+                    self.metrics.broker_reconnects.inc();
+                    self.recover(channel);
                 }
             }
             PushKind::SUnsubscribe => {
@@ -129,29 +199,38 @@ impl Parts {
     /// Holds `channel`'s live publications back, subscribes it again on its slot's owner, and
     /// recovers what it missed from where it stood.
     fn resync(&self, channel: &str) {
+        self.hold_then(channel, true);
+    }
+
+    /// The same without subscribing again (redis-rs already has).
+    fn recover(&self, channel: &str) {
+        self.hold_then(channel, false);
+    }
+
+    fn hold_then(&self, channel: &str, resubscribe_first: bool) {
         let last = self.hub.interest().into_iter().find(|(name, _)| name == channel).map(|(_, last)| last);
         let Some(last) = last else { return };
         self.hub.suspend(channel);
         let (conn, hub, reader, channel) =
             (self.conn.clone(), self.hub.clone(), self.reader.clone(), channel.to_owned());
+        let asked = self.asked.clone();
         tokio::spawn(async move {
-            resubscribe(conn, &hub, &channel).await;
+            if resubscribe_first {
+                resubscribe(conn, &asked, &hub, &channel).await;
+            }
             recover(reader, hub, channel, last).await;
         });
     }
 }
 
 /// Subscribes `channel` again until its shard confirms it (or no subscriber is left here).
-async fn resubscribe(mut conn: ClusterConnection, hub: &Hub, channel: &str) {
+async fn resubscribe(mut conn: ClusterConnection, asked: &Asked, hub: &Hub, channel: &str) {
     let mut wait = Duration::from_millis(100);
     loop {
-        match tokio::time::timeout(COMMAND_TIMEOUT, conn.ssubscribe(topic(channel))).await {
-            Ok(Ok(())) => return,
-            Ok(Err(error)) => {
+        match ssubscribe(&mut conn, asked, channel).await {
+            Ok(()) => return,
+            Err(error) => {
                 warn!(%error, channel = %crate::logging::clip(channel, 64), "cannot subscribe a channel on its Redis Cluster shard; trying again");
-            }
-            Err(_) => {
-                warn!(channel = %crate::logging::clip(channel, 64), "a Redis Cluster shard did not confirm a subscription in time; trying again")
             }
         }
         if !hub.has(channel) {
