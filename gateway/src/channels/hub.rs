@@ -381,6 +381,21 @@ mod tests {
     }
 
     #[test]
+    fn a_live_publication_past_the_next_position_is_a_skip() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, _rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        assert!(!hub.skips(&publication(5, "first")), "nothing delivered yet: no skip to see");
+        hub.deliver(publication(5, "first"));
+        assert!(!hub.skips(&publication(6, "next")));
+        assert!(hub.skips(&publication(8, "two missing")));
+        let mut other = (*publication(9, "another epoch")).clone();
+        other.position = Some(Position { n: 9, epoch: "f".into() });
+        assert!(!hub.skips(&other), "another epoch is a gap notice, not a recovery");
+    }
+
+    #[test]
     fn a_second_loss_during_a_recovery_holds_the_live_ones_until_both_recoveries_are_done() {
         let hub = Hub::new(Arc::new(Metrics::new()));
         let (tx, mut rx) = Mailbox::new();
