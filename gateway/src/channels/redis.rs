@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 mod cluster_listener;
 mod listener;
+mod watch;
 
 use listener::{Requests, Subscribe, Unsubscribes, listen};
 

@@ -86,6 +86,15 @@ async fn ssubscribe(conn: &mut ClusterConnection, asked: &Asked, channel: &str) 
     result
 }
 
+/// Ends the watcher with the listener.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves the broker's subscriptions until the broker is gone.
 pub(in crate::channels) async fn listen(
     mut parts: Parts,
@@ -95,8 +104,19 @@ pub(in crate::channels) async fn listen(
     let mut subscribed: HashSet<String> = HashSet::new();
     connected.store(true, Ordering::Relaxed);
     parts.metrics.broker_connected.set(1);
+    let (stuck_tx, mut stuck) = mpsc::channel(64);
+    let watcher = tokio::spawn(super::watch::watch(parts.hub.clone(), parts.reader.clone(), stuck_tx));
+    let _stop = AbortOnDrop(watcher);
     loop {
         tokio::select! {
+            channel = stuck.recv() => {
+                let Some(channel) = channel else { continue };
+                if subscribed.contains(&channel) && parts.hub.has(&channel) {
+                    warn!(channel = %crate::logging::clip(&channel, 64), "a channel's history moved on and nothing arrived here; subscribing it again");
+                    parts.metrics.broker_reconnects.inc();
+                    parts.resync(&channel);
+                }
+            }
             push = parts.pushes.recv() => {
                 let Some(push) = push else { return };
                 parts.pushed(push, &subscribed);
