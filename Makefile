@@ -97,7 +97,7 @@ test-e2e: component test-gateway redis
 bench:
 	scripts/bench.sh
 
-## soak: the channels' model workload on Redis with faults for SOAK_SECONDS (600) (not part of test)
+## soak: the channels' model workload with faults on one Redis, then on a Redis Cluster, SOAK_SECONDS (600) each (SOAK_BROKERS="redis cluster") (not part of test)
 soak: component redis
 	scripts/soak.sh
 

@@ -10,7 +10,8 @@
 #   BENCH_WASMTIME=1   `cargo install wasmtime-cli --version 48.0.8 --locked` when missing (slow:
 #                      15-30 min on 2 cores), for the `http` reference; without it an installed
 #                      `wasmtime` is used if there is one, else that row is skipped
-#   BENCH_ONLY=echo,idle,fanout,http,app-echo,publish   workloads to run (default: all)
+#   BENCH_ONLY=echo,idle,fanout,http,app-echo,publish,rooms   workloads to run (default: all)
+#   BENCH_ROOMS_CONNECTIONS=2000 BENCH_ROOMS_RATE=400   the rooms workload's subscribers and publications/s
 #   BENCH_ROUNDS=N     echo rounds over all servers, best round counts (default 2)
 #   BENCH_NO_WRITE=1   print the table, leave BENCHMARKS.md and the charts alone
 #   CARGO_TARGET_DIR   where cargo builds (and target/bench's results go); default target/
@@ -93,6 +94,16 @@ fi
 [ -n "$WASMTIME" ] && args+=(--wasmtime "$WASMTIME")
 
 log "measuring"
+# rooms (issue 25): the publish workload in rooms of 100 on two gateways, first on one Redis, then
+# on a three-primary Redis Cluster, in one run; its two rows are printed, not written to the table.
+if [ -z "${BENCH_ONLY:-}" ] || [[ ,$BENCH_ONLY, == *,rooms,* ]]; then
+    "$TARGET_DIR/release/sidestream-bench" rooms \
+        --gateway "$TARGET_DIR/release/sidestream-gateway" \
+        --component "$TARGET_DIR/$WASM_TARGET/release/sidestream_component.wasm" \
+        --redis-server "$(command -v redis-server)" -n "${BENCH_ROOMS_CONNECTIONS:-2000}" \
+        --rate "${BENCH_ROOMS_RATE:-400}" | tee "$OUT/rooms.txt"
+    [ "${BENCH_ONLY:-}" = rooms ] && exit 0
+fi
 exec "$TARGET_DIR/release/sidestream-bench" suite \
     --gateway "$TARGET_DIR/release/sidestream-gateway" --sidecar "$SIDECAR" \
     --component "$TARGET_DIR/$WASM_TARGET/release/sidestream_component.wasm" \

@@ -16,6 +16,7 @@
 #      against the spin-operator's CRDs, unknown fields refused, their references to each other, to
 #      runtime-class.yaml and to the gateway, and broken SpinApps seen to fail
 #      (scripts/spin_crds.py); the external-redis overlay without k8s/'s Redis, its password from a Secret file;
+#      the external-redis-cluster overlay the same, its --redis URL from a Secret's key;
 #   5. checkov on every rendered kustomization: zero failed checks;
 #   6. hadolint and checkov on the two Dockerfiles in images/: zero findings, zero failed checks.
 # Every checkov skip is listed below with its reason (and in the README).
@@ -35,7 +36,8 @@ K8S_VERSIONS=(1.30 1.37)
 MONITORING=k8s/monitoring
 SPINAPP=k8s-overlays/spinapp
 EXTERNAL_REDIS=k8s-overlays/external-redis
-KUSTOMIZATIONS=(k8s "$MONITORING" "$EXTERNAL_REDIS" "$SPINAPP")
+EXTERNAL_REDIS_CLUSTER=k8s-overlays/external-redis-cluster
+KUSTOMIZATIONS=(k8s "$MONITORING" "$EXTERNAL_REDIS" "$EXTERNAL_REDIS_CLUSTER" "$SPINAPP")
 PODMONITOR_SCHEMA=scripts/podmonitor.schema.json
 # The spin-operator's CRDs (SpinApp, SpinAppExecutor), as its release ships them.
 SPIN_CRDS=${SPIN_CRDS:-/work/shared/schemas/spin-operator}
@@ -301,6 +303,44 @@ PY
 else
   cat "$redis_log"
   fail "external-redis refs" "$EXTERNAL_REDIS/"
+fi
+
+# 4, continued. The external-redis-cluster overlay: no in-cluster Redis either, the gateway's --redis
+# (SIDESTREAM_REDIS) from the key `url` of a Secret and in no argument, its password still from a
+# mounted Secret file.
+cluster_log=$work/external-redis-cluster.log
+if [[ ! -f $work/k8s-overlays-external-redis-cluster.json ]]; then
+  fail "redis-cluster refs" "not run: $EXTERNAL_REDIS_CLUSTER/ does not render"
+elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis-cluster.json" >"$cluster_log" 2>&1 <<'PY'; then
+import json, sys
+docs = json.load(open(sys.argv[1]))
+problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
+pod = next(d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream")
+gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+args = dict(a.split("=", 1) for a in gateway.get("args", []) if "=" in a)
+if "--redis" in args:
+    problems.append(f"--redis is still an argument: {args['--redis']}")
+env = {e["name"]: e for e in gateway.get("env", [])}
+ref = env.get("SIDESTREAM_REDIS", {}).get("valueFrom", {}).get("secretKeyRef", {})
+if ref.get("name") != "sidestream-redis-cluster" or ref.get("key") != "url":
+    problems.append(f"SIDESTREAM_REDIS is not the key url of the Secret sidestream-redis-cluster: {env.get('SIDESTREAM_REDIS')}")
+if any(n.startswith(("SIDESTREAM_REDIS_PASSWORD", "REDIS")) for n in env):
+    problems.append("a Redis password in the environment")
+password = args.get("--redis-password-file", "")
+mount = next((m for m in gateway.get("volumeMounts", []) if password.startswith(m["mountPath"] + "/")), None)
+volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), {})
+if not mount or not mount.get("readOnly") or "secret" not in volume:
+    problems.append(f"--redis-password-file {password!r} is not a read-only mounted Secret")
+egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
+if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
+    problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
+print("\n".join(problems) or f"no in-cluster Redis; --redis from Secret {ref['name']} key {ref['key']}, its password from Secret {volume['secret']['secretName']}; egress to 6379")
+sys.exit(1 if problems else 0)
+PY
+  pass "redis-cluster refs" "$(tail -1 "$cluster_log")"
+else
+  cat "$cluster_log"
+  fail "redis-cluster refs" "$EXTERNAL_REDIS_CLUSTER/"
 fi
 
 # 5 and 6. checkov, offline: no platform mapping, no downloads, no update check.

@@ -4,7 +4,7 @@
 //!
 //! One workload against one running server:
 //! `cargo run --release -p sidestream-bench -- echo --url ws://127.0.0.1:8080/ws?push=off -c 100 --server-pid PID`
-//! (also `idle`, `fanout`, `http`, `publish`; `echo --app` on the component's `/echo`); everything at
+//! (also `idle`, `fanout`, `http`, `publish`, `rooms`; `echo --app` on the component's `/echo`); everything at
 //! once: `make bench`.
 
 mod ab;
@@ -19,6 +19,7 @@ mod publish;
 mod pushpin;
 mod redis;
 mod report;
+mod rooms;
 mod servers;
 mod stages;
 mod stats;
@@ -50,6 +51,9 @@ enum Cmd {
     Http(http::Args),
     /// N subscribers on one channel, a publisher at a fixed rate: deliveries/s, publish-to-arrival.
     Publish(publish::Args),
+    /// Subscribers in rooms of 100, one publisher over all rooms, on one Redis and on a Redis
+    /// Cluster (two gateways each): deliveries/s, latency, Redis CPU per publication.
+    Rooms(rooms::Args),
     /// Two builds of one server alternated on `echo`: median ratios of CPU per message and msg/s.
     Ab(ab::Args),
     /// Every server, every workload, one table; what `make bench` runs.
@@ -73,6 +77,13 @@ fn main() -> anyhow::Result<()> {
             Cmd::Fanout(a) => emit(cli.json, &fanout::run(&a).await?, fanout::print),
             Cmd::Http(a) => emit(cli.json, &http::run(&a).await?, http::print),
             Cmd::Publish(a) => emit(cli.json, &publish::run(&a).await?, publish::print),
+            Cmd::Rooms(a) => {
+                let outcomes = rooms::run(&a).await?;
+                if cli.json {
+                    println!("{}", serde_json::to_string(&outcomes)?);
+                }
+                Ok(())
+            }
             Cmd::Ab(a) => emit(cli.json, &ab::run(&a).await?, ab::print),
             Cmd::Suite(a) => suite::run(&a).await,
             Cmd::Worker(a) => worker::run(a).await,

@@ -248,7 +248,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 /// A keep-alive HTTP/1.1 connection to the publish API, opened again when the server closed it.
-struct Publisher {
+pub(crate) struct Publisher {
     sender: Option<http1::SendRequest<Full<Bytes>>>,
     authority: String,
     path: String,
@@ -257,7 +257,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn new(url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(url: &str) -> anyhow::Result<Self> {
         let authority = ws::authority(url)?.to_string();
         let path = url.splitn(4, '/').nth(3).map_or("/".to_string(), |p| format!("/{p}"));
         Ok(Self { sender: None, authority, path, opened: 0 })
@@ -265,7 +265,7 @@ impl Publisher {
 
     /// An open connection ready for a request: the kept-alive one, or a new one when the server
     /// closed it (Pushpin's publish API does after each answer).
-    async fn ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn ready(&mut self) -> anyhow::Result<()> {
         if let Some(s) = &mut self.sender
             && s.ready().await.is_ok()
         {
@@ -285,12 +285,12 @@ impl Publisher {
     }
 
     /// After a failed request: the next [`Publisher::ready`] opens a new connection.
-    fn broken(&mut self) {
+    pub(crate) fn broken(&mut self) {
         self.sender = None;
     }
 
     /// Posts `body` on the connection [`Publisher::ready`] opened and waits for the whole answer.
-    async fn send(&mut self, body: String) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, body: String) -> anyhow::Result<()> {
         let sender = self.sender.as_mut().context("publish connection not open")?;
         let req = hyper::Request::post(&self.path)
             .header(hyper::header::HOST, &self.authority)

@@ -101,3 +101,79 @@ impl Running for Pair {
         self.redis.stop().await;
     }
 }
+
+/// A three-primary Redis Cluster (no replicas, persistence off) on free loopback ports, made with
+/// `redis-cli --cluster create`.
+pub struct Shards {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    pub url: String,
+}
+
+pub async fn start_cluster(program: &Path) -> anyhow::Result<Shards> {
+    let dir = std::env::temp_dir().join(format!("sidestream-bench-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut shards = Shards { children: Vec::new(), ports: Vec::new(), dir, url: String::new() };
+    for _ in 0..3 {
+        let port = free_port()?;
+        let node_dir = shards.dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir)?;
+        let mut child = Command::new(program)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir"])
+            .arg(&node_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        servers::wait_for_port(port, &mut child, Duration::from_secs(10)).await?;
+        shards.children.push(child);
+        shards.ports.push(port);
+    }
+    let nodes: Vec<String> = shards.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&nodes)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("redis-cli --cluster create")?;
+    if !out.status.success() {
+        bail!("redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    for port in &shards.ports {
+        let ok = async {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .await;
+                if info.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), ok).await.context("the cluster is not ok")?;
+    }
+    shards.url = format!("redis+cluster://{}", nodes.join(","));
+    Ok(shards)
+}
+
+impl Shards {
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(Child::id).collect()
+    }
+
+    pub async fn stop(mut self) {
+        for child in &mut self.children {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

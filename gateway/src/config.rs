@@ -156,7 +156,9 @@ pub struct Config {
     pub app_retry_delay: Duration,
 
     /// Carry channels' publications between gateways, and keep their history, in this Redis
-    /// (redis://host:port/db). Without it one process's channels live in its memory.
+    /// (redis://host:port/db), or this Redis Cluster (redis+cluster://host1:port1,host2:port2: some
+    /// of its nodes; sharded pub/sub, Redis 7 or later). Without it one process's channels live
+    /// in its memory.
     #[arg(long, env = "SIDESTREAM_REDIS")]
     pub redis: Option<String>,
 
@@ -171,6 +173,13 @@ pub struct Config {
     /// (DISCONNECT) within about this long plus a second.
     #[arg(long, env = "SIDESTREAM_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub lease: Duration,
+
+    /// With --redis: a publish is answered 200 only once this many replicas of the channel's
+    /// primary have it too (Redis's WAIT, up to 1 s; fewer in time: 503, and a retry with the same
+    /// item id repeats nothing). 1 with a replica per primary: a failover then loses nothing that
+    /// was answered 200.
+    #[arg(long, env = "SIDESTREAM_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 
     /// Publications each channel's history keeps, for clients that come back.
     #[arg(long, env = "SIDESTREAM_HISTORY_SIZE", default_value_t = 1000)]
@@ -229,6 +238,34 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The scheme of a Redis Cluster's URL.
+const CLUSTER: &str = "redis+cluster://";
+
+/// One node's URL; the URL may hold a password: errors name the flag, never the URL.
+fn connection_info(url: &str) -> anyhow::Result<::redis::ConnectionInfo> {
+    use ::redis::IntoConnectionInfo;
+    url.into_connection_info().map_err(|e| anyhow::anyhow!("--redis: {e}"))
+}
+
+/// The seed nodes of `redis+cluster://[user[:password]@]host1:port1,host2:port2[/0]`: each as
+/// `redis://[user[:password]@]host:port`. A cluster has only database 0.
+fn cluster_nodes(url: &str) -> anyhow::Result<Vec<::redis::ConnectionInfo>> {
+    let rest = &url[CLUSTER.len()..];
+    let (rest, db) = rest.split_once('/').unwrap_or((rest, ""));
+    if !(db.is_empty() || db == "0") {
+        bail!("--redis: a Redis Cluster has only database 0");
+    }
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let nodes: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
+    if nodes.is_empty() {
+        bail!("--redis: a redis+cluster:// URL names at least one node (host:port,host:port)");
+    }
+    nodes.into_iter().map(|host| connection_info(&format!("redis://{auth}{host}"))).collect()
 }
 
 /// Where requests for the component go.
@@ -309,9 +346,15 @@ impl Config {
             bail!("--max-subscriptions must be between 1 and 1000");
         }
         if let Some(url) = &self.redis
-            && !(url.starts_with("redis://") || url.starts_with("redis+unix://"))
+            && !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with(CLUSTER))
         {
-            bail!("--redis must be a redis:// or redis+unix:// URL");
+            bail!("--redis must be a redis://, redis+unix:// or redis+cluster:// URL");
+        }
+        if self.redis_wait_replicas > 0 && self.redis.is_none() {
+            bail!("--redis-wait-replicas is about --redis's replicas: give --redis too");
+        }
+        if self.redis_wait_replicas > 16 {
+            bail!("--redis-wait-replicas must be at most 16");
         }
         if self.redis_password_file.is_some() && self.redis.is_none() {
             bail!("--redis-password-file is the password of --redis's user: give --redis too");
@@ -368,15 +411,24 @@ impl Config {
 
     /// Where Redis is, with the password of `--redis-password-file` when there is one; `None`
     /// without `--redis`.
-    pub fn redis_connection(&self) -> anyhow::Result<Option<::redis::ConnectionInfo>> {
-        use ::redis::IntoConnectionInfo;
+    pub fn redis_connection(&self) -> anyhow::Result<Option<crate::redis_conn::Target>> {
+        use crate::redis_conn::Target;
         let Some(url) = &self.redis else { return Ok(None) };
-        // The URL may hold a password: errors name the flag, never the URL.
-        let info = url.as_str().into_connection_info().map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
-        let Some(path) = &self.redis_password_file else { return Ok(Some(info)) };
-        let password = read_secret("--redis-password-file", path)?;
-        let settings = info.redis_settings().clone().set_password(password);
-        Ok(Some(info.set_redis_settings(settings)))
+        let password = match &self.redis_password_file {
+            Some(path) => Some(read_secret("--redis-password-file", path)?),
+            None => None,
+        };
+        let with_password = |info: ::redis::ConnectionInfo| match &password {
+            Some(password) => {
+                let settings = info.redis_settings().clone().set_password(password.clone());
+                info.set_redis_settings(settings)
+            }
+            None => info,
+        };
+        if url.starts_with(CLUSTER) {
+            return Ok(Some(Target::Cluster(cluster_nodes(url)?.into_iter().map(with_password).collect())));
+        }
+        Ok(Some(Target::Single(with_password(connection_info(url)?))))
     }
 
     /// Whether connections get random pushes at all.
@@ -512,19 +564,42 @@ pub(crate) mod tests {
 
     #[test]
     fn the_redis_password_comes_from_its_file() {
+        use crate::redis_conn::Target;
+        fn single(target: Option<Target>) -> ::redis::ConnectionInfo {
+            match target {
+                Some(Target::Single(info)) => info,
+                other => panic!("one Redis: {other:?}"),
+            }
+        }
         let file = std::env::temp_dir().join(format!("sidestream-redis-password-{}", std::process::id()));
         std::fs::write(&file, "s3cret\n").unwrap();
         let flag = format!("--redis-password-file={}", file.display());
         let c = parse(&["--redis", "redis://sidestream@redis.example:6379/0", &flag]).unwrap();
-        let info = c.redis_connection().unwrap().unwrap();
+        let info = single(c.redis_connection().unwrap());
         assert_eq!(info.redis_settings().password(), Some("s3cret"));
         assert_eq!(info.redis_settings().username(), Some("sidestream"));
+        let cluster = parse(&["--redis", "redis+cluster://sidestream@r1:7000,r2:7001/0", &flag]).unwrap();
+        let Some(Target::Cluster(nodes)) = cluster.redis_connection().unwrap() else { panic!("a cluster") };
+        assert_eq!(nodes.len(), 2);
+        for node in &nodes {
+            assert_eq!(node.redis_settings().password(), Some("s3cret"));
+            assert_eq!(node.redis_settings().username(), Some("sidestream"));
+        }
+        assert_eq!(nodes[1].addr().to_string(), "r2:7001");
         assert!(parse(&[&flag]).is_err(), "a password needs the URL it is for");
         std::fs::write(&file, "\n").unwrap();
         assert!(c.redis_connection().is_err(), "an empty password file is refused");
         std::fs::remove_file(&file).unwrap();
         let plain = parse(&["--redis", "redis://:pw@127.0.0.1:6379"]).unwrap();
-        assert_eq!(plain.redis_connection().unwrap().unwrap().redis_settings().password(), Some("pw"));
+        assert_eq!(single(plain.redis_connection().unwrap()).redis_settings().password(), Some("pw"));
+        let two = parse(&["--redis", "redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001"]).unwrap();
+        let Some(Target::Cluster(nodes)) = two.redis_connection().unwrap() else { panic!("a cluster") };
+        assert!(nodes.iter().all(|n| n.redis_settings().password() == Some("pw")));
+        for bad in ["redis+cluster://", "redis+cluster://h:1/2", "redis+cluster://h:notaport"] {
+            let c = parse(&["--redis", bad]).unwrap();
+            assert!(c.redis_connection().is_err(), "{bad}");
+        }
+        assert!(parse(&["--redis-wait-replicas", "1"]).is_err(), "waiting for replicas needs --redis");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Gateway {
             Some(info) => Some(Commands::new(info)?),
             None => None,
         };
-        let channels = Channels::new(&config, redis.clone(), metrics.clone());
+        let channels = Channels::new(&config, redis.clone(), metrics.clone())?;
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             config.publish_token()?,

@@ -1,5 +1,6 @@
-//! One suite for both brokers: each test runs on one gateway with the in-memory broker and on two
-//! gateways with one real `redis-server`, and asserts what a room's clients see. Each is a way a
+//! One suite for both brokers: each test runs on one gateway with the in-memory broker, on two
+//! gateways with one real `redis-server`, and on two gateways with a real three-primary Redis
+//! Cluster (sharded pub/sub), and asserts what a room's clients see. Each is a way a
 //! subscriber once lost publications silently (issue 22).
 
 mod common;
@@ -21,6 +22,10 @@ macro_rules! both_brokers {
         mod redis {
             $(#[tokio::test(flavor = "multi_thread")]
             async fn $name() { super::$name(super::Broker::Redis).await })*
+        }
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name(super::Broker::RedisCluster).await })*
         }
     };
 }

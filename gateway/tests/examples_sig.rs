@@ -35,7 +35,7 @@ impl Direct {
         let path = example.path();
         let config = Config::try_parse_from(["sidestream-gateway", "--component", &path]).expect("config");
         let metrics = Arc::new(Metrics::new());
-        let channels = Channels::new(&config, None, metrics.clone());
+        let channels = Channels::new(&config, None, metrics.clone()).expect("the in-memory broker");
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             None,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::cluster::{Broker, Cluster};
 use common::model::{Event, History, Session, Verdict, check};
 use common::redis::Redis;
+use common::redis_cluster::RedisCluster;
 use common::workload::{self, Manner, Plan, Shared, Targets};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -39,6 +40,13 @@ async fn two_gateways_on_redis_keep_the_model() {
     assert_verdict(&verdict, false);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_on_a_redis_cluster_keep_the_model() {
+    let cluster = Cluster::start(Broker::RedisCluster, ARGS).await;
+    let verdict = run("redis cluster", cluster, Duration::from_secs(20), false).await;
+    assert_verdict(&verdict, false);
+}
+
 /// `make soak`: the workload on Redis with faults, for `SIDESTREAM_SOAK_SECONDS` (600).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by make soak"]
@@ -49,6 +57,20 @@ async fn soak_redis_with_faults() {
     let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h"]].concat();
     let cluster = Cluster::on(Some(redis), &args).await;
     let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), true).await;
+    assert_verdict(&verdict, true);
+}
+
+/// `make soak` on a Redis Cluster (a replica per primary, publishes answered once the replica has
+/// them): gateways SIGKILLed, primaries SIGKILLed (their replicas promoted, the dead ones back as
+/// replicas), graceful failovers, the gateways' sharded subscriptions killed.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long: run by make soak"]
+async fn soak_redis_cluster_with_faults() {
+    let seconds = std::env::var("SIDESTREAM_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let shards = RedisCluster::start(true).await;
+    let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h", "--redis-wait-replicas", "1"]].concat();
+    let cluster = Cluster::on_cluster(shards, &args).await;
+    let verdict = run("redis cluster with faults", cluster, Duration::from_secs(seconds), true).await;
     assert_verdict(&verdict, true);
 }
 
@@ -140,14 +162,21 @@ async fn end(shared: &Arc<Shared>, readers: Vec<tokio::task::JoinHandle<()>>) {
 
 /// Each room's history, read by a client that comes back with position 0 of the room's epoch.
 async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
-    let mut epochs = HashMap::new();
+    // Each room's newest epoch: that of its highest position seen (positions go on across a
+    // Redis Cluster's new epoch, and start again only when Redis lost the history).
+    let mut newest: HashMap<String, (u64, String)> = HashMap::new();
     for session in shared.sessions.lock().unwrap().iter() {
         for event in &session.events {
-            if let Event::Message { epoch, .. } = event {
-                epochs.insert(session.room.clone(), epoch.clone());
+            if let Event::Message { n, epoch, .. } = event {
+                let entry = newest.entry(session.room.clone()).or_insert((*n, epoch.clone()));
+                if *n >= entry.0 {
+                    *entry = (*n, epoch.clone());
+                }
             }
         }
     }
+    let epochs: HashMap<String, String> =
+        newest.into_iter().map(|(room, (_, epoch))| (room, epoch)).collect();
     let auditors = Shared::new(shared.targets.clone());
     auditors.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut histories = HashMap::new();
@@ -164,6 +193,13 @@ async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
                 history.texts.insert(n, text);
             }
         }
+        eprintln!(
+            "audit {room}: epoch {}, {} texts, from {:?} to {:?}",
+            history.epoch,
+            history.texts.len(),
+            history.texts.keys().next(),
+            history.texts.keys().next_back()
+        );
         histories.insert(room, history);
     }
     histories
@@ -183,6 +219,10 @@ async fn inject_faults(
     while tokio::time::Instant::now() + Duration::from_secs(30) < end {
         tokio::time::sleep(Duration::from_secs(rng.random_range(8..20))).await;
         count += 1;
+        if cluster.shards.is_some() {
+            cluster_fault(cluster, targets, count, rng).await;
+            continue;
+        }
         match rng.random_range(0..4) {
             0 => {
                 let i = rng.random_range(0..cluster.gateways.len());
@@ -210,6 +250,37 @@ async fn inject_faults(
     }
     tokio::time::sleep_until(end).await;
     count
+}
+
+/// One fault on a Redis Cluster.
+async fn cluster_fault(cluster: &mut Cluster, targets: &Targets, count: usize, rng: &mut SmallRng) {
+    let fault = rng.random_range(0..4);
+    if fault == 0 {
+        let i = rng.random_range(0..cluster.gateways.len());
+        eprintln!("fault {count}: SIGKILL gateway {i}");
+        cluster.restart(i).await;
+        *targets.write().unwrap() = cluster.targets();
+        return;
+    }
+    let shards = cluster.shards.as_mut().expect("a cluster");
+    let primaries = shards.primaries().await;
+    let primary = primaries[rng.random_range(0..primaries.len())];
+    match fault {
+        1 => {
+            let took = shards.kill_primary(primary).await;
+            eprintln!("fault {count}: primary {primary} SIGKILLed, its replica promoted after {took:?}");
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
+            shards.restart(primary).await;
+        }
+        2 => {
+            eprintln!("fault {count}: CLUSTER FAILOVER of primary {primary}");
+            shards.failover(primary).await;
+        }
+        _ => {
+            eprintln!("fault {count}: CLIENT KILL TYPE pubsub on every node");
+            shards.kill_pubsub().await;
+        }
+    }
 }
 
 /// The model itself finds what it is there to find: a hole without a gap notice, a repeat, an
@@ -248,6 +319,23 @@ fn the_model_finds_holes_repeats_reorders_short_streams_and_losses() {
         let verdict = check(&histories, &[], &[session(events.clone())]);
         assert!(verdict.violations.iter().any(|v| v.contains(why)), "{events:?}: {:?}", verdict.violations);
     }
+    // Across a new epoch (the history kept, relabeled): earlier messages hold the history's text,
+    // or were never answered 200; the crossing comes after a gap notice.
+    let old = |n: u64, text: &str| Event::Message { n, epoch: "d".into(), text: text.into() };
+    let refused = [Published { room: "r".into(), text: "x3".into(), ok: Some(false) }];
+    let across = [session(vec![old(1, "t1"), old(2, "t2"), old(3, "x3"), Event::Gap, m(3), m(4)])];
+    let verdict = check(&histories, &refused, &across);
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    let answered = [Published { room: "r".into(), text: "x3".into(), ok: Some(true) }];
+    let verdict = check(&histories, &answered, &across);
+    assert!(
+        verdict.violations.iter().any(|v| v.contains("not in the history there")),
+        "{:?}",
+        verdict.violations
+    );
+    let unsaid = [session(vec![old(1, "t1"), old(2, "t2"), m(3), m(4)])];
+    let verdict = check(&histories, &[], &unsaid);
+    assert!(verdict.violations.iter().any(|v| v.contains("another epoch")), "{:?}", verdict.violations);
     let lost = [Published { room: "r".into(), text: "t5".into(), ok: Some(true) }];
     let verdict = check(&histories, &lost, &[]);
     assert!(verdict.violations.iter().any(|v| v.contains("not in the history")), "{:?}", verdict.violations);

@@ -33,7 +33,9 @@ use super::session::Session;
 use crate::redis_conn::Commands;
 use crate::server::Shared;
 
-/// The sorted set of every gateway's id, scored by when its lease runs out (Unix ms).
+/// The sorted set of every gateway's id, scored by when its lease runs out (Unix ms): the small
+/// index the reapers read. Every script touches one gateway's keys only (one hash tag, `{id}`),
+/// so on a Redis Cluster each runs on the primary that owns that gateway's slot.
 const GATEWAYS: &str = "sidestream:gateways";
 
 /// How long a claim on a dead gateway lasts while its connections are being ended; renewed as
@@ -223,12 +225,13 @@ impl Leases {
         let id = inner.state().id.clone();
         let keys = Keys::of(&id);
         let mut conn = inner.commands.get();
-        let result: Result<(), _> = ::redis::pipe()
-            .del(&keys.records)
-            .del(&keys.lease)
-            .zrem(GATEWAYS, &id)
-            .query_async(&mut conn)
-            .await;
+        // Two commands, not one pipeline: on a Redis Cluster the index and a gateway's own keys
+        // live in different slots. Gone from the index first, so no reaper looks for it.
+        let unlisted: Result<(), _> = conn.zrem(GATEWAYS, &id).await;
+        let result: Result<(), _> = match unlisted {
+            Ok(()) => ::redis::pipe().del(&keys.records).del(&keys.lease).query_async(&mut conn).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = result {
             warn!(%error, "cannot remove this gateway's lease; another gateway will end its connections again");
         }
@@ -445,12 +448,16 @@ async fn reap(inner: &Inner, shared: &Arc<Shared>, dead: &str) {
         }
     }));
     deliveries.buffer_unordered(CONCURRENT_DISCONNECTS).for_each(|()| async {}).await;
+    // The gateway's own keys (one slot), then the index (another slot on a Redis Cluster).
     let done: Result<(), _> = ::redis::pipe()
         .del(&keys.records)
         .pexpire(&keys.claim, TOMBSTONE.as_millis() as i64)
-        .zrem(GATEWAYS, dead)
         .query_async(&mut conn)
         .await;
+    let done: Result<(), _> = match done {
+        Ok(()) => conn.zrem(GATEWAYS, dead).await,
+        Err(error) => Err(error),
+    };
     if let Err(error) = done {
         warn!(%error, gateway = dead, "cannot mark a reaped gateway done");
     }

@@ -92,6 +92,9 @@ struct Channel {
     last: Option<Position>,
     /// While the channel recovers after the broker was unreachable: live publications held back.
     held: Option<Vec<Arc<Publication>>>,
+    /// Recoveries under way: a second loss while the first is still reading (a shard's connection
+    /// lost twice) keeps the live publications held until the last of them is done.
+    recovering: u32,
     /// More than [`HELD`] came while it recovered: its subscribers are told of a gap.
     overflowed: bool,
 }
@@ -183,6 +186,7 @@ impl Hub {
     pub fn suspend(&self, channel: &str) {
         if let Some(channel) = self.channels().get_mut(channel) {
             channel.held.get_or_insert_with(Vec::new);
+            channel.recovering += 1;
         }
     }
 
@@ -191,10 +195,15 @@ impl Hub {
     pub fn resume(&self, channel: &str, missed: Vec<Arc<Publication>>) {
         let mut channels = self.channels();
         let Some(channel) = channels.get_mut(channel) else { return };
-        let held = channel.held.take().unwrap_or_default();
         for publication in missed {
             Self::fan_out(channel, publication, &self.metrics);
         }
+        channel.recovering = channel.recovering.saturating_sub(1);
+        if channel.recovering > 0 {
+            // Another recovery reads from an older point: the live ones wait for it.
+            return;
+        }
+        let held = channel.held.take().unwrap_or_default();
         if std::mem::take(&mut channel.overflowed) {
             for subscriber in channel.subscribers.values_mut() {
                 Self::lose(subscriber);
@@ -221,6 +230,11 @@ impl Hub {
         if let Some(position) = &publication.position {
             if !newer(position, subscriber.last.as_ref()) {
                 return;
+            }
+            if subscriber.last.as_ref().is_some_and(|last| last.epoch != position.epoch) {
+                // Another history (Redis lost its data, or a promoted replica lacked the last
+                // publications): what came between the two is unknown, so the gap notice first.
+                subscriber.lost = true;
             }
             subscriber.last = Some(position.clone());
         }
@@ -320,6 +334,18 @@ impl Hub {
         }
     }
 
+    /// Whether a live `publication` skips positions after the newest delivered here (same epoch,
+    /// not the next number): the broker lost some on the way, and they are to be read from the
+    /// history before it is delivered.
+    pub fn skips(&self, publication: &Publication) -> bool {
+        let Some(position) = &publication.position else { return false };
+        let channels = self.channels();
+        let Some(last) = channels.get(&publication.channel).and_then(|c| c.last.as_ref()) else {
+            return false;
+        };
+        last.epoch == position.epoch && position.n > last.n + 1
+    }
+
     /// Whether `channel` has subscribers here.
     pub fn has(&self, channel: &str) -> bool {
         self.channels().contains_key(channel)
@@ -371,6 +397,52 @@ mod tests {
         assert!(hub.leave("room", 2), "the last one");
         assert!(!hub.has("room"));
         hub.deliver(publication(4, "nobody"));
+    }
+
+    #[test]
+    fn a_publication_of_another_epoch_comes_after_a_gap_notice() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        let mut other = (*publication(1, "another history")).clone();
+        other.position = Some(Position { n: 1, epoch: "f".into() });
+        hub.deliver(Arc::new(other));
+        hub.deliver(publication(2, "old history again"));
+        assert_eq!(texts(&mut rx), ["one", "gap", "another history", "gap", "old history again"]);
+    }
+
+    #[test]
+    fn a_live_publication_past_the_next_position_is_a_skip() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, _rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        assert!(!hub.skips(&publication(5, "first")), "nothing delivered yet: no skip to see");
+        hub.deliver(publication(5, "first"));
+        assert!(!hub.skips(&publication(6, "next")));
+        assert!(hub.skips(&publication(8, "two missing")));
+        let mut other = (*publication(9, "another epoch")).clone();
+        other.position = Some(Position { n: 9, epoch: "f".into() });
+        assert!(!hub.skips(&other), "another epoch is a gap notice, not a recovery");
+    }
+
+    #[test]
+    fn a_second_loss_during_a_recovery_holds_the_live_ones_until_both_recoveries_are_done() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, mut rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        hub.deliver(publication(1, "one"));
+        hub.suspend("room");
+        hub.suspend("room");
+        // The first recovery ends; publication 3 arrives live but 2 was lost the second time.
+        hub.resume("room", Vec::new());
+        hub.deliver(publication(3, "three"));
+        assert_eq!(texts(&mut rx), ["one"], "still held: the second recovery reads from 1");
+        hub.resume("room", vec![publication(2, "two")]);
+        assert_eq!(texts(&mut rx), ["two", "three"]);
     }
 
     #[test]

@@ -174,16 +174,19 @@ impl Channels {
         config: &crate::config::Config,
         redis: Option<crate::redis_conn::Commands>,
         metrics: Arc<crate::metrics::Metrics>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let hub = Arc::new(hub::Hub::new(metrics.clone()));
         let retention = Retention { size: config.history_size, ttl: config.history_ttl };
         let broker = match redis {
-            Some(commands) => {
-                Engine::Redis(Box::new(redis::RedisBroker::new(commands, hub.clone(), retention, metrics)))
-            }
+            Some(commands) => Engine::Redis(Box::new(redis::RedisBroker::new(
+                commands,
+                hub.clone(),
+                (retention, config.redis_wait_replicas),
+                metrics,
+            )?)),
             None => Engine::Memory(memory::MemoryBroker::new(hub.clone(), retention)),
         };
-        Channels { hub, broker: Arc::new(broker) }
+        Ok(Channels { hub, broker: Arc::new(broker) })
     }
 }
 

@@ -8,6 +8,11 @@
 //! the channels its connections joined. When that connection is lost, the gateway reconnects with
 //! backoff, subscribes again, and reads what it missed on each channel from the channel's history,
 //! so a Redis restart (with its data kept, see the README) loses nothing that was published.
+//!
+//! On a Redis Cluster (`redis+cluster://`) every key of a channel and its pub/sub channel share
+//! the hash tag `{channel}`, so the channel's scripts run on the primary that owns its slot, the
+//! script publishes with `SPUBLISH`, and the gateway `SSUBSCRIBE`s on that primary
+//! ([`cluster_listener`]): a publication goes to the gateways subscribed on its shard only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -18,14 +23,16 @@ use sidestream_events::publish::{Action, Item, around_id};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+mod cluster_listener;
 mod listener;
+mod watch;
 
 use listener::{Requests, Subscribe, Unsubscribes, listen};
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
 use crate::metrics::Metrics;
-use crate::redis_conn::{COMMAND_TIMEOUT, Commands};
+use crate::redis_conn::{COMMAND_TIMEOUT, Commands, Target};
 
 /// How many subscribe and unsubscribe requests wait for the pub/sub task.
 const INTEREST_QUEUE: usize = 1024;
@@ -33,13 +40,13 @@ const INTEREST_QUEUE: usize = 1024;
 /// The publish script: see the module's documentation.
 const PUBLISH: &str = r#"
 local stream, seq, epochkey = KEYS[1], KEYS[2], KEYS[3]
-local dedupe, pubchan, kind, head, tail, inject, maxlen, ttl, fresh, now, meta =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local dedupe, pubchan, kind, head, tail, inject, maxlen, ttl, fresh, now, meta, publish =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 if dedupe ~= '' and not redis.call('SET', stream .. ':d:' .. dedupe, '1', 'NX', 'PX', 60000) then
   return {'repeat'}
 end
 if kind == 'x' then
-  redis.call('PUBLISH', pubchan, 'x\n' .. head .. '\n' .. meta .. '\n' .. tail)
+  redis.call(publish, pubchan, 'x\n' .. head .. '\n' .. meta .. '\n' .. tail)
   return {'close'}
 end
 local epoch = redis.call('GET', epochkey)
@@ -56,7 +63,7 @@ redis.call('XADD', stream, 'MAXLEN', '~', maxlen, n .. '-0', 'k', kind, 'c', con
 redis.call('PEXPIRE', stream, ttl)
 redis.call('PEXPIRE', seq, ttl)
 redis.call('PEXPIRE', epochkey, ttl)
-redis.call('PUBLISH', pubchan, kind .. '\n' .. id .. '\n' .. meta .. '\n' .. content)
+redis.call(publish, pubchan, kind .. '\n' .. id .. '\n' .. meta .. '\n' .. content)
 return {'ok', id}
 "#;
 
@@ -150,9 +157,16 @@ pub struct RedisBroker {
     interest: mpsc::Sender<Subscribe>,
     unsubscribes: Arc<Unsubscribes>,
     retention: Retention,
+    /// `PUBLISH`, or `SPUBLISH` on a Redis Cluster.
+    publish: &'static str,
+    /// Replicas that must have a publication before it is answered (`--redis-wait-replicas`).
+    wait_replicas: u32,
     connected: Arc<AtomicBool>,
     listener: JoinHandle<()>,
 }
+
+/// How long a publish waits for its replicas (`WAIT`).
+const WAIT_REPLICAS_MS: u64 = 1000;
 
 impl Drop for RedisBroker {
     fn drop(&mut self) {
@@ -163,15 +177,42 @@ impl Drop for RedisBroker {
 impl RedisBroker {
     /// Prepares the broker; nothing is connected yet (a Redis that is down at start-up is waited
     /// for, not a reason not to start).
-    pub fn new(commands: Commands, hub: Arc<Hub>, retention: Retention, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        commands: Commands,
+        hub: Arc<Hub>,
+        (retention, wait_replicas): (Retention, u32),
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let (interest, requests) = mpsc::channel(INTEREST_QUEUE);
         let unsubscribes = Arc::new(Unsubscribes::default());
         let connected = Arc::new(AtomicBool::new(false));
         let reader = Reader { commands: commands.clone(), retention };
-        let client = commands.client().clone();
         let requests = Requests { subscribes: requests, unsubscribes: unsubscribes.clone() };
-        let listener = tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics));
-        RedisBroker { commands, interest, unsubscribes, retention, connected, listener }
+        let (listener, publish) = match commands.target() {
+            Target::Single(info) => {
+                let client =
+                    ::redis::Client::open(info.clone()).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+                (tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics)), "PUBLISH")
+            }
+            Target::Cluster(nodes) => {
+                let (push, pushes) = mpsc::unbounded_channel();
+                let client = crate::redis_conn::cluster_client(nodes, Some(push))?;
+                let conn = crate::redis_conn::cluster_connection(&client);
+                let asked = cluster_listener::Asked::default();
+                let parts = cluster_listener::Parts { conn, pushes, hub, reader, metrics, asked };
+                (tokio::spawn(cluster_listener::listen(parts, requests, connected.clone())), "SPUBLISH")
+            }
+        };
+        Ok(RedisBroker {
+            commands,
+            interest,
+            unsubscribes,
+            retention,
+            publish,
+            wait_replicas,
+            connected,
+            listener,
+        })
     }
 
     /// Whether the pub/sub connection is up.
@@ -265,6 +306,37 @@ impl Reader {
     }
 }
 
+impl RedisBroker {
+    /// Runs the publish script; with `--redis-wait-replicas`, followed by `WAIT` on the same
+    /// connection of the same primary (one pipeline, routed by the script's keys), so the answer
+    /// comes once that many replicas have the publication.
+    async fn run_publish(&self, evalsha: ::redis::Cmd) -> Result<Vec<String>, ::redis::RedisError> {
+        let mut conn = self.commands.get();
+        let mut pipe = ::redis::pipe();
+        pipe.add_command(evalsha);
+        if self.wait_replicas > 0 {
+            pipe.cmd("WAIT").arg(self.wait_replicas).arg(WAIT_REPLICAS_MS);
+        }
+        let no_script = ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript);
+        let values: Vec<::redis::Value> = match pipe.query_async(&mut conn).await {
+            Err(error) if error.kind() == no_script => {
+                PUBLISH_SCRIPT.prepare_invoke().load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        let mut values = values.into_iter();
+        let answer: Vec<String> = ::redis::from_redis_value(values.next().unwrap_or(::redis::Value::Nil))?;
+        let acked: u32 = values.next().map(::redis::from_redis_value).transpose()?.unwrap_or(0);
+        if acked < self.wait_replicas && answer.first().is_some_and(|a| a == "ok") {
+            let why =
+                format!("{acked} of {} replicas had it after {WAIT_REPLICAS_MS} ms", self.wait_replicas);
+            return Err(::redis::RedisError::from((::redis::ErrorKind::Io, "WAIT", why)));
+        }
+        Ok(answer)
+    }
+}
+
 impl Broker for RedisBroker {
     async fn publish(&self, item: &Item) -> Result<Option<Position>, BrokerError> {
         let Some(action) = &item.action else { return Ok(None) };
@@ -283,11 +355,10 @@ impl Broker for RedisBroker {
                 }
             }
         };
-        let mut conn = self.commands.get();
-        let answer: Vec<String> = PUBLISH_SCRIPT
-            .key(&stream)
-            .key(&seq)
-            .key(&epoch)
+        let mut evalsha = ::redis::cmd("EVALSHA");
+        evalsha.arg(PUBLISH_SCRIPT.get_hash());
+        evalsha.arg(3).arg(&stream).arg(&seq).arg(&epoch);
+        evalsha
             .arg(item.id.as_deref().unwrap_or(""))
             .arg(topic(&item.channel))
             .arg(kind)
@@ -299,9 +370,8 @@ impl Broker for RedisBroker {
             .arg(new_epoch())
             .arg(now_ms())
             .arg(encode_meta(&item.meta))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| failed(&self.commands, e))?;
+            .arg(self.publish);
+        let answer = self.run_publish(evalsha).await.map_err(|e| failed(&self.commands, e))?;
         match answer.as_slice() {
             [ok, position] if ok == "ok" => {
                 Ok(Some(position.parse().map_err(|_| BrokerError(format!("bad position {position:?}")))?))

@@ -1,22 +1,26 @@
 //! Gateways on one broker, as the channel suites run them: one gateway process on the in-memory
-//! broker, or two on one real `redis-server`.
+//! broker, or two on one real `redis-server`, or two on a real three-primary Redis Cluster.
 
 use std::net::SocketAddr;
 
 use super::process::{Spawned, spawn};
 use super::redis::Redis;
+use super::redis_cluster::RedisCluster;
 
 /// Which broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broker {
     Memory,
     Redis,
+    RedisCluster,
 }
 
 /// The gateways and, with Redis, the Redis they share.
 pub struct Cluster {
     pub gateways: Vec<Spawned>,
     pub redis: Option<Redis>,
+    /// With [`Broker::RedisCluster`].
+    pub shards: Option<RedisCluster>,
     args: Vec<String>,
 }
 
@@ -26,8 +30,21 @@ impl Cluster {
         let redis = match broker {
             Broker::Memory => None,
             Broker::Redis => Some(Redis::start().await),
+            Broker::RedisCluster => return Self::on_cluster(RedisCluster::start(false).await, extra).await,
         };
         Self::on(redis, extra).await
+    }
+
+    /// Two gateways on the Redis Cluster `shards`.
+    pub async fn on_cluster(shards: RedisCluster, extra: &[&str]) -> Cluster {
+        let mut args = vec!["--no-push".to_owned(), "--redis".to_owned(), shards.url()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut cluster = Cluster { gateways: Vec::new(), redis: None, shards: Some(shards), args };
+        for _ in 0..2 {
+            let gateway = cluster.spawn().await;
+            cluster.gateways.push(gateway);
+        }
+        cluster
     }
 
     /// Two gateways on `redis` (one gateway on the in-memory broker for `None`).
@@ -38,7 +55,7 @@ impl Cluster {
         }
         args.extend(extra.iter().map(|a| a.to_string()));
         let count = if redis.is_some() { 2 } else { 1 };
-        let mut cluster = Cluster { gateways: Vec::new(), redis, args };
+        let mut cluster = Cluster { gateways: Vec::new(), redis, shards: None, args };
         for _ in 0..count {
             let gateway = cluster.spawn().await;
             cluster.gateways.push(gateway);

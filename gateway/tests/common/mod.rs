@@ -7,6 +7,7 @@ pub mod model;
 pub mod process;
 pub mod recorder;
 pub mod redis;
+pub mod redis_cluster;
 pub mod room;
 pub mod workload;
 

@@ -28,7 +28,7 @@ impl Drop for Redis {
 }
 
 /// A port nothing listens on now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -100,16 +100,20 @@ impl Redis {
 
     /// Runs one command (inline form) and returns Redis's raw answer.
     pub async fn command(&self, line: &str) -> String {
-        let mut stream =
-            within("connect to redis", TcpStream::connect(("127.0.0.1", self.port))).await.unwrap();
-        stream.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
-        let mut buf = vec![0; 64 * 1024];
-        let n = tokio::time::timeout(STEP, stream.read(&mut buf)).await.expect("redis answers").unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        command_on(self.port, line).await
     }
 }
 
-async fn ping(port: u16) -> bool {
+/// Runs one command (inline form) on the Redis on `port` and returns its raw answer.
+pub async fn command_on(port: u16, line: &str) -> String {
+    let mut stream = within("connect to redis", TcpStream::connect(("127.0.0.1", port))).await.unwrap();
+    stream.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    let n = tokio::time::timeout(STEP, stream.read(&mut buf)).await.expect("redis answers").unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+pub async fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return false };
     if stream.write_all(b"PING\r\n").await.is_err() {
         return false;

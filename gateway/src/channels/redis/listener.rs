@@ -26,7 +26,7 @@ pub(super) struct Subscribe(pub(super) String, pub(super) Option<Position>, pub(
 #[derive(Default)]
 pub(super) struct Unsubscribes {
     channels: std::sync::Mutex<HashSet<String>>,
-    notify: Notify,
+    pub(super) notify: Notify,
 }
 
 impl Unsubscribes {
@@ -35,7 +35,7 @@ impl Unsubscribes {
         self.notify.notify_one();
     }
 
-    fn take(&self) -> HashSet<String> {
+    pub(super) fn take(&self) -> HashSet<String> {
         std::mem::take(&mut *self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
@@ -105,14 +105,16 @@ async fn connect(
 ) -> Option<(PubSub, Vec<(String, Option<Position>)>)> {
     let (mut sink, stream) = client.get_async_pubsub().await.ok()?.split();
     let interest = hub.interest();
+    for (channel, _) in &interest {
+        sink.subscribe(topic(channel)).await.ok()?;
+    }
     if !first {
-        // Live publications wait until what was missed while away is delivered.
+        // Live publications wait until what was missed while away is delivered (each suspend
+        // is ended by one recovery: only once the connection is made, none arrived before
+        // `serve` reads them).
         for (channel, _) in &interest {
             hub.suspend(channel);
         }
-    }
-    for (channel, _) in &interest {
-        sink.subscribe(topic(channel)).await.ok()?;
     }
     Some(((sink, stream), interest))
 }
@@ -167,7 +169,7 @@ const RECOVERY_ATTEMPTS: u32 = 8;
 /// its history for `None`: nothing had arrived here yet), then the publications held back
 /// meanwhile. Redis may still be coming back: reading is retried with backoff before the
 /// subscribers are told of a gap.
-async fn recover(reader: Reader, hub: Arc<Hub>, channel: String, last: Option<Position>) {
+pub(super) async fn recover(reader: Reader, hub: Arc<Hub>, channel: String, last: Option<Position>) {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=RECOVERY_ATTEMPTS {
         match reader.history(&channel, last.as_ref()).await {
