@@ -77,7 +77,8 @@ async fn publication(gateway: &common::process::Spawned, member: &mut Member, la
     let text = format!("publication {}", last.map_or(0, |n| n + 1));
     let texts = [text.clone()];
     assert_eq!(publish(gateway.admin, room_items("calm", &texts, "")).await.status, 200);
-    match member.seen(1).await.remove(0) {
+    // One bound for the whole wait: the gateway's pings every second would renew `next`'s own.
+    match within("the room bystander's publication", member.seen(1)).await.remove(0) {
         Seen::Message { text: got, n, .. } => {
             assert_eq!(got, text, "the room bystander's next publication");
             assert!(last.is_none_or(|l| n == l + 1), "{last:?} then {n}: one missing");
