@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::process::{spawn, spawn_bin};
+use common::room::{Member, Seen, publish, room_items};
 use common::{STEP, TestGateway, within};
 use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
@@ -69,6 +70,22 @@ async fn echo(ws: &mut common::Ws, text: &str) {
         panic!("the bystander's connection closed");
     })
     .await;
+}
+
+/// A publication through the publish API reaches the room bystander, next after the last it got.
+async fn publication(gateway: &common::process::Spawned, member: &mut Member, last: &mut Option<u64>) {
+    let text = format!("publication {}", last.map_or(0, |n| n + 1));
+    let texts = [text.clone()];
+    assert_eq!(publish(gateway.admin, room_items("calm", &texts, "")).await.status, 200);
+    // One bound for the whole wait: the gateway's pings every second would renew `next`'s own.
+    match within("the room bystander's publication", member.seen(1)).await.remove(0) {
+        Seen::Message { text: got, n, .. } => {
+            assert_eq!(got, text, "the room bystander's next publication");
+            assert!(last.is_none_or(|l| n == l + 1), "{last:?} then {n}: one missing");
+            *last = Some(n);
+        }
+        Seen::Gap => panic!("the room bystander was told of a gap"),
+    }
 }
 
 /// The two halves of a stuck adversary's socket, held unread until the test ends.
@@ -241,6 +258,10 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
             .await
             .expect("bystander handshake");
     echo(&mut bystander, "before").await;
+    // A subscriber beside it, that keeps its publications.
+    let mut member = Member::join(gateway.addr, "room=calm&name=bystander").await;
+    let mut last = None;
+    publication(&gateway, &mut member, &mut last).await;
     assert!(status_kib(pid, "VmRSS:") * 1024 < BUDGET * 8 / 10, "the gateway starts under its budget");
 
     let sockets: Vec<Ws> = futures_util::stream::iter(0..ADVERSARIES)
@@ -257,6 +278,7 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
     while !(refused && unready && shed > 0.0) {
         assert!(started.elapsed() < STEP * 6, "refused {refused}, not ready {unready}, shed {shed}");
         echo(&mut bystander, &format!("during {}", started.elapsed().as_millis())).await;
+        publication(&gateway, &mut member, &mut last).await;
         if !refused {
             let url = format!("ws://{}/echo", gateway.addr);
             if let Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) =
@@ -280,13 +302,16 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
     while !adversaries.is_empty() {
         assert!(started.elapsed() < STEP * 9, "adversaries neither stuck nor closed");
         echo(&mut bystander, "while shedding").await;
+        publication(&gateway, &mut member, &mut last).await;
         while let Some(done) = adversaries.try_join_next() {
             held.extend(done.expect("adversary task"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     echo(&mut bystander, "after").await;
+    publication(&gateway, &mut member, &mut last).await;
     let peak = status_kib(pid, "VmHWM:") * 1024;
+    eprintln!("{last:?}: the room bystander's last publication");
     eprintln!("budget {} MiB: peak {} MiB, {shed} shed, {} stuck", BUDGET >> 20, peak >> 20, held.len());
     assert!(
         peak <= BUDGET + BUDGET_MARGIN_BYTES,

@@ -67,7 +67,9 @@ async fn metrics(admin: std::net::SocketAddr) -> Metrics {
 /// The bystander's next `expected` publications: those texts, at consecutive positions of one
 /// epoch after `last`, and no gap notice.
 async fn receives_in_order(bystander: &mut Member, expected: &[String], last: &mut Option<(u64, String)>) {
-    for (seen, text) in bystander.seen(expected.len()).await.into_iter().zip(expected) {
+    for (seen, text) in
+        within("the bystander's publications", bystander.seen(expected.len())).await.into_iter().zip(expected)
+    {
         let Seen::Message { text: got, n, epoch } = seen else { panic!("the bystander was told of a gap") };
         assert_eq!(&got, text, "the bystander's publications in order");
         if let Some((before, old)) = last.as_ref() {
@@ -132,7 +134,7 @@ async fn room_subscribers_that_never_read_cost_at_most_the_documented_worst_case
     let mut kept = 0;
     let mut position: Option<(u64, String)> = None;
     loop {
-        match woken.seen(1).await.remove(0) {
+        match within("the woken adversary's next", woken.seen(1)).await.remove(0) {
             Seen::Gap => break,
             Seen::Message { n, epoch, text } => {
                 if position.is_none() {
