@@ -100,6 +100,12 @@ impl TestGateway {
         if !args.iter().any(|a| a.starts_with("--grip-key-file")) {
             all.extend(["--grip-key-file", grip_key_file()]);
         }
+        // In-process gateways share the test's one process, whose resident memory is every
+        // gateway's (and every test's) at once: a process-wide budget is not theirs to keep.
+        // tests/memory.rs spawns a gateway of its own to test the budget.
+        if !args.iter().any(|a| a.starts_with("--memory-budget")) {
+            all.extend(["--memory-budget", "1099511627776"]);
+        }
         all.extend_from_slice(args);
         Self::with_config(Config::try_parse_from(all).expect("valid test config")).await
     }
@@ -276,12 +282,16 @@ impl Metrics {
 
 /// Next Text/Binary/Close message, skipping Pings and Pongs.
 pub async fn next_data(ws: &mut Ws) -> Message {
-    loop {
-        let message = within("ws message", ws.next()).await.expect("stream open").expect("valid frame");
-        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
-            return message;
+    // One deadline for the message, however many pings come before it.
+    let next = async {
+        loop {
+            let message = ws.next().await.expect("stream open").expect("valid frame");
+            if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                return message;
+            }
         }
-    }
+    };
+    within("ws message", next).await
 }
 
 /// Next Text message's text, skipping Pings and Pongs; anything else fails the test.

@@ -48,13 +48,17 @@ impl Member {
 
     /// The next JSON message the room sends (pings skipped).
     pub async fn next(&mut self) -> Value {
-        loop {
-            match within("a message from the room", self.ws.next()).await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("{}: no message: {other:?}", self.name),
+        // One deadline for the message, however many pings come before it.
+        let next = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON"),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("{}: no message: {other:?}", self.name),
+                }
             }
-        }
+        };
+        within("a message from the room", next).await
     }
 
     /// The next `n` room messages (anything else the room sends fails the test).
