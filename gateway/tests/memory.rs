@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::process::{spawn, spawn_bin};
 use common::room::{Member, Seen, publish, room_items};
-use common::{STEP, TestGateway, within};
+use common::{STEP, TestGateway, eventually_for, within};
 use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -319,4 +319,13 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
         peak >> 20,
         BUDGET >> 20
     );
+    // With the adversaries gone, the gateway is itself again: ready, and taking new connections.
+    drop(held);
+    eventually_for("ready and taking upgrades again", STEP * 3, async || {
+        let ready = common::request(gateway.admin, "GET", "/readyz", &[]).await.status == 200;
+        let url = format!("ws://{}/echo", gateway.addr);
+        ready && matches!(tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url)).await, Ok(Ok(_)))
+    })
+    .await;
+    eprintln!("ready again at {} MiB resident", status_kib(pid, "VmRSS:") >> 10);
 }
