@@ -275,30 +275,7 @@ fi
 redis_log=$work/external-redis.log
 if [[ ! -f $work/k8s-overlays-external-redis.json ]]; then
   fail "external-redis refs" "not run: $EXTERNAL_REDIS/ does not render"
-elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis.json" >"$redis_log" 2>&1 <<'PY'; then
-import json, sys
-from urllib.parse import urlsplit
-docs = json.load(open(sys.argv[1]))
-problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
-pod = next(d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream")
-gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
-args = dict(a.split("=", 1) for a in gateway.get("args", []) if "=" in a)
-url = urlsplit(args.get("--redis", ""))
-if url.scheme != "redis" or url.hostname in (None, "sidestream-redis") or url.password:
-    problems.append(f"the gateway's --redis is not another Redis, without a password: {args.get('--redis')}")
-if any(e["name"].startswith(("SIDESTREAM_REDIS", "REDIS")) for e in gateway.get("env", [])):
-    problems.append("the gateway takes Redis settings from its environment")
-password = args.get("--redis-password-file", "")
-mount = next((m for m in gateway.get("volumeMounts", []) if password.startswith(m["mountPath"] + "/")), None)
-volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), {})
-if not mount or not mount.get("readOnly") or "secret" not in volume:
-    problems.append(f"--redis-password-file {password!r} is not a read-only mounted Secret")
-egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
-if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
-    problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
-print("\n".join(problems) or f"no in-cluster Redis; --redis {url.hostname}, its password from Secret {volume['secret']['secretName']}; egress to 6379")
-sys.exit(1 if problems else 0)
-PY
+elif "$VENV/bin/python" scripts/k8s_redis_refs.py single "$work/k8s-overlays-external-redis.json" >"$redis_log" 2>&1; then
   pass "external-redis refs" "$(tail -1 "$redis_log")"
 else
   cat "$redis_log"
@@ -311,32 +288,7 @@ fi
 cluster_log=$work/external-redis-cluster.log
 if [[ ! -f $work/k8s-overlays-external-redis-cluster.json ]]; then
   fail "redis-cluster refs" "not run: $EXTERNAL_REDIS_CLUSTER/ does not render"
-elif "$VENV/bin/python" - "$work/k8s-overlays-external-redis-cluster.json" >"$cluster_log" 2>&1 <<'PY'; then
-import json, sys
-docs = json.load(open(sys.argv[1]))
-problems = [f"{d['kind']} {d['metadata']['name']} is still rendered" for d in docs if d["metadata"]["name"] == "sidestream-redis"]
-pod = next(d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sidestream")
-gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
-args = dict(a.split("=", 1) for a in gateway.get("args", []) if "=" in a)
-if "--redis" in args:
-    problems.append(f"--redis is still an argument: {args['--redis']}")
-env = {e["name"]: e for e in gateway.get("env", [])}
-ref = env.get("SIDESTREAM_REDIS", {}).get("valueFrom", {}).get("secretKeyRef", {})
-if ref.get("name") != "sidestream-redis-cluster" or ref.get("key") != "url":
-    problems.append(f"SIDESTREAM_REDIS is not the key url of the Secret sidestream-redis-cluster: {env.get('SIDESTREAM_REDIS')}")
-if any(n.startswith(("SIDESTREAM_REDIS_PASSWORD", "REDIS")) for n in env):
-    problems.append("a Redis password in the environment")
-password = args.get("--redis-password-file", "")
-mount = next((m for m in gateway.get("volumeMounts", []) if password.startswith(m["mountPath"] + "/")), None)
-volume = next((v for v in pod.get("volumes", []) if mount and v["name"] == mount["name"]), {})
-if not mount or not mount.get("readOnly") or "secret" not in volume:
-    problems.append(f"--redis-password-file {password!r} is not a read-only mounted Secret")
-egress = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "sidestream" for r in d["spec"]["egress"]]
-if not any(p.get("port") == 6379 for r in egress for p in r.get("ports", [])):
-    problems.append("the gateway's NetworkPolicy lets it reach no port 6379")
-print("\n".join(problems) or f"no in-cluster Redis; --redis from Secret {ref['name']} key {ref['key']}, its password from Secret {volume['secret']['secretName']}; egress to 6379")
-sys.exit(1 if problems else 0)
-PY
+elif "$VENV/bin/python" scripts/k8s_redis_refs.py cluster "$work/k8s-overlays-external-redis-cluster.json" >"$cluster_log" 2>&1; then
   pass "redis-cluster refs" "$(tail -1 "$cluster_log")"
 else
   cat "$cluster_log"

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::process::{spawn, spawn_bin};
+use common::process::{settled_rss, spawn, spawn_bin, status_kib};
 use common::room::{Member, Seen, publish, room_items};
 use common::{STEP, TestGateway, eventually_for, within};
 use futures_util::{SinkExt, StreamExt};
@@ -32,29 +32,6 @@ const ECHO_ADVERSARY_SIDECAR_MAX_BYTES: usize = 192 * 1024;
 /// One test at a time: each measures one gateway's memory under a few hundred clients, and two at
 /// once on a small machine would measure each other.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn status_kib(pid: u32, field: &str) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the gateway's status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field}"))
-}
-
-/// Resident memory once it stops moving (two readings 200 ms apart within 1%), in bytes.
-async fn settled_rss(pid: u32) -> usize {
-    let mut last = status_kib(pid, "VmRSS:");
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = status_kib(pid, "VmRSS:");
-        if now.abs_diff(last) * 100 <= last {
-            return now * 1024;
-        }
-        last = now;
-    }
-    last * 1024
-}
 
 /// An echo round trip on `/echo`: the reply carries the text.
 async fn echo(ws: &mut common::Ws, text: &str) {

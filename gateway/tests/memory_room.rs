@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::process::spawn;
+use common::process::{settled_rss, spawn, status_kib};
 use common::room::{Member, Seen, publish, room_items};
 use common::{Metrics, STEP, eventually, within};
 use futures_util::StreamExt;
@@ -24,29 +24,6 @@ const TEXT: usize = 4000;
 /// the gateway (README, "Memory, on every path"): what it holds of the publications (shared with
 /// the other subscribers: one copy each), its outbox and its socket's write buffer.
 const ROOM_ADVERSARY_MAX_BYTES: usize = 96 * 1024;
-
-fn status_kib(pid: u32, field: &str) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the gateway's status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field}"))
-}
-
-/// Resident memory once it stops moving (two readings 200 ms apart within 1%), in bytes.
-async fn settled_rss(pid: u32) -> usize {
-    let mut last = status_kib(pid, "VmRSS:");
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = status_kib(pid, "VmRSS:");
-        if now.abs_diff(last) * 100 <= last {
-            return now * 1024;
-        }
-        last = now;
-    }
-    last * 1024
-}
 
 /// A subscriber that never reads: a small receive buffer, so its kernel soaks up little.
 async fn join_stuck(addr: std::net::SocketAddr, i: usize) -> Member {

@@ -83,3 +83,27 @@ pub async fn spawn_bin(bin: &str, args: &[&str]) -> Spawned {
     });
     Spawned { child, addr, admin, log }
 }
+
+/// A field of the process's `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the gateway's status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field}"))
+}
+
+/// Resident memory once it stops moving (two readings 200 ms apart within 1%), in bytes.
+pub async fn settled_rss(pid: u32) -> usize {
+    let mut last = status_kib(pid, "VmRSS:");
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = status_kib(pid, "VmRSS:");
+        if now.abs_diff(last) * 100 <= last {
+            return now * 1024;
+        }
+        last = now;
+    }
+    last * 1024
+}
