@@ -254,18 +254,7 @@ async fn the_connections_of_a_killed_gateway_get_their_disconnect_through_the_ot
     let log = a.kill().await;
     assert!(!log.contains("panicked"), "{log}");
 
-    let mut disconnected = HashSet::new();
-    while disconnected.len() < ON_A {
-        let seen = app.next_with("DISCONNECT").await;
-        let id = seen.headers["connection-id"].to_str().unwrap().to_owned();
-        assert!(ids.contains(&id), "a DISCONNECT for one of A's connections, not {id}");
-        assert_eq!(
-            seen.headers.get("meta-n").map(|n| n.as_bytes()),
-            Some(&b"1"[..]),
-            "the app's latest meta"
-        );
-        assert!(disconnected.insert(id), "one DISCONNECT each");
-    }
+    app.disconnects_of(&ids).await;
     let took = killed_at.elapsed();
     assert!(took < Duration::from_secs(2 + 5), "within the lease and a few seconds: {took:?}");
     // Counted once each answer is back at B (the app saw the requests a moment before).

@@ -181,23 +181,14 @@ async fn the_connections_of_a_gateway_killed_on_a_cluster_get_their_disconnect_t
     let killed = Instant::now();
     let log = cluster.gateways.remove(0).kill().await;
     assert!(!log.contains("panicked"), "{log}");
-    let mut disconnected = HashSet::new();
-    while disconnected.len() < ON_A {
-        let seen = app.next_with("DISCONNECT").await;
-        let id = seen.headers["connection-id"].to_str().unwrap().to_owned();
-        assert!(ids.contains(&id), "a DISCONNECT for one of A's connections, not {id}");
-        assert_eq!(
-            seen.headers.get("meta-n").map(|n| n.as_bytes()),
-            Some(&b"1"[..]),
-            "the app's latest meta"
-        );
-        assert!(disconnected.insert(id), "one DISCONNECT each");
-    }
+    app.disconnects_of(&ids).await;
     let took = killed.elapsed();
     eprintln!(
         "DISCONNECTs of {ON_A} connections delivered by the other gateway {took:?} after the SIGKILL (lease 2 s)"
     );
-    assert!(took < Duration::from_secs(2 + 2), "within the lease and about a second: {took:?}");
+    // As channels.rs's single-Redis test: the lease and a few seconds, room for a loaded machine
+    // (measured 2.7-2.8 s on this one).
+    assert!(took < Duration::from_secs(2 + 5), "within the lease and a few seconds: {took:?}");
     eventually("B counts what it reaped", async || {
         let m = Metrics::parse(&request(b, "GET", "/metrics", &[]).await.text());
         m.get("sidestream_connections_reaped_total") == ON_A as f64

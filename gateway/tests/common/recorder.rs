@@ -86,6 +86,20 @@ impl AppRecorder {
             }
         }
     }
+
+    /// One `DISCONNECT` for each connection of `ids` (a dead gateway's, sent by a reaper), each
+    /// with the meta its app set last (`n=1`), and none for another connection or twice.
+    pub async fn disconnects_of(&mut self, ids: &std::collections::HashSet<String>) {
+        let mut disconnected = std::collections::HashSet::new();
+        while disconnected.len() < ids.len() {
+            let seen = self.next_with("DISCONNECT").await;
+            let id = seen.headers["connection-id"].to_str().unwrap().to_owned();
+            assert!(ids.contains(&id), "a DISCONNECT for one of the dead gateway's connections, not {id}");
+            let meta = seen.headers.get("meta-n").map(|n| n.as_bytes());
+            assert_eq!(meta, Some(&b"1"[..]), "the app's latest meta");
+            assert!(disconnected.insert(id), "one DISCONNECT each");
+        }
+    }
 }
 
 async fn answer(
