@@ -370,6 +370,15 @@ mod tests {
         })
     }
 
+    /// A hub with one subscriber of "room" whose history is read, and what it receives.
+    fn subscribed() -> (Hub, mpsc::Receiver<Arc<Publication>>) {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let (tx, rx) = Mailbox::new();
+        hub.join("room", 1, tx, gap());
+        hub.recovered("room", 1, None);
+        (hub, rx)
+    }
+
     fn texts(rx: &mut mpsc::Receiver<Arc<Publication>>) -> Vec<String> {
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|p| match &p.payload {
@@ -401,10 +410,7 @@ mod tests {
 
     #[test]
     fn a_publication_of_another_epoch_comes_after_a_gap_notice() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = Mailbox::new();
-        hub.join("room", 1, tx, gap());
-        hub.recovered("room", 1, None);
+        let (hub, mut rx) = subscribed();
         hub.deliver(publication(1, "one"));
         let mut other = (*publication(1, "another history")).clone();
         other.position = Some(Position { n: 1, epoch: "f".into() });
@@ -430,10 +436,7 @@ mod tests {
 
     #[test]
     fn a_second_loss_during_a_recovery_holds_the_live_ones_until_both_recoveries_are_done() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = Mailbox::new();
-        hub.join("room", 1, tx, gap());
-        hub.recovered("room", 1, None);
+        let (hub, mut rx) = subscribed();
         hub.deliver(publication(1, "one"));
         hub.suspend("room");
         hub.suspend("room");
@@ -463,10 +466,7 @@ mod tests {
 
     #[test]
     fn a_channel_recovering_after_a_reconnect_keeps_its_order() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = Mailbox::new();
-        hub.join("room", 1, tx, gap());
-        hub.recovered("room", 1, None);
+        let (hub, mut rx) = subscribed();
         hub.deliver(publication(1, "one"));
         hub.suspend("room");
         hub.deliver(publication(4, "live 4"));
@@ -480,10 +480,7 @@ mod tests {
 
     #[test]
     fn a_channel_that_held_back_too_much_while_recovering_tells_of_the_gap_before_what_follows() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let (tx, mut rx) = Mailbox::new();
-        hub.join("room", 1, tx, gap());
-        hub.recovered("room", 1, None);
+        let (hub, mut rx) = subscribed();
         hub.deliver(publication(1, "one"));
         hub.suspend("room");
         for n in 2..=HELD as u64 + 2 {
