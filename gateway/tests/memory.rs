@@ -90,6 +90,21 @@ async fn open_adversary(addr: std::net::SocketAddr) -> Ws {
     unreachable!()
 }
 
+/// [`ADVERSARIES`] adversaries at `addr`: every one opens first, then all push at once, so no
+/// handshake waits behind the others' requests.
+async fn unleash(addr: std::net::SocketAddr) -> JoinSet<Option<Held>> {
+    let sockets: Vec<Ws> = futures_util::stream::iter(0..ADVERSARIES)
+        .map(|_| open_adversary(addr))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut adversaries = JoinSet::new();
+    for ws in sockets {
+        adversaries.spawn(adversary(ws));
+    }
+    adversaries
+}
+
 /// One adversary: texts of `\x01` until a send makes no progress for a second (the gateway
 /// stopped reading: its socket comes back, to be held) or the gateway closes it (`None`).
 async fn adversary(ws: Ws) -> Option<Held> {
@@ -116,17 +131,7 @@ async fn echo_adversaries(gateway: &common::process::Spawned) -> usize {
     echo(&mut bystander, "before").await;
     let before = settled_rss(pid).await;
 
-    // Every adversary opens first, then all push at once: no handshake waits behind the others'
-    // requests.
-    let sockets: Vec<Ws> = futures_util::stream::iter(0..ADVERSARIES)
-        .map(|_| open_adversary(gateway.addr))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut adversaries = JoinSet::new();
-    for ws in sockets {
-        adversaries.spawn(adversary(ws));
-    }
+    let mut adversaries = unleash(gateway.addr).await;
     // While they push, the bystander's echoes keep coming.
     let started = Instant::now();
     let (mut closed, mut held) = (0, Vec::new());
@@ -241,15 +246,7 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
     publication(&gateway, &mut member, &mut last).await;
     assert!(status_kib(pid, "VmRSS:") * 1024 < BUDGET * 8 / 10, "the gateway starts under its budget");
 
-    let sockets: Vec<Ws> = futures_util::stream::iter(0..ADVERSARIES)
-        .map(|_| open_adversary(gateway.addr))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut adversaries = JoinSet::new();
-    for ws in sockets {
-        adversaries.spawn(adversary(ws));
-    }
+    let mut adversaries = unleash(gateway.addr).await;
     let started = Instant::now();
     let (mut refused, mut unready, mut shed) = (false, false, 0.0);
     while !(refused && unready && shed > 0.0) {
