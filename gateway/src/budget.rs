@@ -5,7 +5,8 @@
 //! 90% of the budget the gateway is *over*: new upgrades get `503` with `Retry-After`, `/readyz`
 //! says not ready, connections that hold anything for their client stop reading from it, and
 //! those that hold at least [`SHED_BYTES`] close with 1008 when they next wake (their next frame,
-//! write, timer or keep-alive ping). Below 80% it is not over any more. Counted in
+//! write, timer or keep-alive ping). Below 80%, or after 5 s under 90% without rising, it is not
+//! over any more. Counted in
 //! `memory_budget{path="gateway"}`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,12 @@ const FIXED_BUDGET: u64 = 2 << 30;
 
 /// How often the resident memory is read.
 const EVERY: Duration = Duration::from_millis(100);
+
+/// Readings in a row, over the budget, under 90% and not rising, after which the pressure is taken
+/// to be gone (5 s): what is resident then is memory the allocator kept after the burst (glibc's
+/// arenas keep what was freed), reused by the next connections rather than added to. Without it
+/// a glibc gateway could stay over, refusing every upgrade, long after its adversaries left.
+const CALM_READINGS: u32 = 50;
 
 #[derive(Debug)]
 pub struct MemoryBudget {
@@ -56,11 +63,12 @@ impl MemoryBudget {
         tokio::spawn(watch(budget));
     }
 
-    /// Takes a reading of `resident` bytes: over from 90% of the limit, back from 80%.
-    fn update(&self, resident: u64) {
+    /// Takes a reading of `resident` bytes, after `calm` readings in a row under 90% that did not
+    /// rise: over from 90% of the limit, back from 80%, or after [`CALM_READINGS`] calm ones.
+    fn update(&self, resident: u64, calm: u32) {
         let (high, low) = (self.limit / 10 * 9, self.limit / 10 * 8);
         let was = self.is_over();
-        let now = if was { resident >= low } else { resident >= high };
+        let now = if was { resident >= low && calm < CALM_READINGS } else { resident >= high };
         if now != was {
             self.over.store(now, Ordering::Relaxed);
             if now {
@@ -75,11 +83,16 @@ impl MemoryBudget {
 async fn watch(budget: Weak<MemoryBudget>) {
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut calm, mut last) = (0, u64::MAX);
     loop {
         ticks.tick().await;
         let Some(budget) = budget.upgrade() else { return };
         if let Some(resident) = resident_bytes() {
-            budget.update(resident);
+            // Calm: under 90% and not more than a page or so above the reading before.
+            let settled = resident < budget.limit / 10 * 9 && resident <= last.saturating_add(64 << 10);
+            calm = if settled { calm + 1 } else { 0 };
+            last = resident;
+            budget.update(resident, calm);
         }
     }
 }
@@ -106,8 +119,22 @@ mod tests {
         for (resident, over) in
             [(899, false), (900, true), (850, true), (800, true), (799, false), (850, false)]
         {
-            budget.update(resident);
+            budget.update(resident, 0);
             assert_eq!(budget.is_over(), over, "at {resident}");
         }
+    }
+
+    #[test]
+    fn over_and_calm_long_enough_is_over_no_more() {
+        let budget = MemoryBudget { limit: 1000, over: AtomicBool::new(false) };
+        budget.update(950, 0);
+        budget.update(850, CALM_READINGS - 1);
+        assert!(budget.is_over(), "not calm for long enough yet");
+        budget.update(850, CALM_READINGS);
+        assert!(!budget.is_over(), "calm: what is resident is the allocator's");
+        budget.update(899, CALM_READINGS);
+        assert!(!budget.is_over(), "under 90%: still fine");
+        budget.update(900, 0);
+        assert!(budget.is_over(), "over 90% again");
     }
 }

@@ -25,18 +25,6 @@ const TEXT: usize = 4000;
 /// the other subscribers: one copy each), its outbox and its socket's write buffer.
 const ROOM_ADVERSARY_MAX_BYTES: usize = 96 * 1024;
 
-/// A subscriber that never reads: a small receive buffer, so its kernel soaks up little.
-async fn join_stuck(addr: std::net::SocketAddr, i: usize) -> Member {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = within("adversary connect", socket.connect(addr)).await.expect("connected");
-    let url = format!("ws://{addr}/room?room=storm&name=a{i}");
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    let (ws, _) =
-        within("adversary joins", tokio_tungstenite::client_async(url, stream)).await.expect("accepted");
-    Member { ws, name: format!("a{i}"), welcome: serde_json::Value::Null }
-}
-
 async fn metrics(admin: std::net::SocketAddr) -> Metrics {
     Metrics::parse(&common::request(admin, "GET", "/metrics", &[]).await.text())
 }
@@ -65,7 +53,9 @@ async fn room_subscribers_that_never_read_cost_at_most_the_documented_worst_case
     let before = settled_rss(pid).await;
 
     let mut held: Vec<Member> = futures_util::stream::iter(0..ADVERSARIES)
-        .map(|i| join_stuck(gateway.addr, i))
+        // Subscribers that never read past their welcome, on small receive buffers, so their
+        // kernels soak up little.
+        .map(|i| async move { Member::join_slow(gateway.addr, &format!("room=storm&name=a{i}")).await })
         .buffer_unordered(16)
         .collect()
         .await;
@@ -107,7 +97,7 @@ async fn room_subscribers_that_never_read_cost_at_most_the_documented_worst_case
     // An adversary that reads at last: what its mailbox held, in order, then its gap notice
     // (the rest went past it), then live publications again.
     let mut woken = held.pop().expect("an adversary");
-    assert_eq!(woken.next().await["type"], "welcome");
+    assert_eq!(woken.welcome["type"], "welcome");
     let mut kept = 0;
     let mut position: Option<(u64, String)> = None;
     loop {
