@@ -500,18 +500,18 @@ async fn fault_gateway(args: &[&str]) -> TestGateway {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_host_answers_503_with_retry_after_instead_of_queueing() {
     let gw = fault_gateway(&["--component-instances", "2", "--component-timeout", "10s"]).await;
-    // Two guests hold both instances for a while.
+    // Two guests hold both instances for a while. Only once both run does the probe go: a probe
+    // that took an instance first could make a slow guest wait past its own 500 ms.
     let busy: Vec<_> =
-        (0..2).map(|_| tokio::spawn(request(gw.addr, "GET", "/fault/slow?ms=3000", &[]))).collect();
-    let mut refused = None;
-    common::eventually("a request finds every instance busy", async || {
-        let started = Instant::now();
-        let reply = gw.get("/health").await;
-        refused = Some((reply, started.elapsed()));
-        refused.as_ref().is_some_and(|(r, _)| r.status == 503)
+        (0..2).map(|_| tokio::spawn(request(gw.addr, "GET", "/fault/slow?ms=5000", &[]))).collect();
+    common::eventually("both slow guests run", async || {
+        gw.metrics().await.get("sidestream_component_guests_running") == 2.0
     })
     .await;
-    let (reply, waited) = refused.expect("a reply");
+    let started = Instant::now();
+    let reply = gw.get("/health").await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 503, "a request finds every instance busy: {reply:?}");
     assert_eq!(reply.header("retry-after"), Some("1"), "{reply:?}");
     assert!(reply.text().contains("busy"), "{}", reply.text());
     // It waited a little for an instance (a burst of quick requests rides it out), not until its
