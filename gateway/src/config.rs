@@ -207,9 +207,10 @@ pub struct Config {
 
     // --- memory budgets (issue 23) ---
     /// What the embedded host's instance pool may keep resident between requests, in MiB, over all
-    /// its slots: each slot keeps at most this divided by --component-instances (and at most 1 MiB)
-    /// of its linear memory and of its tables, so a reused slot need not fault its pages back in.
-    /// What running instances use comes on top (at most --component-memory-mib each)
+    /// its slots: each slot's share (this divided by --component-instances) keeps 16 KiB of its
+    /// stack and halves the rest between its linear memory and its tables (at most 1 MiB each), so
+    /// a reused slot need not fault its pages back in. What running instances use comes on top (at
+    /// most --component-memory-mib each)
     #[arg(long, env = "SIDESTREAM_COMPONENT_POOL_RESIDENT_MIB", default_value_t = 64)]
     pub component_pool_resident_mib: u64,
 

@@ -516,17 +516,34 @@ fn digest(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// What each slot of the pool keeps resident of its linear memory, of its tables and of its stack
-/// once its instance is gone: `--component-pool-resident-mib` shared by the slots (a third each),
-/// at most 1 MiB, in whole pages; the rest is given back to the kernel. So the pool keeps at most
-/// the flag's amount resident between requests, for a component of one memory (a Rust one).
-fn keep_resident(pool_mib: u64, instances: u32) -> usize {
-    let share = (pool_mib << 20) / u64::from(instances.max(1)) / 3;
-    (share.min(1 << 20) as usize) & !0xfff
+/// What each slot of the pool keeps resident once its instance is gone; the rest is given back
+/// to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Keep {
+    memory: usize,
+    table: usize,
+    stack: usize,
+}
+
+/// The stack a slot keeps: zeroed after every request, so kept small. A request to the shipped
+/// component touches less than this of its fiber stack; 86 KiB (a third of the default share)
+/// cost 3% more CPU per app message at C=100 (`ab --app`, BENCHMARKS.md).
+const STACK_KEEP: usize = 16 << 10;
+
+/// `--component-pool-resident-mib` shared by the slots: each slot's stack keeps [`STACK_KEEP`]
+/// (or its whole share when that is less), and its linear memory and its tables share the rest in
+/// halves, at most 1 MiB each, in whole pages. So the pool keeps at most the flag's amount
+/// resident between requests, for a component of one memory (a Rust one).
+fn keep_resident(pool_mib: u64, instances: u32) -> Keep {
+    let share = (pool_mib << 20) / u64::from(instances.max(1));
+    let stack = share.min(STACK_KEEP as u64);
+    let half = ((share - stack) / 2).min(1 << 20);
+    let pages = |bytes: u64| (bytes as usize) & !0xfff;
+    Keep { memory: pages(half), table: pages(half), stack: pages(stack) }
 }
 
 /// An engine with epoch interruption and, when the machine allows it, the pooling allocator.
-fn engine(memory_bytes: usize, instances: u32, keep: usize) -> anyhow::Result<Engine> {
+fn engine(memory_bytes: usize, instances: u32, keep: Keep) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     // The shipped component is stripped, so a wasm backtrace is a list of unnamed functions in
@@ -534,7 +551,7 @@ fn engine(memory_bytes: usize, instances: u32, keep: usize) -> anyhow::Result<En
     config.wasm_backtrace_max_frames(None);
     // Without zeroing, whatever a guest's stack touched stays resident in its slot for good: with
     // 300 /echo clients sending 16 KiB texts, about 90 MiB over 256 slots after every socket was
-    // gone. Zeroed, a slot's stack keeps `keep` bytes and gives the rest back.
+    // gone. Zeroed, a slot's stack keeps `keep.stack` bytes and gives the rest back.
     config.async_stack_zeroing(true);
     let mut pool = PoolingAllocationConfig::default();
     // Per component instance: a Rust component has 3 core instances, a TypeScript one (j2w) 4, a
@@ -553,15 +570,15 @@ fn engine(memory_bytes: usize, instances: u32, keep: usize) -> anyhow::Result<En
         // second with 1 MiB. What is kept is bounded by --component-pool-resident-mib
         // ([`keep_resident`]), and no warm slot is left unused while a used one is free, so the
         // set of slots ever touched is the most instances that ran at once.
-        .linear_memory_keep_resident(keep)
-        .table_keep_resident(keep)
-        .async_stack_keep_resident(keep)
+        .linear_memory_keep_resident(keep.memory)
+        .table_keep_resident(keep.table)
+        .async_stack_keep_resident(keep.stack)
         .max_unused_warm_slots(0)
         .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => {
-            info!(instances, keep_resident = keep, "wasm host: pooling allocator");
+            info!(instances, ?keep, "wasm host: pooling allocator");
             Ok(engine)
         }
         Err(error) => {
@@ -572,5 +589,31 @@ fn engine(memory_bytes: usize, instances: u32, keep: usize) -> anyhow::Result<En
             config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
             Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasm engine")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slots_keep_at_most_the_pool_between_them() {
+        for pool_mib in [0, 1, 3, 16, 64, 100, 256, 768, 4096, 65_536] {
+            for instances in [1, 2, 7, 16, 100, 256, 1000, 10_000] {
+                let keep = keep_resident(pool_mib, instances);
+                let kept = (keep.memory + keep.table + keep.stack) as u64 * u64::from(instances);
+                assert!(kept <= pool_mib << 20, "{pool_mib} MiB over {instances}: {keep:?}");
+                assert!(keep.memory <= 1 << 20 && keep.stack <= STACK_KEEP, "{keep:?}");
+                assert!([keep.memory, keep.table, keep.stack].iter().all(|b| b % 4096 == 0), "{keep:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_pool_keeps_a_small_stack_and_the_rest_for_memory_and_tables() {
+        let keep = keep_resident(64, 256);
+        assert_eq!(keep, Keep { memory: 120 << 10, table: 120 << 10, stack: 16 << 10 });
+        assert_eq!(keep_resident(0, 256), Keep { memory: 0, table: 0, stack: 0 });
+        assert_eq!(keep_resident(768, 256).memory, 1 << 20, "at most 1 MiB each");
     }
 }
