@@ -145,7 +145,7 @@ export function parseJson(text) {
  * A message said in the room, to everyone in it (the sender too).
  * @typedef {object} RoomFrame
  * @property {"room"} type
- * @property {string} id its position in the room's history, `N.EPOCH`: what `last=` comes back with
+ * @property {string} id its position in the room's history, `N.EPOCH` (`N.EPOCH.TAG` on Redis): what `last=` comes back with
  * @property {string} from who said it
  * @property {string} text what they said
  * @property {number} [at] when the sender's gateway took it, epoch ms (absent for the publish API's)

@@ -71,24 +71,30 @@ impl Member {
     }
 }
 
-/// A message's position in its channel, `n.epoch`.
+/// A message's position in its channel, `n.epoch`, or `n.epoch.tag` on Redis.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Position {
     n: u64,
     epoch: String,
+    tag: Option<String>,
 }
 
 impl Position {
     fn of(message: &Value) -> Self {
         let id = message["id"].as_str().expect("an id");
-        let (n, epoch) = id.split_once('.').expect("n.epoch");
-        Position { n: n.parse().unwrap(), epoch: epoch.to_owned() }
+        let mut parts = id.split('.');
+        let (n, epoch) = (parts.next().unwrap(), parts.next().expect("n.epoch"));
+        Position { n: n.parse().unwrap(), epoch: epoch.to_owned(), tag: parts.next().map(str::to_owned) }
     }
 }
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.n, self.epoch)
+        write!(f, "{}.{}", self.n, self.epoch)?;
+        match &self.tag {
+            Some(tag) => write!(f, ".{tag}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The channels' guarantee, checked against a model ([`common::model`]) under a random workload
 //! ([`common::workload`]) on real gateway processes: the in-memory broker, and two gateways on one
-//! real `redis-server`. Each run prints its seed; `SIDESTREAM_MODEL_SEED=N` replays its choices.
+//! real `redis-server`, with ghosts ([`common::ghost`]: the history diverging under its
+//! subscribers, as a Redis Cluster failover can make it) and without. Each run prints its seed;
+//! `SIDESTREAM_MODEL_SEED=N` replays its choices.
 //! `make soak` runs the same workload longer with faults (the ignored test below).
 
 mod common;
@@ -14,6 +16,7 @@ use common::model::{Event, History, Session, Verdict, check};
 use common::redis::Redis;
 use common::redis_cluster::RedisCluster;
 use common::workload::{self, Manner, Plan, Shared, Targets};
+use common::{ghost, soak};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,21 +32,32 @@ fn seed() -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_memory_broker_keeps_the_model() {
     let cluster = Cluster::start(Broker::Memory, ARGS).await;
-    let verdict = run("memory", cluster, Duration::from_secs(20), false).await;
+    let verdict = run("memory", cluster, Duration::from_secs(20), Faults::None).await;
     assert_verdict(&verdict, false);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_gateways_on_redis_keep_the_model() {
     let cluster = Cluster::start(Broker::Redis, ARGS).await;
-    let verdict = run("redis", cluster, Duration::from_secs(20), false).await;
+    let verdict = run("redis", cluster, Duration::from_secs(20), Faults::None).await;
     assert_verdict(&verdict, false);
+}
+
+/// Ghosts: publications delivered that the history never holds, at the position its next
+/// publication takes. Each subscriber given one gets its gap notice before the history's
+/// publication there, never a silent drop of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_on_redis_tell_of_a_history_that_diverged() {
+    let cluster = Cluster::start(Broker::Redis, ARGS).await;
+    let verdict = run("redis with ghosts", cluster, Duration::from_secs(20), Faults::Ghosts).await;
+    assert_verdict(&verdict, true);
+    assert!(verdict.gaps > 0, "the ghosts were delivered: {verdict:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_gateways_on_a_redis_cluster_keep_the_model() {
     let cluster = Cluster::start(Broker::RedisCluster, ARGS).await;
-    let verdict = run("redis cluster", cluster, Duration::from_secs(20), false).await;
+    let verdict = run("redis cluster", cluster, Duration::from_secs(20), Faults::None).await;
     assert_verdict(&verdict, false);
 }
 
@@ -56,13 +70,13 @@ async fn soak_redis_with_faults() {
     // The run outlasts the default --history-ttl (10 minutes): the audit reads it all at the end.
     let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h"]].concat();
     let cluster = Cluster::on(Some(redis), &args).await;
-    let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), true).await;
+    let verdict = run("redis with faults", cluster, Duration::from_secs(seconds), Faults::Soak).await;
     assert_verdict(&verdict, true);
 }
 
 /// `make soak` on a Redis Cluster (a replica per primary, publishes answered once the replica has
 /// them): gateways SIGKILLed, primaries SIGKILLed (their replicas promoted, the dead ones back as
-/// replicas), graceful failovers, the gateways' sharded subscriptions killed.
+/// replicas), graceful failovers, the gateways' sharded subscriptions killed, ghosts.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by make soak"]
 async fn soak_redis_cluster_with_faults() {
@@ -70,7 +84,7 @@ async fn soak_redis_cluster_with_faults() {
     let shards = RedisCluster::start(true).await;
     let args = [ARGS, &["--lease", "3s", "--history-ttl", "2h", "--redis-wait-replicas", "1"]].concat();
     let cluster = Cluster::on_cluster(shards, &args).await;
-    let verdict = run("redis cluster with faults", cluster, Duration::from_secs(seconds), true).await;
+    let verdict = run("redis cluster with faults", cluster, Duration::from_secs(seconds), Faults::Soak).await;
     assert_verdict(&verdict, true);
 }
 
@@ -86,9 +100,19 @@ fn assert_verdict(verdict: &Verdict, faults: bool) {
     }
 }
 
-/// Runs the workload on `cluster` for `length` (injecting faults now and then with `faults`),
-/// ends it, audits each room's history and checks everything against the model.
-async fn run(name: &str, mut cluster: Cluster, length: Duration, faults: bool) -> Verdict {
+/// What goes wrong during a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Faults {
+    None,
+    /// Ghosts only, every 0.2 to 1.5 s.
+    Ghosts,
+    /// `make soak`'s faults, every 8 to 20 s.
+    Soak,
+}
+
+/// Runs the workload on `cluster` for `length` (with `faults`), ends it, audits each room's
+/// history and checks everything against the model.
+async fn run(name: &str, mut cluster: Cluster, length: Duration, faults: Faults) -> Verdict {
     let seed = seed();
     eprintln!("model {name}: seed {seed} (replay with SIDESTREAM_MODEL_SEED={seed})");
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -109,11 +133,13 @@ async fn run(name: &str, mut cluster: Cluster, length: Duration, faults: bool) -
         let task = workload::subscriber(shared.clone(), (room, format!("s{id}")), manner, None, rng.random());
         readers.push(tokio::spawn(task));
     }
-    let faults_seen = if faults {
-        inject_faults(&mut cluster, &targets, length, &mut rng).await
-    } else {
-        tokio::time::sleep(length).await;
-        0
+    let faults_seen = match faults {
+        Faults::None => {
+            tokio::time::sleep(length).await;
+            0
+        }
+        Faults::Ghosts => ghost::haunt_for(&cluster, PLAN.rooms, length, &mut rng).await,
+        Faults::Soak => soak::inject_faults((&mut cluster, PLAN.rooms), &targets, length, &mut rng).await,
     };
     shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for publisher in publishers {
@@ -205,84 +231,6 @@ async fn audit(shared: &Arc<Shared>) -> HashMap<String, History> {
     histories
 }
 
-/// Now and then one fault of four: a gateway SIGKILLed (and another started), Redis killed and
-/// restarted with its append-only file, the gateways' pub/sub connections killed, Redis paused
-/// past the lease. Returns how many were injected.
-async fn inject_faults(
-    cluster: &mut Cluster,
-    targets: &Targets,
-    length: Duration,
-    rng: &mut SmallRng,
-) -> usize {
-    let end = tokio::time::Instant::now() + length;
-    let mut count = 0;
-    while tokio::time::Instant::now() + Duration::from_secs(30) < end {
-        tokio::time::sleep(Duration::from_secs(rng.random_range(8..20))).await;
-        count += 1;
-        if cluster.shards.is_some() {
-            cluster_fault(cluster, targets, count, rng).await;
-            continue;
-        }
-        match rng.random_range(0..4) {
-            0 => {
-                let i = rng.random_range(0..cluster.gateways.len());
-                eprintln!("fault {count}: SIGKILL gateway {i}");
-                cluster.restart(i).await;
-                *targets.write().unwrap() = cluster.targets();
-            }
-            1 => {
-                eprintln!("fault {count}: Redis killed and restarted from its AOF");
-                let redis = cluster.redis.as_mut().expect("redis");
-                redis.kill().await;
-                tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
-                redis.restart().await;
-            }
-            2 => {
-                eprintln!("fault {count}: CLIENT KILL TYPE pubsub");
-                cluster.redis.as_ref().expect("redis").command("CLIENT KILL TYPE pubsub").await;
-            }
-            _ => {
-                eprintln!("fault {count}: Redis paused past the lease");
-                cluster.redis.as_ref().expect("redis").command("CLIENT PAUSE 4500 ALL").await;
-                tokio::time::sleep(Duration::from_millis(4500)).await;
-            }
-        }
-    }
-    tokio::time::sleep_until(end).await;
-    count
-}
-
-/// One fault on a Redis Cluster.
-async fn cluster_fault(cluster: &mut Cluster, targets: &Targets, count: usize, rng: &mut SmallRng) {
-    let fault = rng.random_range(0..4);
-    if fault == 0 {
-        let i = rng.random_range(0..cluster.gateways.len());
-        eprintln!("fault {count}: SIGKILL gateway {i}");
-        cluster.restart(i).await;
-        *targets.write().unwrap() = cluster.targets();
-        return;
-    }
-    let shards = cluster.shards.as_mut().expect("a cluster");
-    let primaries = shards.primaries().await;
-    let primary = primaries[rng.random_range(0..primaries.len())];
-    match fault {
-        1 => {
-            let took = shards.kill_primary(primary).await;
-            eprintln!("fault {count}: primary {primary} SIGKILLed, its replica promoted after {took:?}");
-            tokio::time::sleep(Duration::from_millis(rng.random_range(100..2000))).await;
-            shards.restart(primary).await;
-        }
-        2 => {
-            eprintln!("fault {count}: CLUSTER FAILOVER of primary {primary}");
-            shards.failover(primary).await;
-        }
-        _ => {
-            eprintln!("fault {count}: CLIENT KILL TYPE pubsub on every node");
-            shards.kill_pubsub().await;
-        }
-    }
-}
-
 /// The model itself finds what it is there to find: a hole without a gap notice, a repeat, an
 /// older one, a session that stops short of the end, a publication answered 200 and lost.
 #[test]
@@ -316,7 +264,9 @@ fn the_model_finds_holes_repeats_reorders_short_streams_and_losses() {
             "the history has another",
         ),
     ] {
-        let verdict = check(&histories, &[], &[session(events.clone())]);
+        // "other" was answered 200: not a ghost.
+        let other = [Published { room: "r".into(), text: "other".into(), ok: Some(true) }];
+        let verdict = check(&histories, &other, &[session(events.clone())]);
         assert!(verdict.violations.iter().any(|v| v.contains(why)), "{events:?}: {:?}", verdict.violations);
     }
     // Across a new epoch (the history kept, relabeled): earlier messages hold the history's text,
@@ -336,6 +286,36 @@ fn the_model_finds_holes_repeats_reorders_short_streams_and_losses() {
     let unsaid = [session(vec![old(1, "t1"), old(2, "t2"), m(3), m(4)])];
     let verdict = check(&histories, &[], &unsaid);
     assert!(verdict.violations.iter().any(|v| v.contains("another epoch")), "{:?}", verdict.violations);
+    // A ghost (never answered 200, another text at a position of the history) comes in order;
+    // the history's publication at or before its position comes after it only after a gap notice.
+    let ghost = |n: u64| Event::Message { n, epoch: "e".into(), text: format!("ghost{n}") };
+    let told = [session(vec![m(1), ghost(2), Event::Gap, m(2), m(3), m(4)])];
+    let verdict = check(&histories, &[], &told);
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    for (events, why) in [
+        (vec![m(1), ghost(2), m(3), m(4)], "with no gap notice between"),
+        (vec![m(1), ghost(2), m(2), m(3), m(4)], "another history's without a gap notice"),
+        (vec![m(1), ghost(2), ghost(3), Event::Gap, m(2), m(3), m(4)], ""),
+    ] {
+        let verdict = check(&histories, &[], &[session(events.clone())]);
+        assert_eq!(
+            verdict.violations.iter().any(|v| v.contains(why)),
+            !why.is_empty(),
+            "{events:?}: {:?}",
+            verdict.violations
+        );
+    }
+    let back = Session {
+        since: Some((2, "e".into())),
+        since_text: Some("ghost2".into()),
+        ..session(vec![m(2), m(3), m(4)])
+    };
+    let verdict = check(&histories, &[], &[back]);
+    assert!(
+        verdict.violations.iter().any(|v| v.contains("without a gap notice")),
+        "came back at a ghost: {:?}",
+        verdict.violations
+    );
     let lost = [Published { room: "r".into(), text: "t5".into(), ok: Some(true) }];
     let verdict = check(&histories, &lost, &[]);
     assert!(verdict.violations.iter().any(|v| v.contains("not in the history")), "{:?}", verdict.violations);

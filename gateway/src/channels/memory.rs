@@ -111,7 +111,7 @@ impl MemoryBroker {
             })),
             Some(Action::Send { kind, content, id_key }) => {
                 channel.last += 1;
-                let position = Position { n: channel.last, epoch: channel.epoch.clone() };
+                let position = Position::at(channel.last, &channel.epoch);
                 let content = match id_key.as_deref().and_then(|key| around_id(content, key)) {
                     Some((head, tail)) => format!("{head}\"{position}\"{tail}").into_bytes(),
                     None => content.clone(),
@@ -195,10 +195,7 @@ impl Broker for MemoryBroker {
 
     async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
         let channels = self.channels();
-        Ok(channels
-            .get(channel)
-            .filter(|c| c.last > 0)
-            .map(|c| Position { n: c.last, epoch: c.epoch.clone() }))
+        Ok(channels.get(channel).filter(|c| c.last > 0).map(|c| Position::at(c.last, &c.epoch)))
     }
 
     async fn subscribe(&self, _: &str) -> Result<(), BrokerError> {

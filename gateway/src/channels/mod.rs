@@ -22,32 +22,60 @@ use sidestream_events::control::MessageKind;
 use sidestream_events::publish::Item;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-/// Where a publication stands in its channel's history: its number, and the history's epoch (a
+/// Where a publication stands in its channel's history: its number, the history's epoch (a
 /// history that was lost and begun again has a new one, so old positions are not mistaken for
-/// new ones). Written `n.epoch`, the form clients keep and send back.
+/// new ones) and, on Redis, the publication's own tag: a random word that tells two publications
+/// at one position apart, when a Redis Cluster's promoted replica numbered a publication again
+/// where its dead primary had delivered one it never replicated (see [`Position::diverges`]).
+/// Written `n.epoch` or `n.epoch.tag`, the form clients keep and send back.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Position {
     pub n: u64,
     pub epoch: String,
+    pub tag: Option<String>,
+}
+
+impl Position {
+    /// A position without a tag (the in-memory broker's, or a client's of the older form).
+    pub fn at(n: u64, epoch: &str) -> Self {
+        Position { n, epoch: epoch.to_owned(), tag: None }
+    }
+
+    /// Whether `self` and `other` are the same position of one history holding two different
+    /// publications: the history diverged there, and whoever was given one missed the other.
+    pub fn diverges(&self, other: &Position) -> bool {
+        self.n == other.n
+            && self.epoch == other.epoch
+            && matches!((&self.tag, &other.tag), (Some(a), Some(b)) if a != b)
+    }
 }
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.n, self.epoch)
+        write!(f, "{}.{}", self.n, self.epoch)?;
+        match &self.tag {
+            Some(tag) => write!(f, ".{tag}"),
+            None => Ok(()),
+        }
     }
+}
+
+/// A word of a position: 1 to 16 ASCII letters and digits.
+fn word(value: &str) -> Result<String, ()> {
+    let valid = !value.is_empty() && value.len() <= 16 && value.bytes().all(|b| b.is_ascii_alphanumeric());
+    if valid { Ok(value.to_owned()) } else { Err(()) }
 }
 
 impl FromStr for Position {
     type Err = ();
 
     fn from_str(value: &str) -> Result<Self, ()> {
-        let (n, epoch) = value.split_once('.').ok_or(())?;
-        let valid_epoch =
-            !epoch.is_empty() && epoch.len() <= 16 && epoch.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid_epoch {
-            return Err(());
-        }
-        Ok(Position { n: n.parse().map_err(|_| ())?, epoch: epoch.to_owned() })
+        let (n, rest) = value.split_once('.').ok_or(())?;
+        let (epoch, tag) = match rest.split_once('.') {
+            Some((epoch, tag)) => (word(epoch)?, Some(word(tag)?)),
+            None => (word(rest)?, None),
+        };
+        Ok(Position { n: n.parse().map_err(|_| ())?, epoch, tag })
     }
 }
 
@@ -240,12 +268,21 @@ mod tests {
 
     #[test]
     fn positions_read_back_as_written() {
-        let p = Position { n: 42, epoch: "ab12cd34".into() };
+        let p = Position::at(42, "ab12cd34");
         assert_eq!(p.to_string(), "42.ab12cd34");
-        assert_eq!("42.ab12cd34".parse::<Position>(), Ok(p));
-        for bad in ["", "42", ".ab", "x.ab", "42.", "42.a-b", "-1.ab", "1.abcdefghijklmnopq"] {
+        assert_eq!("42.ab12cd34".parse::<Position>(), Ok(p.clone()));
+        let tagged = Position { tag: Some("x7".into()), ..p.clone() };
+        assert_eq!(tagged.to_string(), "42.ab12cd34.x7");
+        assert_eq!("42.ab12cd34.x7".parse::<Position>(), Ok(tagged.clone()));
+        for bad in
+            ["", "42", ".ab", "x.ab", "42.", "42.a-b", "-1.ab", "1.abcdefghijklmnopq", "1.ab.", "1.ab.c.d"]
+        {
             assert!(bad.parse::<Position>().is_err(), "{bad}");
         }
+        let other = Position { tag: Some("y8".into()), ..p.clone() };
+        assert!(tagged.diverges(&other) && !tagged.diverges(&tagged), "one position, two publications");
+        assert!(!tagged.diverges(&p), "an untagged position is not told apart");
+        assert!(!tagged.diverges(&Position { n: 43, ..other }));
         assert_eq!(new_epoch().len(), 8);
         assert_ne!(new_epoch(), new_epoch());
     }

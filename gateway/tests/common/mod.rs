@@ -3,12 +3,14 @@
 
 pub mod cluster;
 pub mod examples;
+pub mod ghost;
 pub mod model;
 pub mod process;
 pub mod recorder;
 pub mod redis;
 pub mod redis_cluster;
 pub mod room;
+pub mod soak;
 pub mod workload;
 
 use std::collections::HashMap;

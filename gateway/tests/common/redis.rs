@@ -113,6 +113,20 @@ pub async fn command_on(port: u16, line: &str) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// Runs one command given as its arguments (any bytes in them) on the Redis on `port` and returns
+/// Redis's raw answer.
+pub async fn command_args_on(port: u16, args: &[&str]) -> String {
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    let mut stream = within("connect to redis", TcpStream::connect(("127.0.0.1", port))).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    let n = tokio::time::timeout(STEP, stream.read(&mut buf)).await.expect("redis answers").unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 pub async fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return false };
     if stream.write_all(b"PING\r\n").await.is_err() {

@@ -36,6 +36,21 @@ impl Drop for RedisCluster {
     }
 }
 
+/// Whether `port`'s cluster bus port (10,000 higher) is free.
+fn bus_free(port: u16) -> bool {
+    port.checked_add(10_000).is_some_and(|bus| std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok())
+}
+
+/// A free port whose cluster bus port is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if bus_free(port) {
+            return port;
+        }
+    }
+}
+
 impl RedisCluster {
     /// Three primaries, each with a replica when `replicas`; ready (`cluster_state:ok`, replicas
     /// in sync) when this returns.
@@ -47,13 +62,8 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut cluster = RedisCluster { nodes: Vec::new(), dir };
         for i in 0..count {
-            let port = if i == 0 { first } else { free_port() };
-            let child = cluster.launch(port);
-            cluster.nodes.push(Node { child: Some(child), port });
-        }
-        for node in &cluster.nodes {
-            let port = node.port;
-            eventually_for("a cluster node answers PING", STEP, async || ping(port).await).await;
+            let node = cluster.start_node(if i == 0 { Some(first) } else { None }).await;
+            cluster.nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -63,6 +73,34 @@ impl RedisCluster {
         assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
         cluster.ready().await;
         cluster
+    }
+
+    /// A node on a port of its own that answers PING. A port (or its cluster bus port, 10,000
+    /// higher) taken meanwhile by another process on a shared machine, its redis-server exits at
+    /// once: it is started again on other ports, up to five times.
+    async fn start_node(&self, port: Option<u16>) -> Node {
+        let mut port = port.filter(|p| bus_free(*p)).unwrap_or_else(cluster_port);
+        for _ in 0..5 {
+            let mut child = self.launch(port);
+            let answered = tokio::time::timeout(STEP, async {
+                loop {
+                    if ping(port).await {
+                        return true;
+                    }
+                    if child.try_wait().ok().flatten().is_some() {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            match answered {
+                Ok(true) => return Node { child: Some(child), port },
+                Ok(false) => port = cluster_port(),
+                Err(_) => panic!("timed out: a cluster node on {port} answers PING"),
+            }
+        }
+        panic!("no cluster node started on five pairs of free ports");
     }
 
     fn launch(&self, port: u16) -> Child {

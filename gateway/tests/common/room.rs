@@ -103,7 +103,10 @@ impl Seen {
         match message["type"].as_str()? {
             "gap" => Some(Seen::Gap),
             "room" => {
-                let (n, epoch) = message["id"].as_str()?.split_once('.')?;
+                // `n.epoch`, or `n.epoch.tag` on Redis (the tag is left out: an untagged
+                // position is one a client may come back with too).
+                let (n, rest) = message["id"].as_str()?.split_once('.')?;
+                let epoch = rest.split('.').next()?;
                 let text = message["text"].as_str()?.to_owned();
                 Some(Seen::Message { text, n: n.parse().ok()?, epoch: epoch.to_owned() })
             }

@@ -164,7 +164,8 @@ async fn join(shared: &Shared, rng: &mut SmallRng, query: &str) -> Ws {
 
 /// What one message from the room is, for a session.
 enum Got {
-    Event(Event),
+    /// A message or gap notice, and a message's position as the client keeps it.
+    Event(Event, Option<String>),
     /// The welcome, an error to a speaker: not part of the stream.
     Other(Value),
     /// The connection ended (a fault, a restart).
@@ -188,18 +189,22 @@ where
             continue;
         };
         let Ok(value) = serde_json::from_str::<Value>(&text) else { return Some(Got::Ended) };
-        let event = match value["type"].as_str() {
-            Some("gap") => Event::Gap,
+        let (event, id) = match value["type"].as_str() {
+            Some("gap") => (Event::Gap, None),
             Some("room") => {
-                let Some((n, epoch)) = value["id"].as_str().and_then(|id| id.split_once('.')) else {
+                // `n.epoch`, or `n.epoch.tag` on Redis: the tag tells two publications at one
+                // position apart; the model compares texts.
+                let id = value["id"].as_str().unwrap_or_default().to_owned();
+                let mut parts = id.split('.');
+                let (Some(n), Some(epoch)) = (parts.next(), parts.next()) else {
                     return Some(Got::Other(value));
                 };
                 let text = value["text"].as_str().unwrap_or_default().to_owned();
-                Event::Message { n: n.parse().unwrap_or(0), epoch: epoch.to_owned(), text }
+                (Event::Message { n: n.parse().unwrap_or(0), epoch: epoch.to_owned(), text }, Some(id))
             }
             _ => return Some(Got::Other(value)),
         };
-        return Some(Got::Event(event));
+        return Some(Got::Event(event, id));
     }
 }
 
@@ -222,13 +227,17 @@ pub async fn subscriber(
 ) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut ending: Option<tokio::time::Instant> = None;
+    // The position to come back with as the client keeps it, and the text of its message.
+    let mut since_id: Option<String> = since.as_ref().map(|(n, e)| format!("{n}.{e}"));
+    let mut since_text: Option<String> = None;
     loop {
-        let last = since.as_ref().map(|(n, e)| format!("&last={n}.{e}")).unwrap_or_default();
+        let last = since_id.as_ref().map(|id| format!("&last={id}")).unwrap_or_default();
         let mut ws = join(&shared, &mut rng, &format!("room={room}&name={who}{last}")).await;
         let mut session = Session {
             who: who.clone(),
             room: room.clone(),
             since: since.clone(),
+            since_text: since_text.clone(),
             slow: manner.slow,
             ..Session::default()
         };
@@ -245,10 +254,11 @@ pub async fn subscriber(
             match next(&mut ws, Duration::from_millis(500)).await {
                 None | Some(Got::Other(_)) => continue,
                 Some(Got::Ended) => break false,
-                Some(Got::Event(event)) => {
+                Some(Got::Event(event, id)) => {
                     let end = matches!(&event, Event::Message { text, .. } if *text == marker);
-                    if let Event::Message { n, epoch, .. } = &event {
+                    if let Event::Message { n, epoch, text } = &event {
                         since = Some((*n, epoch.clone()));
+                        (since_id, since_text) = (id, Some(text.clone()));
                     }
                     session.events.push(event);
                     if end {
@@ -312,7 +322,7 @@ pub async fn speaker(shared: Arc<Shared>, room: String, who: String, seed: u64) 
                 said.push(text);
             }
             message = next(&mut stream, Duration::from_millis(500)) => match message {
-                Some(Got::Event(event)) => {
+                Some(Got::Event(event, _)) => {
                     let end = matches!(&event, Event::Message { text, .. } if *text == marker);
                     session.events.push(event);
                     if end {
