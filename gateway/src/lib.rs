@@ -8,6 +8,7 @@
 //! Run it: `make run`, or `cargo run --release -p sidestream-gateway -- --help`.
 
 pub mod admin;
+pub mod admission;
 pub mod apps;
 pub mod authority;
 pub mod backend;
@@ -15,14 +16,11 @@ pub mod body;
 pub mod budget;
 pub mod channels;
 pub mod config;
+pub mod connection;
 pub mod drain;
 pub mod forwarded;
-#[cfg(feature = "wasm-host")]
-pub mod host;
-pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod proxy;
 pub mod public;
 pub mod publish;
 pub mod redis_conn;

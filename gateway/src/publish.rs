@@ -273,7 +273,7 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         std::fs::remove_file(&key).unwrap();
         let gateway = gateway.expect("binds");
-        let publisher = &gateway.shared().publisher;
+        let publisher = &gateway.publisher();
         assert_eq!(status(publisher, Caller::Network, None).await, StatusCode::UNAUTHORIZED);
         let with_token = status(publisher, Caller::Network, Some("Bearer s3cret")).await;
         assert_eq!(with_token, StatusCode::OK, "the file's line");

@@ -21,6 +21,8 @@
 //! one whose drain runs out of time leaves them to a reaper.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,8 +32,20 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
 use super::session::Session;
+use crate::drain::Tasks;
+use crate::metrics::Metrics;
 use crate::redis_conn::Commands;
-use crate::server::Shared;
+
+/// What sends a dead gateway's connection its `DISCONNECT` (with the usual retries): given to the
+/// leases by the wiring, so they need not know how.
+pub type Deliver = Arc<dyn Fn(Session) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What the lease tasks are given.
+#[derive(Clone)]
+pub struct LeaseTasks {
+    pub metrics: Arc<Metrics>,
+    pub deliver: Deliver,
+}
 
 /// The sorted set of every gateway's id, scored by when its lease runs out (Unix ms): the small
 /// index the reapers read. Every script touches one gateway's keys only (one hash tag, `{id}`),
@@ -172,12 +186,12 @@ impl Leases {
         Leases(Some(Arc::new(Inner { state: Mutex::new(state), wake: Notify::new(), commands, lease })))
     }
 
-    /// Renews the lease and reaps dead gateways until the process ends.
-    pub fn start(&self, shared: Arc<Shared>) {
+    /// Renews the lease and reaps dead gateways until `tasks` are stopped.
+    pub fn start(&self, cx: LeaseTasks, tasks: &Tasks) {
         let Some(inner) = &self.0 else { return };
         info!(gateway = %inner.state().id, lease = ?inner.lease, "keeping a lease on this gateway's connections in Redis");
-        tokio::spawn(renew(inner.clone(), shared.clone()));
-        tokio::spawn(sweep(inner.clone(), shared));
+        tasks.spawn(renew(inner.clone(), cx.clone()));
+        tasks.spawn(sweep(inner.clone(), cx));
     }
 
     /// Keeps a record of a new connection; the receiver fires if the gateway is found reaped.
@@ -279,7 +293,7 @@ impl Inner {
 
     /// The gateway was reaped: its connections close (the component has heard the end of those
     /// the reaper knew) and it goes on under a new id.
-    fn reaped(&self, shared: &Shared) {
+    fn reaped(&self, metrics: &Metrics) {
         let mut state = self.state();
         let old = std::mem::replace(&mut state.id, gateway_id());
         state.pending.clear();
@@ -288,7 +302,7 @@ impl Inner {
         warn!(gateway = %old, now = %state.id, connections = connections.len(), unrecorded,
             "this gateway lost its lease and was reaped; closing its app connections with 1012");
         drop(state);
-        shared.metrics.lease_renewal("reaped");
+        metrics.lease_renewal("reaped");
         for Live { tx, recorded } in connections {
             let _ = tx.send(if recorded { Reaped::Ended } else { Reaped::Unrecorded });
         }
@@ -296,7 +310,7 @@ impl Inner {
 }
 
 /// Writes changes as they come and renews the lease every third of it.
-async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
+async fn renew(inner: Arc<Inner>, cx: LeaseTasks) {
     let every = inner.lease / 3;
     let script = ::redis::Script::new(RENEW);
     let mut failing = false;
@@ -349,11 +363,11 @@ async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
                     "failed"
                 }
                 (Ok(_), _) => {
-                    inner.reaped(&shared);
+                    inner.reaped(&cx.metrics);
                     break;
                 }
             };
-            shared.metrics.lease_renewal(result);
+            cx.metrics.lease_renewal(result);
             if failing && result == "ok" {
                 info!("renewed this gateway's lease in Redis again");
             }
@@ -371,7 +385,7 @@ async fn renew(inner: Arc<Inner>, shared: Arc<Shared>) {
 }
 
 /// Looks for gateways whose lease ran out, and ends the connections of those it claims.
-async fn sweep(inner: Arc<Inner>, shared: Arc<Shared>) {
+async fn sweep(inner: Arc<Inner>, cx: LeaseTasks) {
     let claim_script = ::redis::Script::new(CLAIM_SCRIPT);
     let mut ticks = tokio::time::interval(SWEEP.min(inner.lease / 2));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -396,14 +410,14 @@ async fn sweep(inner: Arc<Inner>, shared: Arc<Shared>) {
                 .invoke_async(&mut conn)
                 .await;
             if claimed == Ok(1) {
-                reap(&inner, &shared, &dead).await;
+                reap(&inner, &cx, &dead).await;
             }
         }
     }
 }
 
 /// Ends every connection of the dead gateway `dead` for the component, then leaves its tombstone.
-async fn reap(inner: &Inner, shared: &Arc<Shared>, dead: &str) {
+async fn reap(inner: &Inner, cx: &LeaseTasks, dead: &str) {
     let keys = Keys::of(dead);
     let mut conn = inner.commands.get();
     let records: HashMap<String, Vec<u8>> = match conn.hgetall(&keys.records).await {
@@ -419,7 +433,7 @@ async fn reap(inner: &Inner, shared: &Arc<Shared>, dead: &str) {
         connections = records.len(),
         "a gateway's lease ran out; ending its connections for the component"
     );
-    shared.metrics.gateways_reaped.inc();
+    cx.metrics.gateways_reaped.inc();
     let sessions: Vec<Session> = records
         .iter()
         .filter_map(|(id, record)| {
@@ -431,14 +445,14 @@ async fn reap(inner: &Inner, shared: &Arc<Shared>, dead: &str) {
         })
         .collect();
     let deliveries = futures_util::stream::iter(sessions.into_iter().map(|session| {
-        let shared = shared.clone();
+        let cx = cx.clone();
         let mut conn = inner.commands.get();
         let records = keys.records.clone();
         let claim = keys.claim.clone();
         async move {
             let id = session.id.clone();
-            super::delivery::deliver(shared.clone(), session, None, None).await;
-            shared.metrics.connections_reaped.inc();
+            (cx.deliver)(session).await;
+            cx.metrics.connections_reaped.inc();
             // Done with it, and still at work: the claim holds.
             let _: Result<(), _> = ::redis::pipe()
                 .hdel(&records, &id)

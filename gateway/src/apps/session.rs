@@ -15,7 +15,7 @@ use sidestream_events::reply::{
 use sidestream_events::{Close, Event, parse};
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
 
-use crate::proxy;
+use crate::backend::proxy;
 
 /// A retried request says which attempt it is (absent on the first): a component can tell a
 /// repeated `DISCONNECT` from a new one.

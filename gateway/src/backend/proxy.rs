@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
-use crate::backend::ExchangeError;
+use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::routes;

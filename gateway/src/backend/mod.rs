@@ -10,55 +10,27 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
+#[cfg(feature = "wasm-host")]
+pub mod host;
+pub mod outcome;
+pub mod proxy;
+
+pub use outcome::{ExchangeError, Reloaded};
+
 use crate::body::Body;
 use crate::config::{self, Config};
 use crate::forwarded::TrustedProxies;
-#[cfg(feature = "wasm-host")]
-use crate::host::Host;
 use crate::metrics::Metrics;
-use crate::proxy::{self, Proxy};
 use crate::publish::Publisher;
 use crate::signing::{GRIP_SIG, Signer};
-
-/// Why a WebSocket app's request got no answer to use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExchangeError {
-    /// The component could not be reached, or had no instance free: worth another attempt.
-    Unavailable(String),
-    /// No answer within the deadline.
-    Timeout,
-    /// It failed: a trap, a broken connection.
-    Failed(String),
-    /// Its answer's body was over this many bytes (the request's limit), and was not kept.
-    TooLarge(usize),
-}
-
-impl std::fmt::Display for ExchangeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExchangeError::Unavailable(why) => write!(f, "the component is unavailable: {why}"),
-            ExchangeError::Timeout => f.write_str("the component did not answer in time"),
-            ExchangeError::Failed(why) => write!(f, "the component failed: {why}"),
-            ExchangeError::TooLarge(limit) => write!(f, "the component's answer is over {limit} bytes"),
-        }
-    }
-}
-
-/// What a reload of the component did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reloaded {
-    /// A new version serves from now on.
-    Swapped,
-    /// The file holds the version already serving.
-    Unchanged,
-    /// The component runs upstream: its runtime deploys new versions, not the gateway.
-    Upstream,
-}
+#[cfg(feature = "wasm-host")]
+use host::Host;
+use proxy::Proxy;
 
 /// The component's side of the gateway.
 pub struct Backend {
     target: Target,
-    proxies: TrustedProxies,
+    proxies: Arc<TrustedProxies>,
     signer: Signer,
 }
 
@@ -74,7 +46,11 @@ impl Backend {
     /// Loads the component or prepares the upstream client, as the config says.
     /// `publisher` serves the embedded component's publishes in-process.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
-    pub async fn new(config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: &Config,
+        proxies: Arc<TrustedProxies>,
+        publisher: Arc<Publisher>,
+    ) -> anyhow::Result<Self> {
         let backend = config.backend()?;
         let embedded = matches!(backend, config::Backend::Component(_));
         let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
@@ -89,7 +65,7 @@ impl Backend {
             }
             config::Backend::Upstream(uri) => Target::Upstream(Proxy::new(uri, config.upstream_timeout)),
         };
-        Ok(Backend { target, proxies: TrustedProxies::new(&config.trusted_proxies), signer })
+        Ok(Backend { target, proxies, signer })
     }
 
     /// Serves a plain HTTP request: what the client sent about its hop and any header only the

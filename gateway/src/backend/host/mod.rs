@@ -41,7 +41,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 use self::bounded::Bounded;
 use self::limits::InstanceLimiter;
 use self::variables::Variables;
-use crate::backend::{ExchangeError, Reloaded};
+use crate::backend::outcome::{ExchangeError, Reloaded};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::logging::clip;
