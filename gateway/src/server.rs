@@ -82,31 +82,8 @@ impl Gateway {
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
         let drain = Arc::new(Drain::new());
         let ws = Arc::new(ws::Settings::from_config(&config));
-        let admission = Arc::new(Admission::new(
-            ws.clone(),
-            OriginPolicy::new(&config.allowed_origins),
-            proxies,
-            drain.clone(),
-            metrics.clone(),
-            config.max_connections,
-        ));
-        let apps_settings = crate::apps::Settings::from_config(&config);
-        let last = Arc::new(LastEvents {
-            backend: backend.clone(),
-            settings: apps_settings.clone(),
-            metrics: metrics.clone(),
-        });
-        let apps = Arc::new(AppContext {
-            settings: apps_settings,
-            admission: admission.clone(),
-            backend: backend.clone(),
-            channels,
-            leases: leases.clone(),
-            last: last.clone(),
-            deliveries: drain.deliveries.clone(),
-            tasks: drain.background.clone(),
-            metrics: metrics.clone(),
-        });
+        let (admission, apps, last) =
+            connections(&config, (&ws, &drain, &metrics), proxies, (&backend, &leases), channels);
         let public_router = Public { admission, apps, backend: backend.clone(), metrics: metrics.clone() };
         let admin_router = Admin {
             publisher,
@@ -198,6 +175,43 @@ impl Parts {
         });
         self.leases.start(LeaseTasks { metrics: self.metrics.clone(), deliver }, tasks);
     }
+}
+
+/// What WebSocket connections are given: admission, shared by `/ws` and the apps; the apps'
+/// context; and what sends an app connection's last event.
+fn connections(
+    config: &Config,
+    (ws, drain, metrics): (&Arc<ws::Settings>, &Arc<Drain>, &Arc<Metrics>),
+    proxies: Arc<TrustedProxies>,
+    (backend, leases): (&Arc<Backend>, &Arc<Leases>),
+    channels: Channels,
+) -> (Arc<Admission>, Arc<AppContext>, Arc<LastEvents>) {
+    let admission = Arc::new(Admission::new(
+        ws.clone(),
+        OriginPolicy::new(&config.allowed_origins),
+        proxies,
+        drain.clone(),
+        metrics.clone(),
+        config.max_connections,
+    ));
+    let apps_settings = crate::apps::Settings::from_config(config);
+    let last = Arc::new(LastEvents {
+        backend: backend.clone(),
+        settings: apps_settings.clone(),
+        metrics: metrics.clone(),
+    });
+    let apps = Arc::new(AppContext {
+        settings: apps_settings,
+        admission: admission.clone(),
+        backend: backend.clone(),
+        channels,
+        leases: leases.clone(),
+        last: last.clone(),
+        deliveries: drain.deliveries.clone(),
+        tasks: drain.background.clone(),
+        metrics: metrics.clone(),
+    });
+    (admission, apps, last)
 }
 
 /// Most connections the admin listener serves at once. Probes, scrapes and publishers are few; a
