@@ -9,17 +9,24 @@ module it names through `crate::` or `super::` paths (in `use` lines and inline)
 `mod child;` lines are not edges; a parent that *uses* its child is, so a parent and a child that
 use each other are a cycle like any other. Test modules (`#[cfg(test)]` to the end of the file)
 and `tests/` are left out of every count. A function may pass the limit when the line above its
-`fn` says why in a comment that starts `// long:`.
+`fn` says why in a comment that starts `// long:`. The files in `BEING_SPLIT` are left out of the
+size counts (never out of the cycle check) while the work that splits them is under way.
 
 Exits 1 and prints each cycle (strongly connected set of files), each long file and each long
 function; prints the graph's size and exits 0 otherwise.
 """
 
 import argparse
+import fnmatch
 import re
 import sys
 from pathlib import Path
 
+# Long today, and being split by the channels work (issue 25) on its own branch: exempt from the
+# file and function limits until it lands; delete each entry as its file comes under them.
+BEING_SPLIT = ("channels/hub.rs", "channels/redis*.rs")
+
+TEST_MOD = re.compile(r"(?:pub(?:\([^)]*\))?\s+)?mod\s")
 USE = re.compile(r"\buse\s+(crate|super|self)((?:::[^;]*)?);", re.S)
 INLINE = re.compile(r"\b(crate|super)((?:::\w+)+)")
 FN = re.compile(r"^(\s*)(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)")
@@ -35,7 +42,7 @@ def module_path(root: Path, file: Path) -> tuple:
 def without_tests(text: str) -> list:
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if line.strip() == "#[cfg(test)]" and i + 1 < len(lines) and lines[i + 1].lstrip().startswith("mod "):
+        if line.strip() == "#[cfg(test)]" and i + 1 < len(lines) and TEST_MOD.match(lines[i + 1].lstrip()):
             return lines[:i]
     return lines
 
@@ -172,6 +179,8 @@ def main() -> int:
         names = ", ".join(str(files[m].relative_to(root)) for m in group)
         problems.append(f"cycle of {len(group)} files: {names}")
     for module, file in sorted(files.items()):
+        if any(fnmatch.fnmatch(str(file.relative_to(root)), pattern) for pattern in BEING_SPLIT):
+            continue
         lines = without_tests(file.read_text())
         if len(lines) > opts.max_file:
             problems.append(f"{file}: {len(lines)} lines (limit {opts.max_file})")

@@ -52,18 +52,20 @@ impl Backend {
         publisher: Arc<Publisher>,
     ) -> anyhow::Result<Self> {
         let backend = config.backend()?;
-        let embedded = matches!(backend, config::Backend::Component(_));
+        let embedded = matches!(backend, config::ComponentSource::Component(_));
         let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
         let target = match backend {
             #[cfg(feature = "wasm-host")]
-            config::Backend::Component(path) => {
+            config::ComponentSource::Component(path) => {
                 Target::Host(Host::load(&path, config, publisher, signer.key())?)
             }
             #[cfg(not(feature = "wasm-host"))]
-            config::Backend::Component(_) => {
+            config::ComponentSource::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            config::Backend::Upstream(uri) => Target::Upstream(Proxy::new(uri, config.upstream_timeout)),
+            config::ComponentSource::Upstream(uri) => {
+                Target::Upstream(Proxy::new(uri, config.upstream_timeout))
+            }
         };
         Ok(Backend { target, proxies, signer })
     }
