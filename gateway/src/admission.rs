@@ -15,7 +15,7 @@ use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::{BudgetAction, BudgetPath, Metrics};
 use crate::ws::handler::{End, Handler};
-use crate::ws::handshake::{self, OriginPolicy, Rejection};
+use crate::ws::handshake::{self, BadHandshake, OriginPolicy};
 use crate::ws::upgrade::{switching_protocols, take_socket};
 use crate::ws::websocket::WebSocket;
 use crate::ws::{self, conn};
@@ -59,7 +59,7 @@ pub struct Admitted {
 /// Why an upgrade was turned away; each is counted under its reason when it happens.
 #[derive(Clone, Debug)]
 pub enum TurnedAway {
-    Handshake(Rejection),
+    Handshake(BadHandshake),
     Draining,
     Capacity,
     /// Near the gateway-wide memory budget.

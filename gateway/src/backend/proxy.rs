@@ -131,8 +131,8 @@ impl Proxy {
         match body::read_limited(body, limit).await {
             Ok(body) => Ok(Response::from_parts(parts, body)),
             Err(body::ReadError::TooLarge(limit)) => Err(ExchangeError::TooLarge(limit)),
-            Err(body::ReadError::Broken(why)) if why.starts_with(STALLED) => Err(ExchangeError::Timeout),
-            Err(body::ReadError::Broken(why)) => Err(ExchangeError::Failed(why)),
+            Err(body::ReadError::Broken(error)) if error.is::<Stalled>() => Err(ExchangeError::Timeout),
+            Err(body::ReadError::Broken(error)) => Err(ExchangeError::Failed(error.to_string())),
         }
     }
 
@@ -210,12 +210,9 @@ struct StallGuard {
 #[derive(Debug)]
 struct Stalled(Duration);
 
-/// How a stalled body's error begins.
-const STALLED: &str = "the upstream sent nothing for";
-
 impl std::fmt::Display for Stalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{STALLED} {:?}", self.0)
+        write!(f, "the upstream sent nothing for {:?}", self.0)
     }
 }
 
