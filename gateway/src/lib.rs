@@ -6,6 +6,46 @@
 //! A second listener, for the cluster only, answers `/livez`, `/readyz` and `/metrics`.
 //!
 //! Run it: `make run`, or `cargo run --release -p sidestream-gateway -- --help`.
+//!
+//! # The map
+//!
+//! Five layers, each importing only from the layers below it (`python3 scripts/structure.py`
+//! checks that the imports have no cycle). A request meets the modules in this order.
+//!
+//! Wiring and lifecycle: the one place that knows every part.
+//! - [`config`]: the flags, validated before any port is bound.
+//! - [`server`]: builds every part from its slice of config, binds, accepts, drains.
+//! - [`drain`]: the one budget of the shutdown, and the background [`drain::Tasks`].
+//! - [`shutdown`], [`logging`]: the signals, and the log lines' format.
+//!
+//! Surfaces: what each listener answers.
+//! - [`connection`]: one accepted TCP connection served as HTTP/1, its Host checked.
+//! - [`public`]: the internet's surface: `/ws`, WebSocket apps, the component's paths.
+//! - [`admin`]: the cluster's surface: probes, metrics, the publish API.
+//!
+//! Features: what the surfaces offer.
+//! - [`admission`]: a WebSocket's way in, shared by `/ws` and the apps.
+//! - [`apps`]: WebSocket apps in the component, over WebSocket-over-HTTP and GRIP.
+//! - [`publish`]: the publish API, over HTTP and from the embedded component.
+//! - [`reload`]: when the embedded component is loaded again.
+//!
+//! Engines: what does the work.
+//! - [`ws`]: a WebSocket's loop, its outbox, the built-in echo and pushes.
+//! - [`channels`]: the hub of subscriptions and the brokers (in memory, Redis).
+//! - [`backend`]: where the component runs: the embedded [`backend::host`] or the
+//!   [`backend::proxy`] to a runtime upstream.
+//! - [`budget`]: the gateway-wide memory budget.
+//! - [`redis_conn`]: the Redis connection the brokers and the leases share.
+//! - [`metrics`], [`stages`]: what the gateway counts, and where a component request's time goes.
+//!
+//! Protocol: parsing and deciding, no I/O and no runtime (besides [`ws::handshake`],
+//! [`apps::session`] and [`channels::filter`], which live with their engines).
+//! - [`authority`]: which Host names a listener answers to.
+//! - [`headers`]: the hop-by-hop headers no hop passes on.
+//! - [`forwarded`]: which forwarding headers to believe, and the ones the component gets.
+//! - [`routes`]: the route labels.
+//! - [`signing`]: the `Grip-Sig` the gateway signs the component's requests with.
+//! - [`body`]: the one response body type.
 
 pub mod admin;
 pub mod admission;
@@ -19,6 +59,7 @@ pub mod config;
 pub mod connection;
 pub mod drain;
 pub mod forwarded;
+pub mod headers;
 pub mod logging;
 pub mod metrics;
 pub mod public;

@@ -1,5 +1,5 @@
 //! When the embedded component is reloaded: on SIGHUP, and with `--watch` whenever its file
-//! changes. What a reload does is the host's ([`crate::host::Host::reload`]: compiled off the
+//! changes. What a reload does is the host's ([`crate::backend::host::Host::reload`]: compiled off the
 //! serving path, swapped in atomically, the old version kept when the new one does not load);
 //! this module decides when, and reports each reload in one log line and
 //! `component_reloads_total{result}`.

@@ -20,6 +20,7 @@ pub use outcome::{ExchangeError, Reloaded};
 use crate::body::Body;
 use crate::config::{self, Config};
 use crate::forwarded::TrustedProxies;
+use crate::headers;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::signing::{GRIP_SIG, Signer};
@@ -78,7 +79,7 @@ impl Backend {
         peer: SocketAddr,
         metrics: &Arc<Metrics>,
     ) -> Response<Body> {
-        proxy::strip_hop_by_hop(req.headers_mut());
+        headers::strip_hop_by_hop(req.headers_mut());
         self.proxies.rewrite(req.headers_mut(), peer);
         self.signer.screen(req.headers_mut());
         let mut response = match &self.target {
@@ -86,7 +87,7 @@ impl Backend {
             Target::Host(host) => host.serve(req, metrics).await,
             Target::Upstream(proxy) => proxy.serve(req, metrics).await,
         };
-        proxy::strip_hop_by_hop(response.headers_mut());
+        headers::strip_hop_by_hop(response.headers_mut());
         response
     }
 

@@ -1,7 +1,7 @@
 //! One WebSocket-over-HTTP connection's protocol state, without I/O: the requests it sends the
 //! component and what the component's answers mean. What the spec leaves open follows Pushpin.
 
-mod record;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use sidestream_events::reply::{
 use sidestream_events::{Close, Event, parse};
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
 
-use crate::backend::proxy;
+use crate::headers;
 
 /// A retried request says which attempt it is (absent on the first): a component can tell a
 /// repeated `DISCONNECT` from a new one.
@@ -117,7 +117,7 @@ impl Session {
     /// stripped of hop-by-hop headers and given their forwarding headers.
     pub fn new(uri: &Uri, client: &HeaderMap) -> Self {
         let mut headers = client.clone();
-        proxy::strip_hop_by_hop(&mut headers);
+        headers::strip_hop_by_hop(&mut headers);
         for name in &NOT_FORWARDED {
             headers.remove(name);
         }
@@ -215,7 +215,7 @@ impl Session {
             && parse(response.body()).next().is_some_and(|first| first == Ok(Event::Open));
         if !accepted {
             let (mut parts, body) = response.into_parts();
-            proxy::strip_hop_by_hop(&mut parts.headers);
+            headers::strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(header::CONTENT_LENGTH);
             return Ok(Opened::Refused(Response::from_parts(parts, body)));
         }
@@ -228,7 +228,7 @@ impl Session {
         );
         let (actions, ignored) = self.answer(&response, true)?;
         let mut headers = response.headers().clone();
-        proxy::strip_hop_by_hop(&mut headers);
+        headers::strip_hop_by_hop(&mut headers);
         for name in &NOT_PASSED_ON {
             headers.remove(name);
         }
