@@ -11,7 +11,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
@@ -21,12 +21,10 @@ use crate::body::{self, Body};
 use crate::drain::Drain;
 use crate::metrics::{ConnErrorLabels, Metrics};
 use crate::routes;
+use crate::ws::upgrade::ConnIo;
 
 /// Largest request head accepted; beyond it hyper answers 431.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
-
-/// What hyper serves each accepted connection as; WebSocket upgrades are downcast back to it.
-pub type ConnIo = TokioIo<TcpStream>;
 
 /// What answers a listener's requests once their authority has been checked: the public or the
 /// admin surface.

@@ -13,9 +13,9 @@
 //! checks that the imports have no cycle). A request meets the modules in this order.
 //!
 //! Wiring and lifecycle: the one place that knows every part.
-//! - [`config`]: the flags, validated before any port is bound.
-//! - [`server`]: builds every part from its slice of config, binds, accepts, drains.
-//! - [`drain`]: the one budget of the shutdown, and the background [`drain::Tasks`].
+//! - [`config`]: the flags, validated before any port is bound (each part's `from_config` reads its
+//!   own slice of it).
+//! - [`server`]: builds every part, binds, accepts, runs the drain.
 //! - [`shutdown`], [`logging`]: the signals, and the log lines' format.
 //!
 //! Surfaces: what each listener answers.
@@ -34,6 +34,7 @@
 //! - [`channels`]: the hub of subscriptions and the brokers (in memory, Redis).
 //! - [`backend`]: where the component runs: the embedded [`backend::host`] or the
 //!   [`backend::proxy`] to a runtime upstream.
+//! - [`drain`]: the drain's state and its one budget, and the background [`drain::Tasks`].
 //! - [`budget`]: the gateway-wide memory budget.
 //! - [`redis_conn`]: the Redis connection the brokers and the leases share.
 //! - [`metrics`], [`stages`]: what the gateway counts, and where a component request's time goes.

@@ -2,11 +2,14 @@
 //! hyper hands back once it has gone out. Who is admitted is [`crate::admission`]'s to decide.
 
 use http::{HeaderValue, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::body::{self, Body};
-use crate::connection::ConnIo;
+
+/// What hyper serves each accepted connection as; WebSocket upgrades are downcast back to it.
+pub type ConnIo = TokioIo<TcpStream>;
 
 /// Waits for hyper to hand the upgraded connection back, as the bare TCP socket plus whatever the
 /// client sent right behind its handshake (WebSocket data, too). `buffers` fixes the kernel's send
