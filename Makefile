@@ -10,7 +10,7 @@ GATEWAY := target/release/sidestream-gateway
 # The suites run the debug build that `cargo test` already made: no release build in `make test`.
 TEST_GATEWAY := target/debug/sidestream-gateway
 
-.PHONY: run test lint fmt fmt-check readme wasm-target component fault-component gateway test-gateway \
+.PHONY: run test lint fmt fmt-check structure readme wasm-target component fault-component gateway test-gateway \
         grip-tools redis examples test-page test-rust test-k8s test-sidecar test-conformance test-e2e bench fuzz soak
 
 ## run: build the component and the gateway, serve both on http://$(LISTEN)/; `make component` in
@@ -20,7 +20,7 @@ run: component gateway
 	$(GATEWAY) --listen $(LISTEN) --component $(COMPONENT) --watch
 
 ## test: every suite, after installing what it needs
-test: fmt-check test-page test-rust test-k8s test-sidecar test-conformance test-e2e
+test: fmt-check structure test-page test-rust test-k8s test-sidecar test-conformance test-e2e
 
 ## lint: formatting and clippy, for the native crates and the wasm component
 lint: fmt-check wasm-target
@@ -34,6 +34,10 @@ fmt:
 
 fmt-check:
 	$(CARGO) fmt --all --check
+
+## structure: the gateway's imports have no cycle, its files and functions stay small
+structure:
+	python3 scripts/structure.py
 
 ## readme: refresh the gateway's flag list in README.md from --help
 readme: test-gateway

@@ -20,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 
+TEST_MOD = re.compile(r"(?:pub(?:\([^)]*\))?\s+)?mod\s")
 USE = re.compile(r"\buse\s+(crate|super|self)((?:::[^;]*)?);", re.S)
 INLINE = re.compile(r"\b(crate|super)((?:::\w+)+)")
 FN = re.compile(r"^(\s*)(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)")
@@ -35,7 +36,7 @@ def module_path(root: Path, file: Path) -> tuple:
 def without_tests(text: str) -> list:
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if line.strip() == "#[cfg(test)]" and i + 1 < len(lines) and lines[i + 1].lstrip().startswith("mod "):
+        if line.strip() == "#[cfg(test)]" and i + 1 < len(lines) and TEST_MOD.match(lines[i + 1].lstrip()):
             return lines[:i]
     return lines
 

@@ -82,7 +82,7 @@ fn manifest_routes_everything_to_the_component() {
     );
     // Its default is where the embedded host serves the publish API in-process.
     let default = manifest["variables"]["publish_host"]["default"].as_str().expect("a default");
-    let host = std::fs::read_to_string(repo_root().join("gateway/src/host/mod.rs")).unwrap();
+    let host = std::fs::read_to_string(repo_root().join("gateway/src/backend/host/state.rs")).unwrap();
     assert!(host.contains(&format!("PUBLISH_ORIGIN: &str = \"{default}\"")), "{default}");
 }
 

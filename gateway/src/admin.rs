@@ -1,58 +1,76 @@
 //! The admin surface (`--admin-listen`): what only the cluster may reach. Liveness, readiness,
 //! Prometheus metrics and the publish API; nothing here is ever proxied to the component.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::backend::Backend;
 use crate::body::{self, Body};
+use crate::budget::MemoryBudget;
+use crate::connection::Router;
+use crate::drain::Drain;
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
 use crate::routes;
-use crate::server::Shared;
 
-/// Answers one admin request; returns the route's metrics label with the response.
-pub async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> (&'static str, Response<Body>) {
-    let path = req.uri().path();
-    let label = routes::admin_label(path);
-    if label == routes::PUBLISH {
-        return (label, crate::publish::route(&shared.publisher, req).await);
-    }
-    let response = if label == routes::ADMIN_OTHER {
-        body::text(
-            StatusCode::NOT_FOUND,
-            "not found: the admin port serves /livez, /readyz, /metrics and /publish/",
-        )
-    } else if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        r
-    } else {
-        match path {
-            routes::LIVEZ => body::text(StatusCode::OK, "ok"),
-            routes::READYZ => readiness(shared),
-            _ => metrics(shared),
+/// What the admin surface answers from: handles to read readiness from, not the whole gateway.
+pub struct Admin {
+    pub publisher: Arc<Publisher>,
+    pub drain: Arc<Drain>,
+    pub budget: Arc<MemoryBudget>,
+    pub backend: Arc<Backend>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Router for Admin {
+    async fn route(&self, req: Request<Incoming>, _peer: SocketAddr) -> (&'static str, Response<Body>) {
+        let path = req.uri().path();
+        let label = routes::admin_label(path);
+        if label == routes::PUBLISH {
+            return (label, crate::publish::route(&self.publisher, req).await);
         }
-    };
-    (label, response)
-}
-
-fn readiness(shared: &Shared) -> Response<Body> {
-    if shared.drain.is_draining() {
-        body::text(StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if shared.ws.budget.is_over() {
-        body::text(StatusCode::SERVICE_UNAVAILABLE, "near the memory budget")
-    } else if !shared.backend.is_ready() {
-        body::text(StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable")
-    } else {
-        body::text(StatusCode::OK, "ready")
+        let response = if label == routes::ADMIN_OTHER {
+            body::text(
+                StatusCode::NOT_FOUND,
+                "not found: the admin port serves /livez, /readyz, /metrics and /publish/",
+            )
+        } else if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        } else {
+            match path {
+                routes::LIVEZ => body::text(StatusCode::OK, "ok"),
+                routes::READYZ => self.readiness(),
+                _ => self.metrics(),
+            }
+        };
+        (label, response)
     }
 }
 
-fn metrics(shared: &Shared) -> Response<Body> {
-    let mut r = Response::new(body::full(shared.metrics.encode()));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    r
+impl Admin {
+    fn readiness(&self) -> Response<Body> {
+        if self.drain.is_draining() {
+            body::text(StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if self.budget.is_over() {
+            body::text(StatusCode::SERVICE_UNAVAILABLE, "near the memory budget")
+        } else if !self.backend.is_ready() {
+            body::text(StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable")
+        } else {
+            body::text(StatusCode::OK, "ready")
+        }
+    }
+
+    fn metrics(&self) -> Response<Body> {
+        let mut r = Response::new(body::full(self.metrics.encode()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        r
+    }
 }

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, Version, header};
 
 /// Why a request was refused before routing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub struct BadAuthority {
     pub status: StatusCode,
     pub message: &'static str,
 }
@@ -41,12 +41,12 @@ impl HostPolicy {
     }
 
     /// Checks a request's authority, and gives an HTTP/1.0 request without one the listener's.
-    pub fn check(&self, version: Version, uri: &Uri, headers: &mut HeaderMap) -> Result<(), Refusal> {
+    pub fn check(&self, version: Version, uri: &Uri, headers: &mut HeaderMap) -> Result<(), BadAuthority> {
         let mut hosts = headers.get_all(header::HOST).iter();
         let host = match (hosts.next(), hosts.next()) {
             (Some(host), None) => host.to_str().ok().and_then(hostname).ok_or(BAD_HOST)?,
             (Some(_), Some(_)) => {
-                return Err(Refusal {
+                return Err(BadAuthority {
                     status: StatusCode::BAD_REQUEST,
                     message: "more than one Host header",
                 });
@@ -56,7 +56,7 @@ impl HostPolicy {
                 return Ok(());
             }
             (None, _) => {
-                return Err(Refusal {
+                return Err(BadAuthority {
                     status: StatusCode::BAD_REQUEST,
                     message: "HTTP/1.1 requests need a Host header",
                 });
@@ -66,7 +66,7 @@ impl HostPolicy {
         let target = uri.host();
         if self.loopback_only && !self.any && !(self.answers(&host) && target.is_none_or(|t| self.answers(t)))
         {
-            return Err(Refusal {
+            return Err(BadAuthority {
                 status: StatusCode::FORBIDDEN,
                 message: "this gateway listens on loopback and answers only loopback host names \
                           (start it with --allowed-host NAME to add one)",
@@ -87,8 +87,8 @@ impl HostPolicy {
     }
 }
 
-const BAD_HOST: Refusal =
-    Refusal { status: StatusCode::BAD_REQUEST, message: "the Host header is not a valid host[:port]" };
+const BAD_HOST: BadAuthority =
+    BadAuthority { status: StatusCode::BAD_REQUEST, message: "the Host header is not a valid host[:port]" };
 
 /// The host part of a `Host` value (`name`, `name:port`, `[v6]:port`), if it is one.
 fn hostname(value: &str) -> Option<String> {

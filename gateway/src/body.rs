@@ -39,8 +39,9 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 pub enum ReadError {
     /// More than the limit.
     TooLarge(usize),
-    /// The body ended with an error (a reset, a stall, a deadline).
-    Broken(String),
+    /// The body ended with an error (a reset, a stall, a deadline), kept as it came so the caller
+    /// can tell which.
+    Broken(BoxError),
 }
 
 /// Reads a whole body of at most `limit` bytes. What it holds meanwhile never passes `limit`:
@@ -49,7 +50,7 @@ pub enum ReadError {
 pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| ReadError::Broken(error.to_string()))?;
+        let frame = frame.map_err(ReadError::Broken)?;
         if let Ok(data) = frame.into_data() {
             let needed = out.len() + data.len();
             if needed > limit {

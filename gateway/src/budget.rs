@@ -57,10 +57,10 @@ impl MemoryBudget {
     }
 
     /// Watches the resident memory for as long as the budget is in use.
-    pub fn start(self: &Arc<Self>) {
+    pub fn start(self: &Arc<Self>, tasks: &crate::drain::Tasks) {
         let budget = Arc::downgrade(self);
         info!(bytes = self.limit, "memory budget");
-        tokio::spawn(watch(budget));
+        tasks.spawn(watch(budget));
     }
 
     /// Takes a reading of `resident` bytes, after `calm` readings in a row under 90% that did not

@@ -6,9 +6,12 @@
 //! `--drain-spread`, so the reconnects of a whole replica do not reach the others as one burst.
 //! Upgraded sockets escape hyper's graceful shutdown, so they are tracked here, and so are the last
 //! events of WebSocket apps on their way to the component. The drain ends when everything has
-//! finished, or when `--drain-timeout` has passed since it began.
+//! finished, or when `--drain-timeout` has passed since it began. The gateway's own background
+//! work ([`Tasks`]: reloads, leases, the memory watch, subscriptions starting) goes last, once the
+//! drain is over.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -37,6 +40,36 @@ pub struct Drain {
     pub connections: TaskTracker,
     /// WebSocket apps' last events on their way to the component.
     pub deliveries: TaskTracker,
+    /// The gateway's background work, ended after everything else.
+    pub background: Tasks,
+}
+
+/// Background tasks: each runs until it ends or [`Tasks::stop`] cancels it, and `stop` waits for
+/// all of them, so nothing the gateway started outlives its `serve`.
+#[derive(Clone, Debug, Default)]
+pub struct Tasks {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Tasks {
+    /// Runs `task` in the background until it ends or the tasks are stopped.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+
+    /// Cancels every task and waits until each has let go of what it held.
+    pub async fn stop(&self) {
+        self.tracker.close();
+        self.cancel.cancel();
+        self.tracker.wait().await;
+    }
 }
 
 /// How a drain ended.

@@ -7,23 +7,54 @@ use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tracing::debug_span;
 
+use crate::admission::Admission;
+use crate::apps::context::AppContext;
+use crate::backend::Backend;
 use crate::body::Body;
-use crate::server::Shared;
-use crate::ws;
-use crate::{apps, routes};
+use crate::connection::Router;
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::ws::builtin::Builtin;
+use crate::ws::handshake;
+use crate::ws::push::Schedule;
 
-/// Answers one public request; returns the route's metrics label with the response.
-pub async fn route(
-    shared: &Arc<Shared>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> (&'static str, Response<Body>) {
-    if req.uri().path() == routes::WS {
-        return (routes::WS, ws::upgrade::builtin(shared, req, peer));
+/// What the public surface routes to.
+pub struct Public {
+    pub admission: Arc<Admission>,
+    pub apps: Arc<AppContext>,
+    pub backend: Arc<Backend>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Router for Public {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> (&'static str, Response<Body>) {
+        if req.uri().path() == routes::WS {
+            return (routes::WS, self.builtin(req, peer));
+        }
+        if handshake::is_upgrade(req.headers()) {
+            return (routes::WEBSOCKET_APP, crate::apps::open::open(&self.apps, req, peer).await);
+        }
+        (routes::COMPONENT, self.backend.serve(req, peer, &self.metrics).await)
     }
-    if ws::handshake::is_upgrade(req.headers()) {
-        return (routes::WEBSOCKET_APP, apps::open::open(shared, req, peer).await);
+}
+
+impl Public {
+    /// The built-in `/ws` app: echo, and pushes unless the query says `push=off`.
+    fn builtin(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let admitted = match self.admission.admit(&req, peer) {
+            Ok(admitted) => admitted,
+            Err(turned_away) => return turned_away.response(),
+        };
+        let id = admitted.slot.id;
+        let pushes = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "push=off"));
+        let settings = &self.admission.ws;
+        let schedule =
+            settings.push.filter(|_| pushes).map(|(min, max)| Schedule::new(min, max, settings.seed, id));
+        // A debug-level span: at the default `info` it is never built, which saves ~0.4 KB per idle
+        // connection; the events themselves carry `conn`.
+        let span = debug_span!("ws", conn = id, %peer, pushes);
+        admitted.serve(&mut req, Builtin::new(schedule), span)
     }
-    (routes::COMPONENT, shared.backend.serve(req, peer, &shared.metrics).await)
 }

@@ -50,7 +50,7 @@ pub struct Publisher {
 }
 
 /// A publish request's answer: the status and a one-line body.
-pub struct Answer {
+pub struct Reply {
     pub status: StatusCode,
     pub message: String,
 }
@@ -85,19 +85,19 @@ impl Publisher {
     }
 
     /// Publishes a body already read, from a caller already allowed.
-    pub async fn publish(&self, body: &[u8]) -> Answer {
+    pub async fn publish(&self, body: &[u8]) -> Reply {
         let items = match parse(body, self.limits) {
             Ok(items) => items,
             Err(refusal) => {
                 self.metrics.publish("refused");
-                return Answer { status: StatusCode::BAD_REQUEST, message: refusal.0 };
+                return Reply { status: StatusCode::BAD_REQUEST, message: refusal.0 };
             }
         };
         for item in &items {
             if let Err(error) = self.broker.publish(item).await {
                 self.metrics.publish("unavailable");
                 warn!(%error, "a publish the broker could not take");
-                return Answer {
+                return Reply {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     message: format!("the broker cannot take it now: {error}"),
                 };
@@ -105,14 +105,14 @@ impl Publisher {
         }
         self.metrics.publish("ok");
         self.metrics.published_items.inc_by(items.len() as u64);
-        Answer { status: StatusCode::OK, message: "Published".into() }
+        Reply { status: StatusCode::OK, message: "Published".into() }
     }
 
     /// The answer to a body over [`MAX_BODY`], counted as refused.
     pub fn too_large(&self) -> Response<Bytes> {
         self.metrics.publish("refused");
         let answer =
-            Answer { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() };
+            Reply { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() };
         respond(&answer, &HeaderMap::new())
     }
 
@@ -131,16 +131,16 @@ impl Publisher {
 
     /// What a request is refused with before its body is read: a method other than `POST`, or a
     /// missing or wrong token.
-    fn refusal(&self, method: &Method, headers: &HeaderMap, caller: Caller) -> Option<Answer> {
+    fn refusal(&self, method: &Method, headers: &HeaderMap, caller: Caller) -> Option<Reply> {
         if method != Method::POST {
-            return Some(Answer {
+            return Some(Reply {
                 status: StatusCode::METHOD_NOT_ALLOWED,
                 message: format!("Method not allowed: {method}."),
             });
         }
         if !self.allows(headers, caller) {
             self.metrics.publish("unauthorized");
-            return Some(Answer {
+            return Some(Reply {
                 status: StatusCode::UNAUTHORIZED,
                 message: "a bearer token is required (Authorization: Bearer ...)".into(),
             });
@@ -150,7 +150,7 @@ impl Publisher {
 }
 
 /// The answer as text, or as JSON when the request asks for it (as Pushpin's does).
-fn respond(answer: &Answer, request: &HeaderMap) -> Response<Bytes> {
+fn respond(answer: &Reply, request: &HeaderMap) -> Response<Bytes> {
     let json = request
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -273,7 +273,7 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         std::fs::remove_file(&key).unwrap();
         let gateway = gateway.expect("binds");
-        let publisher = &gateway.shared().publisher;
+        let publisher = &gateway.publisher();
         assert_eq!(status(publisher, Caller::Network, None).await, StatusCode::UNAUTHORIZED);
         let with_token = status(publisher, Caller::Network, Some("Bearer s3cret")).await;
         assert_eq!(with_token, StatusCode::OK, "the file's line");

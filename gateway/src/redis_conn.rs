@@ -47,8 +47,9 @@ struct Single {
     current: Mutex<Current>,
 }
 
+/// The connection itself: one node's, or the cluster's.
 #[derive(Clone)]
-enum Backend {
+enum Deployment {
     Single(Arc<Single>),
     Cluster(ClusterConnection),
 }
@@ -56,7 +57,7 @@ enum Backend {
 #[derive(Clone)]
 pub struct Commands {
     target: Target,
-    backend: Backend,
+    deployment: Deployment,
 }
 
 /// A handle to run commands on, whichever Redis it is.
@@ -123,7 +124,7 @@ impl Commands {
     /// Prepares the connection to Redis, each command answered within [`COMMAND_TIMEOUT`];
     /// nothing is connected until the first command.
     pub fn new(target: Target) -> anyhow::Result<Self> {
-        let backend = match &target {
+        let deployment = match &target {
             Target::Single(info) => {
                 let client =
                     ::redis::Client::open(info.clone()).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
@@ -135,11 +136,11 @@ impl Commands {
                 let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                     .map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
                 let current = Mutex::new(Current { manager, built: Instant::now() });
-                Backend::Single(Arc::new(Single { client, config, current }))
+                Deployment::Single(Arc::new(Single { client, config, current }))
             }
-            Target::Cluster(nodes) => Backend::Cluster(cluster_connection(&cluster_client(nodes, None)?)),
+            Target::Cluster(nodes) => Deployment::Cluster(cluster_connection(&cluster_client(nodes, None)?)),
         };
-        Ok(Commands { target, backend })
+        Ok(Commands { target, deployment })
     }
 
     /// Where Redis is, for connections of other kinds (pub/sub).
@@ -149,17 +150,17 @@ impl Commands {
 
     /// A handle to run commands on.
     pub fn get(&self) -> Conn {
-        match &self.backend {
-            Backend::Single(single) => {
+        match &self.deployment {
+            Deployment::Single(single) => {
                 Conn::Single(single.current.lock().unwrap_or_else(PoisonError::into_inner).manager.clone())
             }
-            Backend::Cluster(conn) => Conn::Cluster(conn.clone()),
+            Deployment::Cluster(conn) => Conn::Cluster(conn.clone()),
         }
     }
 
     /// Looks at a command's error: one the manager does not recover from gets a new manager.
     pub fn failed(&self, error: &RedisError) {
-        let Backend::Single(single) = &self.backend else { return };
+        let Deployment::Single(single) = &self.deployment else { return };
         let Single { client, config, current } = &**single;
         let stuck = error.kind() == ErrorKind::AuthenticationFailed || error.code() == Some("NOAUTH");
         if !stuck {

@@ -1,5 +1,5 @@
 //! When the embedded component is reloaded: on SIGHUP, and with `--watch` whenever its file
-//! changes. What a reload does is the host's ([`crate::host::Host::reload`]: compiled off the
+//! changes. What a reload does is the host's ([`crate::backend::host::Host::reload`]: compiled off the
 //! serving path, swapped in atomically, the old version kept when the new one does not load);
 //! this module decides when, and reports each reload in one log line and
 //! `component_reloads_total{result}`.
@@ -11,25 +11,32 @@ use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-use crate::backend::Reloaded;
+use crate::backend::{Backend, Reloaded};
+use crate::drain::Tasks;
 use crate::logging::clip;
-use crate::server::Shared;
+use crate::metrics::Metrics;
 
 /// How often `--watch` looks at the file. A change is taken once the file has held still for one
 /// look, so a build that is still writing it is not compiled half-written.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Starts listening for SIGHUP and, with `--watch`, watching the component's file.
-pub fn start(shared: &Arc<Shared>) {
-    tokio::spawn(on_sighup(shared.clone()));
-    if shared.config.watch
-        && let Some(path) = shared.backend.component_path()
-    {
-        tokio::spawn(watch(shared.clone(), path.to_owned()));
+/// What a reload touches: the component's side, and the count of reloads.
+pub struct Reloads {
+    pub backend: Arc<Backend>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts listening for SIGHUP and, with `watch` (`--watch`), watching the component's file,
+/// until `tasks` are stopped.
+pub fn start(reloads: Reloads, watch_file: bool, tasks: &Tasks) {
+    let reloads = Arc::new(reloads);
+    tasks.spawn(on_sighup(reloads.clone()));
+    if watch_file && let Some(path) = reloads.backend.component_path() {
+        tasks.spawn(watch(reloads.clone(), path.to_owned()));
     }
 }
 
-async fn on_sighup(shared: Arc<Shared>) {
+async fn on_sighup(reloads: Arc<Reloads>) {
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {
@@ -38,7 +45,7 @@ async fn on_sighup(shared: Arc<Shared>) {
         }
     };
     while hangups.recv().await.is_some() {
-        reload(&shared, "SIGHUP").await;
+        reload(&reloads, "SIGHUP").await;
     }
 }
 
@@ -56,7 +63,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp { len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() })
 }
 
-async fn watch(shared: Arc<Shared>, path: PathBuf) {
+async fn watch(reloads: Arc<Reloads>, path: PathBuf) {
     info!(component = %path.display(), "watching the component for changes");
     let mut serving = stamp(&path);
     let mut changed: Option<Stamp> = None;
@@ -71,16 +78,16 @@ async fn watch(shared: Arc<Shared>, path: PathBuf) {
         } else if changed.as_ref() == Some(&now) {
             serving = Some(now);
             changed = None;
-            reload(&shared, "file changed").await;
+            reload(&reloads, "file changed").await;
         } else {
             changed = Some(now);
         }
     }
 }
 
-async fn reload(shared: &Shared, why: &'static str) {
-    let metrics = &shared.metrics;
-    match shared.backend.reload().await {
+async fn reload(reloads: &Reloads, why: &'static str) {
+    let metrics = &reloads.metrics;
+    match reloads.backend.reload().await {
         Ok(Reloaded::Swapped) => {
             metrics.component_reload("ok");
             info!(

@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,45 +10,45 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::apps;
-use crate::apps::lease::Leases;
+use crate::admin::Admin;
+use crate::admission::Admission;
+use crate::apps::context::AppContext;
+use crate::apps::delivery::LastEvents;
+use crate::apps::lease::{Deliver, LeaseTasks, Leases};
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
 use crate::channels::Channels;
 use crate::config::Config;
+use crate::connection::{self, Listener, Router};
 use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
-use crate::http::{self, Surface};
 use crate::metrics::{ConnErrorLabels, Metrics};
+use crate::public::Public;
 use crate::publish::Publisher;
 use crate::redis_conn::Commands;
+use crate::reload::{self, Reloads};
 use crate::ws::{self, handshake::OriginPolicy};
-
-/// State shared by every connection of both listeners.
-pub struct Shared {
-    pub config: Config,
-    pub metrics: Arc<Metrics>,
-    pub ws: Arc<ws::Settings>,
-    pub apps: apps::Settings,
-    pub origins: OriginPolicy,
-    pub proxies: TrustedProxies,
-    pub public_hosts: HostPolicy,
-    pub admin_hosts: HostPolicy,
-    pub backend: Backend,
-    pub channels: Channels,
-    pub publisher: Arc<Publisher>,
-    pub leases: Leases,
-    pub drain: Drain,
-    /// Open WebSockets, against `--max-connections`.
-    pub active: AtomicUsize,
-    pub next_id: AtomicU64,
-}
 
 /// A bound, not yet serving, gateway. [`crate::run`] is `bind` + `serve`.
 pub struct Gateway {
     public: TcpListener,
     admin: TcpListener,
-    shared: Arc<Shared>,
+    parts: Parts,
+}
+
+/// Every part, built once; each is handed what it needs, and only this module holds them all.
+struct Parts {
+    public: Arc<Listener<Public>>,
+    admin: Arc<Listener<Admin>>,
+    drain: Arc<Drain>,
+    backend: Arc<Backend>,
+    leases: Arc<Leases>,
+    last: Arc<LastEvents>,
+    metrics: Arc<Metrics>,
+    ws: Arc<ws::Settings>,
+    watch: bool,
+    drain_spread: Duration,
+    drain_timeout: Duration,
 }
 
 impl Gateway {
@@ -69,35 +68,52 @@ impl Gateway {
             config.header_read_timeout,
             metrics.clone(),
         ));
-        let backend = Backend::new(&config, publisher.clone()).await?;
-        let leases = match redis {
+        let proxies = Arc::new(TrustedProxies::new(&config.trusted_proxies));
+        let backend = Arc::new(Backend::new(&config, proxies.clone(), publisher.clone()).await?);
+        let leases = Arc::new(match redis {
             Some(commands) => Leases::new(commands, config.lease),
             None => Leases::none(),
-        };
+        });
         let public = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
-        let shared = Arc::new(Shared {
-            metrics,
-            channels,
+        let drain = Arc::new(Drain::new());
+        let ws = Arc::new(ws::Settings::from_config(&config));
+        let (admission, apps, last) =
+            connections(&config, (&ws, &drain, &metrics), proxies, (&backend, &leases), channels);
+        let public_router = Public { admission, apps, backend: backend.clone(), metrics: metrics.clone() };
+        let admin_router = Admin {
             publisher,
-            leases,
-            ws: Arc::new(ws::Settings::from_config(&config)),
-            apps: apps::Settings::from_config(&config),
-            origins: OriginPolicy::new(&config.allowed_origins),
-            proxies: TrustedProxies::new(&config.trusted_proxies),
-            public_hosts: HostPolicy::new(public.local_addr()?, &config.allowed_hosts),
-            admin_hosts: HostPolicy::new(admin.local_addr()?, &config.allowed_hosts),
+            drain: drain.clone(),
+            budget: ws.budget.clone(),
+            backend: backend.clone(),
+            metrics: metrics.clone(),
+        };
+        let parts = Parts {
+            public: Listener::shared(
+                HostPolicy::new(public.local_addr()?, &config.allowed_hosts),
+                public_router,
+                (&drain, &metrics, config.header_read_timeout),
+            ),
+            admin: Listener::shared(
+                HostPolicy::new(admin.local_addr()?, &config.allowed_hosts),
+                admin_router,
+                (&drain, &metrics, config.header_read_timeout),
+            ),
+            drain: drain.clone(),
             backend,
-            drain: Drain::new(),
-            active: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
-            config,
-        });
-        Ok(Gateway { public, admin, shared })
+            leases,
+            last,
+            metrics,
+            ws,
+            watch: config.watch,
+            drain_spread: config.effective_drain_spread(),
+            drain_timeout: config.drain_timeout,
+        };
+        Ok(Gateway { public, admin, parts })
     }
 
     /// The public listener's address (useful with port 0).
@@ -110,40 +126,92 @@ impl Gateway {
         self.admin.local_addr()
     }
 
-    /// What the bound gateway serves with, for tests inside the crate.
+    /// The publish API the bound gateway serves, for tests inside the crate.
     #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn publisher(&self) -> &Arc<Publisher> {
+        &self.parts.admin.router.publisher
     }
 
     /// Serves until `shutdown` completes, then drains (see [`crate::drain`]) and returns. Both
     /// listeners keep answering during the drain, so probes see 503 rather than a refused
     /// connection, and late page loads are still served.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Gateway { public, admin, shared } = self;
+        let Gateway { public, admin, parts } = self;
         // One stable line with both addresses: tests and scripts read `addr=` from it.
-        info!(backend = %shared.backend, "listening addr={} admin={}", public.local_addr()?, admin.local_addr()?);
-        shared.leases.start(shared.clone());
-        shared.ws.budget.start();
-        crate::reload::start(&shared);
-        let accept_public = accept(&shared, &public, Surface::Public);
-        let accept_admin = accept(&shared, &admin, Surface::Admin);
+        info!(backend = %parts.backend, "listening addr={} admin={}", public.local_addr()?, admin.local_addr()?);
+        parts.start_background();
+        let admin_slots = Some(Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS)));
+        let accept_public = accept(&parts.public, &public, None);
+        let accept_admin = accept(&parts.admin, &admin, admin_slots);
         tokio::pin!(shutdown, accept_public, accept_admin);
         tokio::select! {
             () = &mut shutdown => {}
             never = &mut accept_public => match never {},
             never = &mut accept_admin => match never {},
         }
-        let config = &shared.config;
         let outcome = tokio::select! {
-            outcome = shared.drain.run(config.effective_drain_spread(), config.drain_timeout) => outcome,
+            outcome = parts.drain.run(parts.drain_spread, parts.drain_timeout) => outcome,
             never = &mut accept_public => match never {},
             never = &mut accept_admin => match never {},
         };
-        shared.leases.resign(outcome).await;
+        parts.leases.resign(outcome).await;
+        parts.drain.background.stop().await;
         info!("stopped");
         Ok(())
     }
+}
+
+impl Parts {
+    /// The background work, each task tracked by the drain: the memory watch, reloads, leases.
+    fn start_background(&self) {
+        let tasks = &self.drain.background;
+        self.ws.budget.start(tasks);
+        let reloads = Reloads { backend: self.backend.clone(), metrics: self.metrics.clone() };
+        reload::start(reloads, self.watch, tasks);
+        let last = self.last.clone();
+        let deliver: Deliver = Arc::new(move |session| {
+            let last = last.clone();
+            Box::pin(async move { last.send(&session, None, None).await })
+        });
+        self.leases.start(LeaseTasks { metrics: self.metrics.clone(), deliver }, tasks);
+    }
+}
+
+/// What WebSocket connections are given: admission, shared by `/ws` and the apps; the apps'
+/// context; and what sends an app connection's last event.
+fn connections(
+    config: &Config,
+    (ws, drain, metrics): (&Arc<ws::Settings>, &Arc<Drain>, &Arc<Metrics>),
+    proxies: Arc<TrustedProxies>,
+    (backend, leases): (&Arc<Backend>, &Arc<Leases>),
+    channels: Channels,
+) -> (Arc<Admission>, Arc<AppContext>, Arc<LastEvents>) {
+    let admission = Arc::new(Admission::new(
+        ws.clone(),
+        OriginPolicy::new(&config.allowed_origins),
+        proxies,
+        drain.clone(),
+        metrics.clone(),
+        config.max_connections,
+    ));
+    let apps_settings = crate::apps::Settings::from_config(config);
+    let last = Arc::new(LastEvents {
+        backend: backend.clone(),
+        settings: apps_settings.clone(),
+        metrics: metrics.clone(),
+    });
+    let apps = Arc::new(AppContext {
+        settings: apps_settings,
+        admission: admission.clone(),
+        backend: backend.clone(),
+        channels,
+        leases: leases.clone(),
+        last: last.clone(),
+        deliveries: drain.deliveries.clone(),
+        tasks: drain.background.clone(),
+        metrics: metrics.clone(),
+    });
+    (admission, apps, last)
 }
 
 /// Most connections the admin listener serves at once. Probes, scrapes and publishers are few; a
@@ -151,18 +219,21 @@ impl Gateway {
 /// memory. A connection past it is closed at once, and counted.
 pub const MAX_ADMIN_CONNECTIONS: usize = 256;
 
-/// Accepts connections forever, each served in its own tracked task (on the admin listener, at
-/// most [`MAX_ADMIN_CONNECTIONS`] at once).
-async fn accept(shared: &Arc<Shared>, listener: &TcpListener, surface: Surface) -> std::convert::Infallible {
-    let admin_slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+/// Accepts connections forever, each served in its own tracked task (at most as many at once as
+/// `slots` has, when it is given: the admin listener's [`MAX_ADMIN_CONNECTIONS`]).
+async fn accept<R: Router>(
+    served: &Arc<Listener<R>>,
+    listener: &TcpListener,
+    slots: Option<Arc<Semaphore>>,
+) -> std::convert::Infallible {
     loop {
         let (stream, peer) = next_connection(listener).await;
-        let slot = match surface {
-            Surface::Public => None,
-            Surface::Admin => match admin_slots.clone().try_acquire_owned() {
+        let slot = match &slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
                 Ok(slot) => Some(slot),
                 Err(_) => {
-                    shared
+                    served
                         .metrics
                         .http_connection_errors
                         .get_or_create(&ConnErrorLabels { kind: "busy" })
@@ -172,8 +243,8 @@ async fn accept(shared: &Arc<Shared>, listener: &TcpListener, surface: Surface) 
                 }
             },
         };
-        let serve = http::serve_connection(shared.clone(), stream, peer, surface);
-        shared.drain.connections.spawn(async move {
+        let serve = connection::serve_connection(served.clone(), stream, peer);
+        served.drain.connections.spawn(async move {
             let _slot = slot;
             serve.await;
         });

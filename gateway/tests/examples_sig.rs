@@ -16,8 +16,8 @@ use common::examples::{Example, PYTHON, TYPESCRIPT, bad_signatures, now};
 use common::within;
 use sidestream_events::sig;
 use sidestream_gateway::Config;
+use sidestream_gateway::backend::host::Host;
 use sidestream_gateway::channels::Channels;
-use sidestream_gateway::host::Host;
 use sidestream_gateway::metrics::Metrics;
 use sidestream_gateway::publish::Publisher;
 

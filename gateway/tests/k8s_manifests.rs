@@ -22,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::Value;
-use sidestream_gateway::config::{Backend, Config};
+use sidestream_gateway::config::{ComponentSource, Config};
 use sidestream_gateway::{Gateway, routes};
 
 fn repo_root() -> PathBuf {
@@ -302,7 +302,7 @@ fn app_container_is_the_spin_app_on_the_port_the_gateway_proxies_to() {
     assert_eq!(u64::from(listen.port()), app_port, "the app container's port is where Spin listens");
 
     let config = gateway_config(&deployment);
-    let Ok(Backend::Upstream(upstream)) = config.backend() else {
+    let Ok(ComponentSource::Upstream(upstream)) = config.backend() else {
         panic!("the sidecar has no wasm host: it must run with --upstream");
     };
     assert_eq!(

@@ -269,7 +269,7 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
         unready |= common::request(gateway.admin, "GET", "/readyz", &[]).await.status == 503;
         let metrics =
             common::Metrics::parse(&common::request(gateway.admin, "GET", "/metrics", &[]).await.text());
-        shed = metrics.get("sidestream_memory_budget_total{path=\"Gateway\",action=\"Close\"}");
+        shed = metrics.get("sidestream_memory_budget_total{path=\"gateway\",action=\"close\"}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The adversaries end (shed, or stuck and held) while the bystander keeps its echoes.

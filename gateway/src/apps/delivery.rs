@@ -12,71 +12,67 @@ use std::sync::Arc;
 
 use tracing::{debug, warn};
 
-use super::conn::InFlight;
+use super::Settings;
+use super::exchange::InFlight;
 use super::session::Session;
-use crate::server::Shared;
+use crate::backend::Backend;
+use crate::metrics::Metrics;
 
-/// Sends the connection's last event, then lets its lease record go ([`super::lease`]).
-pub async fn deliver(
-    shared: Arc<Shared>,
-    session: Session,
-    in_flight: Option<InFlight>,
-    close: Option<(u16, String)>,
-) {
-    send_last(&shared, &session, in_flight, close).await;
-    shared.leases.release(&session.id);
+/// What sends a connection's last event: the component's side, the retry settings, the counts.
+pub struct LastEvents {
+    pub backend: Arc<Backend>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
 }
 
-async fn send_last(
-    shared: &Shared,
-    session: &Session,
-    in_flight: Option<InFlight>,
-    close: Option<(u16, String)>,
-) {
-    let metrics = &shared.metrics;
-    if let Some(in_flight) = in_flight {
-        let _ = in_flight.finish().await;
-        metrics.app_late_answers.inc();
-    }
-    let event = if close.is_some() { "close" } else { "disconnect" };
-    let settings = &shared.apps;
-    let mut attempt = 1;
-    loop {
-        let request =
-            session.last_request(close.as_ref().map(|(code, reason)| (*code, reason.as_str())), attempt);
-        let problem = match shared.backend.exchange(request, settings.max_answer_bytes, metrics).await {
-            Ok(answer) if answer.status().is_success() => {
-                metrics.app_request("last", "ok");
-                metrics
-                    .app_last_events
-                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "delivered" })
-                    .inc();
-                return;
-            }
-            // The component heard it and said no: asking again would not change its mind.
-            Ok(answer) if answer.status().is_client_error() => {
-                metrics.app_request("last", "refused");
-                metrics
-                    .app_last_events
-                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "refused" })
-                    .inc();
-                return;
-            }
-            Ok(answer) => format!("status {}", answer.status()),
-            Err(error) => error.to_string(),
-        };
-        if attempt > settings.retries {
-            metrics.app_request("last", "failed");
-            metrics
-                .app_last_events
-                .get_or_create(&crate::metrics::LastEventLabels { event, result: "gave_up" })
-                .inc();
-            warn!(connection = %session.id, event, attempts = attempt, %problem, "giving up on a connection's last event");
-            return;
+impl LastEvents {
+    /// Sends the connection's last event (after the answer of the request still in flight).
+    pub async fn send(&self, session: &Session, in_flight: Option<InFlight>, close: Option<(u16, String)>) {
+        let metrics = &self.metrics;
+        if let Some(in_flight) = in_flight {
+            let _ = in_flight.finish().await;
+            metrics.app_late_answers.inc();
         }
-        attempt += 1;
-        metrics.app_retries.inc();
-        debug!(connection = %session.id, event, attempt, %problem, "the last event again");
-        tokio::time::sleep(settings.backoff(attempt)).await;
+        let event = if close.is_some() { "close" } else { "disconnect" };
+        let settings = &self.settings;
+        let mut attempt = 1;
+        loop {
+            let request =
+                session.last_request(close.as_ref().map(|(code, reason)| (*code, reason.as_str())), attempt);
+            let problem = match self.backend.exchange(request, settings.max_answer_bytes, metrics).await {
+                Ok(answer) if answer.status().is_success() => {
+                    metrics.app_request("last", "ok");
+                    metrics
+                        .app_last_events
+                        .get_or_create(&crate::metrics::LastEventLabels { event, result: "delivered" })
+                        .inc();
+                    return;
+                }
+                // The component heard it and said no: asking again would not change its mind.
+                Ok(answer) if answer.status().is_client_error() => {
+                    metrics.app_request("last", "refused");
+                    metrics
+                        .app_last_events
+                        .get_or_create(&crate::metrics::LastEventLabels { event, result: "refused" })
+                        .inc();
+                    return;
+                }
+                Ok(answer) => format!("status {}", answer.status()),
+                Err(error) => error.to_string(),
+            };
+            if attempt > settings.retries {
+                metrics.app_request("last", "failed");
+                metrics
+                    .app_last_events
+                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "gave_up" })
+                    .inc();
+                warn!(connection = %session.id, event, attempts = attempt, %problem, "giving up on a connection's last event");
+                return;
+            }
+            attempt += 1;
+            metrics.app_retries.inc();
+            debug!(connection = %session.id, event, attempt, %problem, "the last event again");
+            tokio::time::sleep(settings.backoff(attempt)).await;
+        }
     }
 }

@@ -5,12 +5,17 @@
 //!
 //! [`open`] turns the handshake into the `OPEN` request and the component's answer into a `101`
 //! or a refusal; [`conn`] is the handler the connection loop runs: it batches the client's messages
-//! into requests (one in flight at a time) and carries out the answers; [`delivery`] sends a
-//! connection's last event, `CLOSE` or `DISCONNECT`, with retries; [`session`] is the protocol
-//! itself, without I/O; [`lease`] lets another gateway end the connections of one that died.
+//! into requests (one at a time, [`exchange`]) and carries out the answers, whose GRIP control
+//! messages act on the connection's own state ([`grip`]); [`delivery`] sends a connection's last
+//! event, `CLOSE` or `DISCONNECT`, with retries; [`session`] is the protocol itself, without I/O;
+//! [`lease`] lets another gateway end the connections of one that died; [`context`] is what all of
+//! them are given.
 
 pub mod conn;
+pub mod context;
 pub mod delivery;
+pub mod exchange;
+pub mod grip;
 pub mod lease;
 pub mod open;
 pub mod session;
@@ -35,20 +40,26 @@ pub struct Settings {
     pub retries: u32,
     /// The wait before the first retry; it doubles with each.
     pub retry_delay: Duration,
+    /// `--max-subscriptions`: the most channels one connection joins.
+    pub max_subscriptions: usize,
 }
+
+/// The least an answer may be given, whatever the connection holds: a budget filled by what its
+/// client does not read still lets a short answer through.
+pub const MIN_ANSWER: usize = 16 * 1024;
 
 /// The most memory one WebSocket app's connection can make the gateway hold, whatever its client
 /// and its component do (issue 23): its own state; the frame being read and a fragmented message
 /// (one `--max-message-size` each); the budget (`--app-connection-budget`: events, requests,
 /// outbox, delayed message, held publication, and the answer in flight's part), overrun by at
-/// most the message that crossed it and the least answer ([`conn::MIN_ANSWER`]); the answer
+/// most the message that crossed it and the least answer ([`MIN_ANSWER`]); the answer
 /// once more while its messages are made from it; the writer's buffer plus one message, which an
 /// answer may make as large as the budget. The kernel's socket buffers come on top.
 pub fn memory_bound(config: &Config) -> usize {
     let (message, budget) = (config.max_message_size, config.app_budget());
     crate::ws::CONNECTION_STATE
         + 2 * message
-        + (budget + message + conn::MIN_ANSWER)
+        + (budget + message + MIN_ANSWER)
         + budget
         + (crate::ws::WRITE_BUFFER + message.max(budget))
 }
@@ -67,6 +78,7 @@ impl Settings {
             budget: config.app_budget(),
             retries: config.app_retries,
             retry_delay: config.app_retry_delay,
+            max_subscriptions: config.max_subscriptions,
         }
     }
 
@@ -91,6 +103,7 @@ mod tests {
             budget: 0,
             retries: 5,
             retry_delay: Duration::from_millis(100),
+            max_subscriptions: 0,
         };
         for (attempt, low) in [(2, 100), (3, 200), (4, 400), (5, 800)] {
             let wait = settings.backoff(attempt);

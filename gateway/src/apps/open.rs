@@ -10,43 +10,38 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{debug_span, warn};
 
 use super::conn::ComponentApp;
+use super::context::AppContext;
+use super::exchange::result_label;
 use super::session::{Opened, Session};
 use crate::backend::ExchangeError;
 use crate::body::{self, Body};
-use crate::server::Shared;
-use crate::ws::handler::{End, Handler};
-use crate::ws::upgrade::{Admitted, admit, switching_protocols, take_socket};
-use crate::ws::websocket::WebSocket;
 
 /// Answers a WebSocket upgrade for the component's app at the request's path.
-pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let Admitted { slot, drain, accept } = match admit(shared, &req, peer) {
+pub async fn open(cx: &Arc<AppContext>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let admitted = match cx.admission.admit(&req, peer) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused.response(),
+        Err(turned_away) => return turned_away.response(),
     };
-    let id = slot.id;
+    let id = admitted.slot.id;
     // The component sees what any proxied request shows it: forwarding headers as the gateway
     // vouches for them.
     let mut headers = req.headers().clone();
-    shared.backend.proxies().rewrite(&mut headers, peer);
+    cx.backend.proxies().rewrite(&mut headers, peer);
     let mut session = Session::new(req.uri(), &headers);
-    let metrics = &shared.metrics;
+    let metrics = &cx.metrics;
     let answer =
-        match shared.backend.exchange(session.open_request(), shared.apps.max_answer_bytes, metrics).await {
+        match cx.backend.exchange(session.open_request(), cx.settings.max_answer_bytes, metrics).await {
             Ok(answer) => answer,
             Err(error) => {
-                let (result, status) = match error {
-                    ExchangeError::Unavailable(_) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
-                    ExchangeError::Timeout => ("timeout", StatusCode::GATEWAY_TIMEOUT),
-                    ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => {
-                        ("failed", StatusCode::BAD_GATEWAY)
-                    }
+                let status = match error {
+                    ExchangeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ExchangeError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => StatusCode::BAD_GATEWAY,
                 };
-                metrics.app_request("open", result);
+                metrics.app_request("open", result_label(&error));
                 metrics.reject("app");
                 warn!(conn = id, %error, "WebSocket app did not answer its OPEN");
                 return body::text(status, "the WebSocket app did not answer");
@@ -68,30 +63,9 @@ pub async fn open(shared: &Arc<Shared>, mut req: Request<Incoming>, peer: Socket
     };
     metrics.app_request("open", "ok");
 
-    let app = ComponentApp::new(shared.clone(), id, session, actions);
+    let app = ComponentApp::new(cx.clone(), id, session, actions);
     app.count_ignored(&ignored);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let settings = shared.ws.clone();
-    let cx =
-        crate::ws::conn::Context { id, settings: settings.clone(), metrics: shared.metrics.clone(), drain };
-    let span = debug_span!("app", conn = id, %peer);
-    shared.drain.websockets.spawn(
-        async move {
-            let _slot = slot;
-            let Some((io, early)) = take_socket(on_upgrade, id, settings.socket_buffer).await else {
-                // Accepted, but the client left before its socket was ours: the app still hears
-                // that the connection ended.
-                app.on_end(End { by: None, client_close: None });
-                return;
-            };
-            debug!(conn = id, "app opened");
-            let ws = WebSocket::new(io, early, settings.protocol);
-            crate::ws::conn::serve(ws, cx, app).await;
-        }
-        .instrument(span),
-    );
-
-    let mut response = switching_protocols(&accept);
+    let mut response = admitted.serve(&mut req, app, debug_span!("app", conn = id, %peer));
     for (name, value) in &headers {
         if !matches!(*name, header::UPGRADE | header::CONNECTION | header::SEC_WEBSOCKET_ACCEPT) {
             response.headers_mut().append(name, value.clone());

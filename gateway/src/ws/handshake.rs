@@ -6,7 +6,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 
 /// Why an upgrade was refused: the HTTP answer and the metrics label.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
+pub struct BadHandshake {
     pub status: StatusCode,
     /// `handshake_rejections` label.
     pub reason: &'static str,
@@ -14,8 +14,8 @@ pub struct Rejection {
     pub message: &'static str,
 }
 
-const fn reject(status: StatusCode, reason: &'static str, message: &'static str) -> Rejection {
-    Rejection { status, reason, message }
+const fn reject(status: StatusCode, reason: &'static str, message: &'static str) -> BadHandshake {
+    BadHandshake { status, reason, message }
 }
 
 /// Which origins may open WebSockets.
@@ -129,7 +129,7 @@ pub fn validate(
     headers: &HeaderMap,
     origins: &OriginPolicy,
     scheme: &str,
-) -> Result<String, Rejection> {
+) -> Result<String, BadHandshake> {
     if method != Method::GET {
         return Err(reject(StatusCode::BAD_REQUEST, "method", "WebSocket handshakes use GET"));
     }
@@ -196,7 +196,7 @@ mod tests {
         ]
     }
 
-    fn check(pairs: &[(&'static str, &str)]) -> Result<String, Rejection> {
+    fn check(pairs: &[(&'static str, &str)]) -> Result<String, BadHandshake> {
         validate(&Method::GET, &request(pairs), &OriginPolicy::default(), "http")
     }
 

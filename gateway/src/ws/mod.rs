@@ -2,6 +2,7 @@
 //! built-in app on `/ws`.
 
 pub mod builtin;
+pub mod close;
 pub mod conn;
 pub mod handler;
 pub mod handshake;

@@ -10,55 +10,28 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
+#[cfg(feature = "wasm-host")]
+pub mod host;
+pub mod outcome;
+pub mod proxy;
+
+pub use outcome::{ExchangeError, Reloaded};
+
 use crate::body::Body;
 use crate::config::{self, Config};
 use crate::forwarded::TrustedProxies;
-#[cfg(feature = "wasm-host")]
-use crate::host::Host;
+use crate::headers;
 use crate::metrics::Metrics;
-use crate::proxy::{self, Proxy};
 use crate::publish::Publisher;
 use crate::signing::{GRIP_SIG, Signer};
-
-/// Why a WebSocket app's request got no answer to use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExchangeError {
-    /// The component could not be reached, or had no instance free: worth another attempt.
-    Unavailable(String),
-    /// No answer within the deadline.
-    Timeout,
-    /// It failed: a trap, a broken connection.
-    Failed(String),
-    /// Its answer's body was over this many bytes (the request's limit), and was not kept.
-    TooLarge(usize),
-}
-
-impl std::fmt::Display for ExchangeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExchangeError::Unavailable(why) => write!(f, "the component is unavailable: {why}"),
-            ExchangeError::Timeout => f.write_str("the component did not answer in time"),
-            ExchangeError::Failed(why) => write!(f, "the component failed: {why}"),
-            ExchangeError::TooLarge(limit) => write!(f, "the component's answer is over {limit} bytes"),
-        }
-    }
-}
-
-/// What a reload of the component did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reloaded {
-    /// A new version serves from now on.
-    Swapped,
-    /// The file holds the version already serving.
-    Unchanged,
-    /// The component runs upstream: its runtime deploys new versions, not the gateway.
-    Upstream,
-}
+#[cfg(feature = "wasm-host")]
+use host::Host;
+use proxy::Proxy;
 
 /// The component's side of the gateway.
 pub struct Backend {
     target: Target,
-    proxies: TrustedProxies,
+    proxies: Arc<TrustedProxies>,
     signer: Signer,
 }
 
@@ -74,22 +47,28 @@ impl Backend {
     /// Loads the component or prepares the upstream client, as the config says.
     /// `publisher` serves the embedded component's publishes in-process.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
-    pub async fn new(config: &Config, publisher: Arc<Publisher>) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: &Config,
+        proxies: Arc<TrustedProxies>,
+        publisher: Arc<Publisher>,
+    ) -> anyhow::Result<Self> {
         let backend = config.backend()?;
-        let embedded = matches!(backend, config::Backend::Component(_));
+        let embedded = matches!(backend, config::ComponentSource::Component(_));
         let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
         let target = match backend {
             #[cfg(feature = "wasm-host")]
-            config::Backend::Component(path) => {
+            config::ComponentSource::Component(path) => {
                 Target::Host(Host::load(&path, config, publisher, signer.key())?)
             }
             #[cfg(not(feature = "wasm-host"))]
-            config::Backend::Component(_) => {
+            config::ComponentSource::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            config::Backend::Upstream(uri) => Target::Upstream(Proxy::new(uri, config.upstream_timeout)),
+            config::ComponentSource::Upstream(uri) => {
+                Target::Upstream(Proxy::new(uri, config.upstream_timeout))
+            }
         };
-        Ok(Backend { target, proxies: TrustedProxies::new(&config.trusted_proxies), signer })
+        Ok(Backend { target, proxies, signer })
     }
 
     /// Serves a plain HTTP request: what the client sent about its hop and any header only the
@@ -100,7 +79,7 @@ impl Backend {
         peer: SocketAddr,
         metrics: &Arc<Metrics>,
     ) -> Response<Body> {
-        proxy::strip_hop_by_hop(req.headers_mut());
+        headers::strip_hop_by_hop(req.headers_mut());
         self.proxies.rewrite(req.headers_mut(), peer);
         self.signer.screen(req.headers_mut());
         let mut response = match &self.target {
@@ -108,7 +87,7 @@ impl Backend {
             Target::Host(host) => host.serve(req, metrics).await,
             Target::Upstream(proxy) => proxy.serve(req, metrics).await,
         };
-        proxy::strip_hop_by_hop(response.headers_mut());
+        headers::strip_hop_by_hop(response.headers_mut());
         response
     }
 

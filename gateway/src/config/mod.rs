@@ -1,5 +1,9 @@
 //! Command-line and environment configuration: one struct, validated before anything binds.
 
+mod component;
+mod redis;
+mod validate;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -241,37 +245,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The scheme of a Redis Cluster's URL.
-const CLUSTER: &str = "redis+cluster://";
-
-/// One node's URL; the URL may hold a password: errors name the flag, never the URL.
-fn connection_info(url: &str) -> anyhow::Result<::redis::ConnectionInfo> {
-    use ::redis::IntoConnectionInfo;
-    url.into_connection_info().map_err(|e| anyhow::anyhow!("--redis: {e}"))
-}
-
-/// The seed nodes of `redis+cluster://[user[:password]@]host1:port1,host2:port2[/0]`: each as
-/// `redis://[user[:password]@]host:port`. A cluster has only database 0.
-fn cluster_nodes(url: &str) -> anyhow::Result<Vec<::redis::ConnectionInfo>> {
-    let rest = &url[CLUSTER.len()..];
-    let (rest, db) = rest.split_once('/').unwrap_or((rest, ""));
-    if !(db.is_empty() || db == "0") {
-        bail!("--redis: a Redis Cluster has only database 0");
-    }
-    let (auth, hosts) = match rest.rsplit_once('@') {
-        Some((auth, hosts)) => (format!("{auth}@"), hosts),
-        None => (String::new(), rest),
-    };
-    let nodes: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
-    if nodes.is_empty() {
-        bail!("--redis: a redis+cluster:// URL names at least one node (host:port,host:port)");
-    }
-    nodes.into_iter().map(|host| connection_info(&format!("redis://{auth}{host}"))).collect()
-}
-
-/// Where requests for the component go.
+/// Where requests for the component go: [`Config::backend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum ComponentSource {
     /// The embedded wasmtime host, loading this file.
     Component(PathBuf),
     /// A Spin runtime over HTTP.
@@ -290,116 +266,6 @@ impl Config {
         self.app_connection_budget.unwrap_or_else(|| self.app_budget_floor().max(256 * 1024))
     }
 
-    /// Checks what clap cannot: relations between values. Runs before any port is bound.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.push_min > self.push_max {
-            bail!(
-                "--push-min ({}) must not exceed --push-max ({})",
-                humantime::format_duration(self.push_min),
-                humantime::format_duration(self.push_max)
-            );
-        }
-        if self.max_message_size < 125 {
-            bail!("--max-message-size must be at least 125 bytes (the largest control frame)");
-        }
-        if self.socket_buffer != 0 && !(4096..=16 << 20).contains(&self.socket_buffer) {
-            bail!("--socket-buffer must be 0 (the kernel's autotuning) or between 4096 and 16777216 bytes");
-        }
-        if self.max_connections == 0 {
-            bail!("--max-connections must be at least 1");
-        }
-        // Timers add these to the current instant; the ceiling keeps that far from overflow.
-        for (flag, value, zero_ok) in [
-            ("--ping-interval", self.ping_interval, false),
-            ("--idle-timeout", self.idle_timeout, false),
-            ("--header-read-timeout", self.header_read_timeout, false),
-            ("--upstream-timeout", self.upstream_timeout, false),
-            ("--component-timeout", self.component_timeout, false),
-            ("--push-max", self.push_max, true),
-            ("--drain-timeout", self.drain_timeout, true),
-            ("--drain-spread", self.drain_spread, true),
-            ("--app-retry-delay", self.app_retry_delay, false),
-            ("--history-ttl", self.history_ttl, false),
-        ] {
-            if value.is_zero() && !zero_ok {
-                bail!("{flag} must be longer than 0");
-            }
-            if value > MAX_DURATION {
-                bail!("{flag} must be at most {}", humantime::format_duration(MAX_DURATION));
-            }
-        }
-        if self.max_message_size > MAX_MESSAGE_SIZE {
-            bail!("--max-message-size must be at most {MAX_MESSAGE_SIZE} bytes (1 GiB)");
-        }
-        if self.component_memory_mib == 0 || self.component_memory_mib > 4096 {
-            bail!("--component-memory-mib must be between 1 and 4096");
-        }
-        if !(1024..=64 << 20).contains(&self.app_batch_bytes) {
-            bail!("--app-batch-bytes must be between 1024 and 67108864");
-        }
-        if !(1024..=64 << 20).contains(&self.app_max_answer_bytes) {
-            bail!("--app-max-answer-bytes must be between 1024 and 67108864");
-        }
-        if !(1..=100_000).contains(&self.history_size) {
-            bail!("--history-size must be between 1 and 100000");
-        }
-        if !(1..=1000).contains(&self.max_subscriptions) {
-            bail!("--max-subscriptions must be between 1 and 1000");
-        }
-        if let Some(url) = &self.redis
-            && !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with(CLUSTER))
-        {
-            bail!("--redis must be a redis://, redis+unix:// or redis+cluster:// URL");
-        }
-        if self.redis_wait_replicas > 0 && self.redis.is_none() {
-            bail!("--redis-wait-replicas is about --redis's replicas: give --redis too");
-        }
-        if self.redis_wait_replicas > 16 {
-            bail!("--redis-wait-replicas must be at most 16");
-        }
-        if self.redis_password_file.is_some() && self.redis.is_none() {
-            bail!("--redis-password-file is the password of --redis's user: give --redis too");
-        }
-        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.lease) {
-            bail!("--lease must be between 1s and 5m");
-        }
-        if self.app_retries > 20 {
-            bail!("--app-retries must be at most 20");
-        }
-        if self.component_pool_resident_mib > 65_536 {
-            bail!("--component-pool-resident-mib must be at most 65536");
-        }
-        if let Some(budget) = self.app_connection_budget
-            && budget < self.app_budget_floor()
-        {
-            bail!(
-                "--app-connection-budget must be at least {} bytes: --app-batch-bytes, twice \
-                 --max-message-size and the outbox's 32 KiB, with room for an answer",
-                self.app_budget_floor()
-            );
-        }
-        if self.component_instances == 0 || self.component_instances > 10_000 {
-            bail!("--component-instances must be between 1 and 10000");
-        }
-        if self.watch && self.upstream.is_some() {
-            bail!("--watch reloads an embedded component: it has nothing to watch with --upstream");
-        }
-        if self.admin_listen == self.listen && self.listen.port() != 0 {
-            bail!("--admin-listen must differ from --listen: the admin surface is a listener of its own");
-        }
-        for host in &self.allowed_hosts {
-            if host != "*" && !crate::authority::is_host_name(host) {
-                bail!("--allowed-host {host:?} is not a host name like app.example.com");
-            }
-        }
-        for origin in &self.allowed_origins {
-            if origin != "*" && crate::ws::handshake::parse_origin(origin).is_none() {
-                bail!("--allowed-origin {origin:?} is not an origin like https://example.com");
-            }
-        }
-        Ok(())
-    }
-
     /// The window the drain's closes are spread over: `--drain-spread`, at most half the drain.
     pub fn effective_drain_spread(&self) -> Duration {
         self.drain_spread.min(self.drain_timeout / 2)
@@ -410,55 +276,9 @@ impl Config {
         self.publish_token_file.as_deref().map(|path| read_secret("--publish-token-file", path)).transpose()
     }
 
-    /// Where Redis is, with the password of `--redis-password-file` when there is one; `None`
-    /// without `--redis`.
-    pub fn redis_connection(&self) -> anyhow::Result<Option<crate::redis_conn::Target>> {
-        use crate::redis_conn::Target;
-        let Some(url) = &self.redis else { return Ok(None) };
-        let password = match &self.redis_password_file {
-            Some(path) => Some(read_secret("--redis-password-file", path)?),
-            None => None,
-        };
-        let with_password = |info: ::redis::ConnectionInfo| match &password {
-            Some(password) => {
-                let settings = info.redis_settings().clone().set_password(password.clone());
-                info.set_redis_settings(settings)
-            }
-            None => info,
-        };
-        if url.starts_with(CLUSTER) {
-            return Ok(Some(Target::Cluster(cluster_nodes(url)?.into_iter().map(with_password).collect())));
-        }
-        Ok(Some(Target::Single(with_password(connection_info(url)?))))
-    }
-
     /// Whether connections get random pushes at all.
     pub fn pushes_enabled(&self) -> bool {
         !self.no_push && !self.push_max.is_zero()
-    }
-
-    /// Which backend serves the component's paths. Fails with a one-line reason when the choice
-    /// cannot work (no component built, or a build without the embedded host).
-    pub fn backend(&self) -> anyhow::Result<Backend> {
-        if let Some(upstream) = &self.upstream {
-            return Ok(Backend::Upstream(upstream.clone()));
-        }
-        if !cfg!(feature = "wasm-host") {
-            bail!(
-                "this build has no embedded wasm host (built without the `wasm-host` feature): pass --upstream URL"
-            );
-        }
-        match &self.component {
-            Some(path) if path.is_file() => Ok(Backend::Component(path.clone())),
-            Some(path) => bail!("--component {}: no such file", path.display()),
-            None if std::path::Path::new(DEFAULT_COMPONENT).is_file() => {
-                Ok(Backend::Component(DEFAULT_COMPONENT.into()))
-            }
-            None => bail!(
-                "no component at {DEFAULT_COMPONENT}: build it with `make component` (or `cargo build -p \
-                 sidestream-component --target wasm32-wasip2 --release`), or pass --component PATH or --upstream URL"
-            ),
-        }
     }
 }
 
@@ -559,7 +379,7 @@ pub(crate) mod tests {
             "*",
         ])
         .unwrap();
-        assert_eq!(c.backend().unwrap(), Backend::Upstream("http://127.0.0.1:3000".parse().unwrap()));
+        assert_eq!(c.backend().unwrap(), ComponentSource::Upstream("http://127.0.0.1:3000".parse().unwrap()));
         assert_eq!(c.allowed_origins, ["https://example.com", "*"]);
     }
 

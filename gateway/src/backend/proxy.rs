@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -21,27 +20,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
-use crate::backend::ExchangeError;
+use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body, BoxError};
 use crate::metrics::Metrics;
 use crate::routes;
 
 /// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1, and `Upgrade` §7.8, which only
-/// means something on the hop that negotiates it).
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// What the client sends: a client's body passed on, or a WebSocket app's buffered request.
 type OutBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -131,8 +116,8 @@ impl Proxy {
         match body::read_limited(body, limit).await {
             Ok(body) => Ok(Response::from_parts(parts, body)),
             Err(body::ReadError::TooLarge(limit)) => Err(ExchangeError::TooLarge(limit)),
-            Err(body::ReadError::Broken(why)) if why.starts_with(STALLED) => Err(ExchangeError::Timeout),
-            Err(body::ReadError::Broken(why)) => Err(ExchangeError::Failed(why)),
+            Err(body::ReadError::Broken(error)) if error.is::<Stalled>() => Err(ExchangeError::Timeout),
+            Err(body::ReadError::Broken(error)) => Err(ExchangeError::Failed(error.to_string())),
         }
     }
 
@@ -149,21 +134,6 @@ impl Proxy {
         }
         parts.uri = uri.build().map_err(|_| "bad request target")?;
         Ok(Request::from_parts(parts, body))
-    }
-}
-
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1), those the `Connection` header names among them.
-/// Applied both ways: nothing the client says about its hop reaches the upstream, and nothing the
-/// upstream says about its hop (an `Upgrade` offer, say) reaches the client.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
     }
 }
 
@@ -210,12 +180,9 @@ struct StallGuard {
 #[derive(Debug)]
 struct Stalled(Duration);
 
-/// How a stalled body's error begins.
-const STALLED: &str = "the upstream sent nothing for";
-
 impl std::fmt::Display for Stalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{STALLED} {:?}", self.0)
+        write!(f, "the upstream sent nothing for {:?}", self.0)
     }
 }
 

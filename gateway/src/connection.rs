@@ -2,65 +2,96 @@
 //! sorting of the ways a connection can fail.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
 
+use crate::authority::HostPolicy;
 use crate::body::{self, Body};
-use crate::metrics::ConnErrorLabels;
-use crate::server::Shared;
-use crate::{admin, public, routes};
+use crate::drain::Drain;
+use crate::metrics::{ConnErrorLabels, Metrics};
+use crate::routes;
+use crate::ws::upgrade::ConnIo;
 
 /// Largest request head accepted; beyond it hyper answers 431.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// What hyper serves each accepted connection as; WebSocket upgrades are downcast back to it.
-pub type ConnIo = TokioIo<TcpStream>;
+/// What answers a listener's requests once their authority has been checked: the public or the
+/// admin surface.
+pub trait Router: Send + Sync + 'static {
+    /// Answers one request; returns the route's metrics label with the response.
+    fn route(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = (&'static str, Response<Body>)> + Send;
+}
 
-/// Which listener a connection came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Surface {
-    /// What the internet may reach: WebSockets and the component.
-    Public,
-    /// What only the cluster may reach: probes and metrics.
-    Admin,
+/// One listener's side of every connection it accepts: the names it answers to, what routes its
+/// requests, and what HTTP serving needs of the drain and the metrics.
+pub struct Listener<R> {
+    pub hosts: HostPolicy,
+    pub router: R,
+    pub drain: Arc<Drain>,
+    pub metrics: Arc<Metrics>,
+    pub header_read_timeout: Duration,
+}
+
+impl<R: Router> Listener<R> {
+    /// A listener's side, with what every listener shares: the drain, the metrics, and how long
+    /// a request's head may take.
+    pub fn shared(
+        hosts: HostPolicy,
+        router: R,
+        (drain, metrics, header_read_timeout): (&Arc<Drain>, &Arc<Metrics>, Duration),
+    ) -> Arc<Self> {
+        Arc::new(Listener {
+            hosts,
+            router,
+            drain: drain.clone(),
+            metrics: metrics.clone(),
+            header_read_timeout,
+        })
+    }
 }
 
 /// Serves one TCP connection's requests (upgraded ones are handed over to their WebSocket task).
-pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, surface: Surface) {
-    let _open = HttpConnection::open(&shared);
+pub async fn serve_connection<R: Router>(listener: Arc<Listener<R>>, stream: TcpStream, peer: SocketAddr) {
+    let _open = HttpConnection::open(&listener.metrics);
     // Echoes and small answers are latency-bound: never wait to coalesce them.
     let _ = stream.set_nodelay(true);
     // Marked when the first request arrives: a drain lets a connection that has not sent one yet
     // send it, rather than closing it under a client that is about to.
     let first = Arc::new(Notify::new());
     let service = {
-        let (shared, first) = (shared.clone(), first.clone());
+        let (listener, first) = (listener.clone(), first.clone());
         service_fn(move |req| {
             first.notify_one();
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(answer(&shared, req, peer, surface).await) }
+            let listener = listener.clone();
+            async move { Ok::<_, Infallible>(answer(&listener, req, peer).await) }
         })
     };
     // A connection accepted during the drain answers one request and closes.
-    let draining = shared.drain.is_draining();
+    let draining = listener.drain.is_draining();
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
+        .header_read_timeout(listener.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(!draining)
         .serve_connection(ConnIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
-    let stop = shared.drain.http_signal();
+    let stop = listener.drain.http_signal();
     let result = if draining {
         conn.await
     } else {
@@ -97,46 +128,38 @@ pub async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: Sock
         } else {
             "io"
         };
-        shared.metrics.http_connection_errors.get_or_create(&ConnErrorLabels { kind }).inc();
+        listener.metrics.http_connection_errors.get_or_create(&ConnErrorLabels { kind }).inc();
         debug!(%peer, %error, kind, "http connection ended with an error");
     }
 }
 
 /// One request: its authority checked, then routed by surface, then counted.
-async fn answer(
-    shared: &Arc<Shared>,
+async fn answer<R: Router>(
+    listener: &Listener<R>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
-    surface: Surface,
 ) -> Response<Body> {
-    let hosts = match surface {
-        Surface::Public => &shared.public_hosts,
-        Surface::Admin => &shared.admin_hosts,
-    };
     let (version, uri) = (req.version(), req.uri().clone());
-    let (label, response) = match hosts.check(version, &uri, req.headers_mut()) {
+    let (label, response) = match listener.hosts.check(version, &uri, req.headers_mut()) {
         Err(refusal) => (routes::REFUSED, body::text(refusal.status, refusal.message)),
-        Ok(()) => match surface {
-            Surface::Public => public::route(shared, req, peer).await,
-            Surface::Admin => admin::route(shared, req).await,
-        },
+        Ok(()) => listener.router.route(req, peer).await,
     };
-    shared.metrics.http(label, response.status().as_u16());
+    listener.metrics.http(label, response.status().as_u16());
     response
 }
 
 /// Counts a TCP connection as served over HTTP for as long as it lives.
-struct HttpConnection(Arc<Shared>);
+struct HttpConnection(Arc<Metrics>);
 
 impl HttpConnection {
-    fn open(shared: &Arc<Shared>) -> Self {
-        shared.metrics.http_connections_active.inc();
-        HttpConnection(shared.clone())
+    fn open(metrics: &Arc<Metrics>) -> Self {
+        metrics.http_connections_active.inc();
+        HttpConnection(metrics.clone())
     }
 }
 
 impl Drop for HttpConnection {
     fn drop(&mut self) {
-        self.0.metrics.http_connections_active.dec();
+        self.0.http_connections_active.dec();
     }
 }

@@ -17,7 +17,6 @@ use tokio::time::{Instant, Sleep};
 use tracing::warn;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::AbortOnDrop;
 use crate::body::BoxError;
 use crate::metrics::Metrics;
 
@@ -73,5 +72,25 @@ impl hyper::body::Body for Bounded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Aborts the guest's task when dropped.
+pub(super) struct AbortOnDrop(pub Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
+
+impl AbortOnDrop {
+    pub async fn join(&mut self) -> Result<wasmtime::Result<()>, tokio::task::JoinError> {
+        match self.0.as_mut() {
+            Some(handle) => handle.await,
+            None => Ok(Ok(())),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! One WebSocket-over-HTTP connection's protocol state, without I/O: the requests it sends the
 //! component and what the component's answers mean. What the spec leaves open follows Pushpin.
 
+pub mod record;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use sidestream_events::reply::{
 use sidestream_events::{Close, Event, parse};
 use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
 
-use crate::proxy;
+use crate::headers;
 
 /// A retried request says which attempt it is (absent on the first): a component can tell a
 /// repeated `DISCONNECT` from a new one.
@@ -72,20 +74,6 @@ pub enum Ignored {
     UnknownEvent,
 }
 
-/// The handshake headers a [`Session::record`] keeps: it lives in Redis for as long as the
-/// connection, so it keeps what says where a connection came from and nothing that could be a
-/// credential (cookies, `Authorization`, `Sec-WebSocket-Protocol` bearer tokens, API keys) or
-/// personal (client addresses). `Sec-WebSocket-Extensions` is the gateway's own `grip` offer.
-const RECORDED: [HeaderName; 4] =
-    [header::HOST, header::ORIGIN, header::USER_AGENT, header::SEC_WEBSOCKET_EXTENSIONS];
-
-/// A recorded header value longer than this is left out.
-const MAX_RECORDED_VALUE: usize = 512;
-
-/// The largest record: past it the headers are left out, then the meta (the `DISCONNECT` still
-/// goes, without them). Meta is the app's own, kept to a few values in practice.
-pub const MAX_RECORD: usize = 16 * 1024;
-
 /// Why an answer could not be used: the connection closes with 1011.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -129,7 +117,7 @@ impl Session {
     /// stripped of hop-by-hop headers and given their forwarding headers.
     pub fn new(uri: &Uri, client: &HeaderMap) -> Self {
         let mut headers = client.clone();
-        proxy::strip_hop_by_hop(&mut headers);
+        headers::strip_hop_by_hop(&mut headers);
         for name in &NOT_FORWARDED {
             headers.remove(name);
         }
@@ -215,63 +203,6 @@ impl Session {
         std::mem::take(&mut self.meta_changed)
     }
 
-    /// What another gateway needs to send this connection's `DISCONNECT` should this one die: the
-    /// path (not the query, which may hold a token), the [`RECORDED`] headers and the meta, as one
-    /// line of JSON of at most [`MAX_RECORD`] bytes.
-    pub fn record(&self) -> String {
-        let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
-        let headers: Vec<(&str, String)> = self
-            .headers
-            .iter()
-            .filter(|(name, value)| RECORDED.contains(name) && value.len() <= MAX_RECORDED_VALUE)
-            .filter_map(|(name, value)| Some((name.as_str(), text(value)?)))
-            .collect();
-        let meta: Vec<(&str, String)> =
-            self.meta.iter().filter_map(|(name, value)| Some((name.as_str(), text(value)?))).collect();
-        let path = self.uri.path();
-        let record = serde_json::json!({"uri": path, "headers": headers, "meta": meta}).to_string();
-        if record.len() <= MAX_RECORD {
-            return record;
-        }
-        let record = serde_json::json!({"uri": path, "headers": [], "meta": meta}).to_string();
-        if record.len() <= MAX_RECORD {
-            return record;
-        }
-        serde_json::json!({"uri": path, "headers": [], "meta": []}).to_string()
-    }
-
-    /// The session of connection `id` kept as [`Session::record`] wrote it; `None` if it is not one.
-    pub fn from_record(id: &str, record: &[u8]) -> Option<Session> {
-        let value: serde_json::Value = serde_json::from_slice(record).ok()?;
-        let pairs = |field: &str| -> Option<Vec<(HeaderName, HeaderValue)>> {
-            value[field]
-                .as_array()?
-                .iter()
-                .map(|pair| {
-                    let name = HeaderName::from_bytes(pair.get(0)?.as_str()?.as_bytes()).ok()?;
-                    let value = HeaderValue::from_str(pair.get(1)?.as_str()?).ok()?;
-                    Some((name, value))
-                })
-                .collect()
-        };
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs("headers")? {
-            headers.append(name, value);
-        }
-        let meta =
-            pairs("meta")?.into_iter().map(|(name, value)| (name.as_str().to_owned(), value)).collect();
-        Some(Session {
-            id: id.to_owned(),
-            uri: value["uri"].as_str()?.parse().ok()?,
-            headers,
-            meta,
-            meta_changed: false,
-            grip: None,
-            keep_alive: None,
-            pending: Vec::new(),
-        })
-    }
-
     /// How often an idle connection sends an empty request, if the component asked.
     pub fn keep_alive(&self) -> Option<Duration> {
         self.keep_alive
@@ -284,7 +215,7 @@ impl Session {
             && parse(response.body()).next().is_some_and(|first| first == Ok(Event::Open));
         if !accepted {
             let (mut parts, body) = response.into_parts();
-            proxy::strip_hop_by_hop(&mut parts.headers);
+            headers::strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(header::CONTENT_LENGTH);
             return Ok(Opened::Refused(Response::from_parts(parts, body)));
         }
@@ -297,7 +228,7 @@ impl Session {
         );
         let (actions, ignored) = self.answer(&response, true)?;
         let mut headers = response.headers().clone();
-        proxy::strip_hop_by_hop(&mut headers);
+        headers::strip_hop_by_hop(&mut headers);
         for name in &NOT_PASSED_ON {
             headers.remove(name);
         }
@@ -416,6 +347,7 @@ fn connection_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::record::MAX_RECORD;
     use super::*;
 
     fn client_headers() -> HeaderMap {
