@@ -5,11 +5,13 @@
 //! 90% of the budget the gateway is *over*: new upgrades get `503` with `Retry-After`, `/readyz`
 //! says not ready, connections that hold anything for their client stop reading from it, and
 //! those that hold at least [`SHED_BYTES`] close with 1008 when they next wake (their next frame,
-//! write, timer or keep-alive ping). Below 80%, or after 5 s under 90% without rising, it is not
-//! over any more. Counted in
+//! write, timer or keep-alive ping). Below 80%, or after 5 s without rising, it is not over any
+//! more; when it calmed above 80%, what was resident then is the allocator's keepings (glibc keeps
+//! what a burst freed, and reuses it), so it is over again only once the resident memory rises a
+//! twentieth of the budget above that level (and is at least at 90%). Counted in
 //! `memory_budget{path="gateway"}`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,16 +28,19 @@ const FIXED_BUDGET: u64 = 2 << 30;
 /// How often the resident memory is read.
 const EVERY: Duration = Duration::from_millis(100);
 
-/// Readings in a row, over the budget, under 90% and not rising, after which the pressure is taken
-/// to be gone (5 s): what is resident then is memory the allocator kept after the burst (glibc's
-/// arenas keep what was freed), reused by the next connections rather than added to. Without it
-/// a glibc gateway could stay over, refusing every upgrade, long after its adversaries left.
+/// Readings in a row, over the budget and not rising, after which the pressure is taken to be gone
+/// (5 s): what is resident then is memory the allocator kept after the burst (glibc's arenas keep
+/// what was freed), reused by the next connections rather than added to. Without it a glibc
+/// gateway could stay over, refusing every upgrade, long after its adversaries left: a gateway
+/// with 450 adversaries on a 140 MiB budget kept 126-130 MiB, over 90%, once they were gone.
 const CALM_READINGS: u32 = 50;
 
 #[derive(Debug)]
 pub struct MemoryBudget {
     limit: u64,
     over: AtomicBool,
+    /// Where the resident memory calmed when the budget was last left that way (0 otherwise).
+    settled: AtomicU64,
 }
 
 impl MemoryBudget {
@@ -44,7 +49,11 @@ impl MemoryBudget {
     pub fn from_config(config: &Config) -> Self {
         let limit =
             config.memory_budget.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
-        MemoryBudget { limit, over: AtomicBool::new(false) }
+        Self::new(limit)
+    }
+
+    fn new(limit: u64) -> Self {
+        MemoryBudget { limit, over: AtomicBool::new(false), settled: AtomicU64::new(0) }
     }
 
     pub fn limit(&self) -> u64 {
@@ -63,14 +72,17 @@ impl MemoryBudget {
         tasks.spawn(watch(budget));
     }
 
-    /// Takes a reading of `resident` bytes, after `calm` readings in a row under 90% that did not
-    /// rise: over from 90% of the limit, back from 80%, or after [`CALM_READINGS`] calm ones.
+    /// Takes a reading of `resident` bytes, after `calm` readings in a row that did not rise: over
+    /// from 90% of the limit (and a twentieth of it above where it last settled), back from 80%,
+    /// or after [`CALM_READINGS`] calm ones.
     fn update(&self, resident: u64, calm: u32) {
-        let (high, low) = (self.limit / 10 * 9, self.limit / 10 * 8);
+        let settled = self.settled.load(Ordering::Relaxed);
+        let (high, low) = ((self.limit / 10 * 9).max(settled + self.limit / 20), self.limit / 10 * 8);
         let was = self.is_over();
         let now = if was { resident >= low && calm < CALM_READINGS } else { resident >= high };
         if now != was {
             self.over.store(now, Ordering::Relaxed);
+            self.settled.store(if !now && resident >= low { resident } else { 0 }, Ordering::Relaxed);
             if now {
                 warn!(resident, limit = self.limit, "near the memory budget: refusing upgrades, shedding");
             } else {
@@ -88,8 +100,8 @@ async fn watch(budget: Weak<MemoryBudget>) {
         ticks.tick().await;
         let Some(budget) = budget.upgrade() else { return };
         if let Some(resident) = resident_bytes() {
-            // Calm: under 90% and not more than a page or so above the reading before.
-            let settled = resident < budget.limit / 10 * 9 && resident <= last.saturating_add(64 << 10);
+            // Calm: not more than a page or so above the reading before.
+            let settled = resident <= last.saturating_add(64 << 10);
             calm = if settled { calm + 1 } else { 0 };
             last = resident;
             budget.update(resident, calm);
@@ -115,7 +127,7 @@ mod tests {
 
     #[test]
     fn over_from_ninety_percent_and_back_below_eighty() {
-        let budget = MemoryBudget { limit: 1000, over: AtomicBool::new(false) };
+        let budget = MemoryBudget::new(1000);
         for (resident, over) in
             [(899, false), (900, true), (850, true), (800, true), (799, false), (850, false)]
         {
@@ -126,7 +138,7 @@ mod tests {
 
     #[test]
     fn over_and_calm_long_enough_is_over_no_more() {
-        let budget = MemoryBudget { limit: 1000, over: AtomicBool::new(false) };
+        let budget = MemoryBudget::new(1000);
         budget.update(950, 0);
         budget.update(850, CALM_READINGS - 1);
         assert!(budget.is_over(), "not calm for long enough yet");
@@ -136,5 +148,21 @@ mod tests {
         assert!(!budget.is_over(), "under 90%: still fine");
         budget.update(900, 0);
         assert!(budget.is_over(), "over 90% again");
+    }
+
+    #[test]
+    fn calm_above_ninety_percent_is_over_no_more_until_it_rises_again() {
+        let budget = MemoryBudget::new(1000);
+        budget.update(980, 0);
+        budget.update(930, CALM_READINGS);
+        assert!(!budget.is_over(), "calm at 93%: the allocator's keepings, not use");
+        budget.update(979, 0);
+        assert!(!budget.is_over(), "under a twentieth above where it settled");
+        budget.update(980, 0);
+        assert!(budget.is_over(), "risen a twentieth above it");
+        budget.update(790, 0);
+        assert!(!budget.is_over(), "under 80%");
+        budget.update(900, 0);
+        assert!(budget.is_over(), "from under 80%, 90% is over again");
     }
 }
