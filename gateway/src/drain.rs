@@ -7,8 +7,8 @@
 //! Upgraded sockets escape hyper's graceful shutdown, so they are tracked here, and so are the last
 //! events of WebSocket apps on their way to the component. The drain ends when everything has
 //! finished, or when `--drain-timeout` has passed since it began. The gateway's own background
-//! work ([`Tasks`]: reloads, leases, the memory watch, subscriptions starting) goes last, once the
-//! drain is over.
+//! work ([`Tasks`]: reloads, leases, the memory watch, subscriptions starting, the broker's
+//! listener, recoveries and sweep) goes last, once the drain is over.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,15 +53,16 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    /// Runs `task` in the background until it ends or the tasks are stopped.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    /// Runs `task` in the background until it ends or the tasks are stopped. The handle lets an
+    /// owner end it sooner (a broker dropped before the gateway stops).
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             tokio::select! {
                 () = task => {}
                 () = cancel.cancelled() => {}
             }
-        });
+        })
     }
 
     /// Cancels every task and waits until each has let go of what it held.

@@ -21,7 +21,7 @@ use sidestream_events::publish::{Limits, parse};
 use tracing::warn;
 
 use crate::body::{self, Body};
-use crate::channels::{Broker, Engine};
+use crate::channels::{AnyBroker, Broker};
 use crate::metrics::Metrics;
 
 /// The largest publish body, as Pushpin's.
@@ -41,7 +41,7 @@ pub enum Caller {
 
 /// Who may publish, and where it goes.
 pub struct Publisher {
-    broker: Arc<Engine>,
+    broker: Arc<AnyBroker>,
     token: Option<String>,
     limits: Limits,
     /// How long a publisher may take to send its body.
@@ -57,7 +57,7 @@ pub struct Reply {
 
 impl Publisher {
     pub fn new(
-        broker: Arc<Engine>,
+        broker: Arc<AnyBroker>,
         token: Option<String>,
         max_content: usize,
         body_deadline: Duration,
@@ -214,12 +214,13 @@ mod tests {
 
     use super::*;
     use crate::channels::{Retention, hub::Hub, memory::MemoryBroker};
+    use crate::drain::Tasks;
 
     fn publisher(token: Option<&str>) -> Publisher {
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
-        let broker = Arc::new(Engine::Memory(MemoryBroker::new(hub, retention)));
+        let broker = Arc::new(AnyBroker::Memory(MemoryBroker::new(hub, retention, &Tasks::default())));
         Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), metrics)
     }
 

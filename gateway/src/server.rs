@@ -60,7 +60,8 @@ impl Gateway {
             Some(info) => Some(Commands::new(info)?),
             None => None,
         };
-        let channels = Channels::new(&config, redis.clone(), metrics.clone())?;
+        let drain = Arc::new(Drain::new());
+        let channels = Channels::new(&config, redis.clone(), metrics.clone(), &drain.background)?;
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             config.publish_token()?,
@@ -80,7 +81,6 @@ impl Gateway {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
-        let drain = Arc::new(Drain::new());
         let ws = Arc::new(ws::Settings::from_config(&config));
         let (admission, apps, last) =
             connections(&config, (&ws, &drain, &metrics), proxies, (&backend, &leases), channels);

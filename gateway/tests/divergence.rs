@@ -54,6 +54,11 @@ async fn then_only_new(cluster: &Cluster, member: &mut Member, room: &str) {
     for i in 0..20 {
         say(cluster, room, &format!("new-{i}")).await;
         if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), member.next()).await {
+            // A second notice of the same gap may come (the recovery and the listener's skip check
+            // can both see it on a loaded machine): it carries nothing older.
+            if message["type"] == "gap" {
+                continue;
+            }
             let text = message["text"].as_str().unwrap_or_default();
             assert!(text.starts_with("new-"), "nothing older after the gap notice: {message}");
             return;

@@ -18,6 +18,7 @@ use sidestream_events::sig;
 use sidestream_gateway::Config;
 use sidestream_gateway::backend::host::Host;
 use sidestream_gateway::channels::Channels;
+use sidestream_gateway::drain::Tasks;
 use sidestream_gateway::metrics::Metrics;
 use sidestream_gateway::publish::Publisher;
 
@@ -35,7 +36,8 @@ impl Direct {
         let path = example.path();
         let config = Config::try_parse_from(["sidestream-gateway", "--component", &path]).expect("config");
         let metrics = Arc::new(Metrics::new());
-        let channels = Channels::new(&config, None, metrics.clone()).expect("the in-memory broker");
+        let channels =
+            Channels::new(&config, None, metrics.clone(), &Tasks::default()).expect("the in-memory broker");
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             None,

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
+use crate::drain::Tasks;
 use crate::metrics::Metrics;
 
 /// How long an item id is remembered, to drop a repeated publish (as Pushpin's `id_cache_ttl`).
@@ -54,18 +55,16 @@ fn lock(channels: &Mutex<Channels>) -> MutexGuard<'_, Channels> {
 }
 
 impl MemoryBroker {
-    /// The broker, with its sweep running for as long as it lives (when there is a runtime).
-    pub fn new(hub: Arc<Hub>, retention: Retention) -> Self {
-        Self::bounded(hub, retention, MAX_CHANNELS)
+    /// The broker, with its sweep running among `tasks` for as long as it lives.
+    pub fn new(hub: Arc<Hub>, retention: Retention, tasks: &Tasks) -> Self {
+        Self::bounded(hub, retention, MAX_CHANNELS, tasks)
     }
 
     /// The same with another bound on channels (for tests).
-    pub fn bounded(hub: Arc<Hub>, retention: Retention, max_channels: usize) -> Self {
+    pub fn bounded(hub: Arc<Hub>, retention: Retention, max_channels: usize, tasks: &Tasks) -> Self {
         let metrics = hub.metrics().clone();
         let channels = Arc::new(Mutex::new(HashMap::new()));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(sweep(Arc::downgrade(&channels), retention));
-        }
+        tasks.spawn(sweep(Arc::downgrade(&channels), retention));
         MemoryBroker { channels, retention, hub, metrics, max_channels: max_channels.max(1) }
     }
 
@@ -225,7 +224,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let retention = Retention { size: 10, ttl: Duration::from_millis(200) };
-        let broker = MemoryBroker::bounded(hub, retention, 3);
+        let broker = MemoryBroker::bounded(hub, retention, 3, &Tasks::default());
         for channel in ["a", "b", "c", "d"] {
             broker.publish(&item(channel, "x")).await.unwrap();
             // Distinct times of publication, so that "oldest" is one channel.

@@ -193,7 +193,7 @@ pub trait Broker: Send + Sync {
 /// This gateway's channels: its own subscribers, and the broker between gateways.
 pub struct Channels {
     pub hub: Arc<hub::Hub>,
-    pub broker: Arc<Engine>,
+    pub broker: Arc<AnyBroker>,
 }
 
 impl Channels {
@@ -202,62 +202,64 @@ impl Channels {
         config: &crate::config::Config,
         redis: Option<crate::redis_conn::Commands>,
         metrics: Arc<crate::metrics::Metrics>,
+        tasks: &crate::drain::Tasks,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(hub::Hub::new(metrics.clone()));
         let retention = Retention { size: config.history_size, ttl: config.history_ttl };
         let broker = match redis {
-            Some(commands) => Engine::Redis(Box::new(redis::RedisBroker::new(
+            Some(commands) => AnyBroker::Redis(Box::new(redis::RedisBroker::new(
                 commands,
                 hub.clone(),
                 (retention, config.redis_wait_replicas),
                 metrics,
+                tasks,
             )?)),
-            None => Engine::Memory(memory::MemoryBroker::new(hub.clone(), retention)),
+            None => AnyBroker::Memory(memory::MemoryBroker::new(hub.clone(), retention, tasks)),
         };
         Ok(Channels { hub, broker: Arc::new(broker) })
     }
 }
 
 /// The broker this gateway runs with, chosen at start-up.
-pub enum Engine {
+pub enum AnyBroker {
     Memory(memory::MemoryBroker),
     /// Boxed: the Redis broker carries its connection state, the memory one a map.
     Redis(Box<redis::RedisBroker>),
 }
 
-impl Broker for Engine {
+impl Broker for AnyBroker {
     async fn publish(&self, item: &Item) -> Result<Option<Position>, BrokerError> {
         match self {
-            Engine::Memory(b) => b.publish(item).await,
-            Engine::Redis(b) => b.publish(item).await,
+            AnyBroker::Memory(b) => b.publish(item).await,
+            AnyBroker::Redis(b) => b.publish(item).await,
         }
     }
 
     async fn history(&self, channel: &str, since: Option<&Position>) -> Result<History, BrokerError> {
         match self {
-            Engine::Memory(b) => b.history(channel, since).await,
-            Engine::Redis(b) => b.history(channel, since).await,
+            AnyBroker::Memory(b) => b.history(channel, since).await,
+            AnyBroker::Redis(b) => b.history(channel, since).await,
         }
     }
 
     async fn position(&self, channel: &str) -> Result<Option<Position>, BrokerError> {
         match self {
-            Engine::Memory(b) => b.position(channel).await,
-            Engine::Redis(b) => b.position(channel).await,
+            AnyBroker::Memory(b) => b.position(channel).await,
+            AnyBroker::Redis(b) => b.position(channel).await,
         }
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
         match self {
-            Engine::Memory(b) => b.subscribe(channel).await,
-            Engine::Redis(b) => b.subscribe(channel).await,
+            AnyBroker::Memory(b) => b.subscribe(channel).await,
+            AnyBroker::Redis(b) => b.subscribe(channel).await,
         }
     }
 
     fn unsubscribe(&self, channel: &str) {
         match self {
-            Engine::Memory(b) => b.unsubscribe(channel),
-            Engine::Redis(b) => b.unsubscribe(channel),
+            AnyBroker::Memory(b) => b.unsubscribe(channel),
+            AnyBroker::Redis(b) => b.unsubscribe(channel),
         }
     }
 }

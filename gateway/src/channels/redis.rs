@@ -35,6 +35,7 @@ use scripts::{PUBLISH_SCRIPT, channel_of, keys, topic};
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Position, Retention, new_epoch};
+use crate::drain::Tasks;
 use crate::metrics::Metrics;
 use crate::redis_conn::{COMMAND_TIMEOUT, Commands, Target};
 
@@ -71,6 +72,7 @@ impl RedisBroker {
         hub: Arc<Hub>,
         (retention, wait_replicas): (Retention, u32),
         metrics: Arc<Metrics>,
+        tasks: &Tasks,
     ) -> anyhow::Result<Self> {
         let (interest, requests) = mpsc::channel(INTEREST_QUEUE);
         let unsubscribes = Arc::new(Unsubscribes::default());
@@ -81,15 +83,25 @@ impl RedisBroker {
             Target::Single(info) => {
                 let client =
                     ::redis::Client::open(info.clone()).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
-                (tokio::spawn(listen(client, hub, requests, connected.clone(), reader, metrics)), "PUBLISH")
+                let listening =
+                    listen(client, (hub, reader, metrics), requests, connected.clone(), tasks.clone());
+                (tasks.spawn(listening), "PUBLISH")
             }
             Target::Cluster(nodes) => {
                 let (push, pushes) = mpsc::unbounded_channel();
                 let client = crate::redis_conn::cluster_client(nodes, Some(push))?;
                 let conn = crate::redis_conn::cluster_connection(&client);
                 let asked = cluster_listener::Asked::default();
-                let parts = cluster_listener::Parts { conn, pushes, hub, reader, metrics, asked };
-                (tokio::spawn(cluster_listener::listen(parts, requests, connected.clone())), "SPUBLISH")
+                let parts = cluster_listener::Parts {
+                    conn,
+                    pushes,
+                    hub,
+                    reader,
+                    metrics,
+                    asked,
+                    tasks: tasks.clone(),
+                };
+                (tasks.spawn(cluster_listener::listen(parts, requests, connected.clone())), "SPUBLISH")
             }
         };
         Ok(RedisBroker {

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::warn;
 
 use super::hub::{Hub, Mailbox};
-use super::{Broker, Engine, History, Position, Publication};
+use super::{AnyBroker, Broker, History, Position, Publication};
 
 /// Starts connection `conn`'s subscription to `channel`, which [`Hub::join`] has added (holding
 /// its live publications back). Without `since` it starts where the channel stands now, looked up
@@ -19,7 +19,7 @@ use super::{Broker, Engine, History, Position, Publication};
 /// that is not one, or a subscription the broker did not confirm in time) gets the
 /// subscription's gap message instead, and then only what comes after where the channel stands.
 pub async fn start(
-    broker: &Engine,
+    broker: &AnyBroker,
     hub: &Hub,
     (mailbox, conn): (Mailbox, u64),
     channel: String,

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::listener::{Requests, Subscribe, recover};
 use super::{Reader, channel_of, parse_payload, topic};
 use crate::channels::hub::Hub;
+use crate::drain::Tasks;
 use crate::metrics::Metrics;
 use crate::redis_conn::{COMMAND_TIMEOUT, MAX_RECONNECT_WAIT};
 
@@ -39,6 +40,8 @@ pub(in crate::channels) struct Parts {
     /// Confirmations this gateway's own `SSUBSCRIBE`s are still owed, by channel: any other is
     /// redis-rs moving a subscription.
     pub asked: Asked,
+    /// The gateway's background tasks, where recoveries run.
+    pub tasks: Tasks,
 }
 
 /// See [`Parts::asked`].
@@ -234,7 +237,7 @@ impl Parts {
         let (conn, hub, reader, channel) =
             (self.conn.clone(), self.hub.clone(), self.reader.clone(), channel.to_owned());
         let asked = self.asked.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             if resubscribe_first {
                 resubscribe(conn, &asked, &hub, &channel).await;
             }

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::{Reader, channel_of, parse_payload, topic};
 use crate::channels::hub::Hub;
 use crate::channels::{History, Position};
+use crate::drain::Tasks;
 use crate::metrics::Metrics;
 use crate::redis_conn::MAX_RECONNECT_WAIT;
 
@@ -57,11 +58,10 @@ pub(super) struct Requests {
 /// commands themselves is awaited between two reads of the connection.
 pub(super) async fn listen(
     client: ::redis::Client,
-    hub: Arc<Hub>,
+    (hub, reader, metrics): (Arc<Hub>, Reader, Arc<Metrics>),
     mut requests: Requests,
     connected: Arc<AtomicBool>,
-    reader: Reader,
-    metrics: Arc<Metrics>,
+    tasks: Tasks,
 ) {
     let mut wait = Duration::from_millis(100);
     let mut first = true;
@@ -79,7 +79,7 @@ pub(super) async fn listen(
             info!(channels = interest.len(), "Redis pub/sub is back; recovering what was missed");
             metrics.broker_reconnects.inc();
             for (channel, last) in &interest {
-                tokio::spawn(recover(reader.clone(), hub.clone(), channel.clone(), last.clone()));
+                tasks.spawn(recover(reader.clone(), hub.clone(), channel.clone(), last.clone()));
             }
         }
         first = false;
