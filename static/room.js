@@ -24,10 +24,12 @@ export const MAX_NAME = 32;
 export const MAX_TEXT = 1000;
 
 /**
- * A message's position in its room's history, from its id `N.EPOCH`.
+ * A message's position in its room's history, from its id `N.EPOCH` (`N.EPOCH.TAG` on Redis).
  * @typedef {object} Position
  * @property {number} n
  * @property {string} epoch
+ * @property {string | null} tag the publication's own on Redis (else null): another tag at the
+ *   same position is another publication, not a repeat
  */
 
 /**
@@ -45,8 +47,8 @@ export const MAX_TEXT = 1000;
  * @returns {Position | null}
  */
 export function parsePosition(id) {
-  const m = /^(\d+)\.([A-Za-z0-9]{1,16})$/.exec(id);
-  return m ? { n: Number(m[1]), epoch: m[2] } : null;
+  const m = /^(\d+)\.([A-Za-z0-9]{1,16})(?:\.([A-Za-z0-9]{1,16}))?$/.exec(id);
+  return m ? { n: Number(m[1]), epoch: m[2], tag: m[3] ?? null } : null;
 }
 
 /**
@@ -150,7 +152,12 @@ export class Room {
       return { kind: "welcome", room: frame.room, name: frame.name, resumedFrom: this.resumedFrom };
     }
     if (isRoomMessage(frame)) return this.#message(frame);
-    if (isGap(frame)) return { kind: "gap", room: frame.room, since: this.resumedFrom };
+    if (isGap(frame)) {
+      // What follows a gap may stand at or before the newest shown: the history was begun again
+      // or diverged there (another publication at the same position), so it is not a repeat.
+      this.lastPosition = null;
+      return { kind: "gap", room: frame.room, since: this.resumedFrom };
+    }
     if (isRoomError(frame)) return { kind: "error", text: frame.text };
     return { kind: "other", text: data };
   }
@@ -159,7 +166,11 @@ export class Room {
   #message(message) {
     const position = parsePosition(message.id);
     const last = this.lastPosition;
-    const behind = position !== null && last !== null && position.epoch === last.epoch && position.n <= last.n;
+    const behind =
+      position !== null &&
+      last !== null &&
+      position.epoch === last.epoch &&
+      (position.n < last.n || (position.n === last.n && position.tag === last.tag));
     if (behind) return /** @type {RoomReading} */ ({ kind: "duplicate", message });
     if (position !== null) {
       this.last = message.id;
