@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use sidestream_events::control::{Control, KeepAlive, KeepAliveMode, Message as ControlMessage, MessageKind};
+use sidestream_events::control::{Control, KeepAlive, KeepAliveMode, Message as ControlMessage};
 use sidestream_events::publish::is_channel_name;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
 use super::context::AppContext;
@@ -276,14 +276,5 @@ impl Grip {
 }
 
 fn to_message(message: ControlMessage) -> Message {
-    let bytes = WsBytes::from(message.content);
-    match message.kind {
-        MessageKind::Text => match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => Message::text(text),
-            Err(_) => Message::binary(bytes),
-        },
-        MessageKind::Binary => Message::binary(bytes),
-        MessageKind::Ping => Message::Ping(bytes),
-        MessageKind::Pong => Message::Pong(bytes),
-    }
+    crate::channels::message(message.kind, message.content)
 }
