@@ -6,8 +6,8 @@
 //! says not ready, connections that hold anything for their client stop reading from it, and
 //! those that hold at least [`SHED_BYTES`] close with 1008 when they next wake (their next frame,
 //! write, timer or keep-alive ping). Below 80%, or after 5 s without rising, it is not over any
-//! more; when it calmed above 80%, what was resident then is the allocator's keepings (glibc keeps
-//! what a burst freed, and reuses it), so it is over again only once the resident memory rises a
+//! more; when it calmed above 80%, what was resident then is the allocator's keepings (it keeps some
+//! of what a burst freed, and reuses it), so it is over again only once the resident memory rises a
 //! twentieth of the budget above that level (and is at least at 90%). Counted in
 //! `memory_budget{path="gateway"}`.
 
@@ -29,10 +29,10 @@ const FIXED_BUDGET: u64 = 2 << 30;
 const EVERY: Duration = Duration::from_millis(100);
 
 /// Readings in a row, over the budget and not rising, after which the pressure is taken to be gone
-/// (5 s): what is resident then is memory the allocator kept after the burst (glibc's arenas keep
-/// what was freed), reused by the next connections rather than added to. Without it a glibc
-/// gateway could stay over, refusing every upgrade, long after its adversaries left: a gateway
-/// with 450 adversaries on a 140 MiB budget kept 126-130 MiB, over 90%, once they were gone.
+/// (5 s): what is resident then is memory the allocator kept after the burst, reused by the next
+/// connections rather than added to. Without it a gateway could stay over, refusing every
+/// upgrade, long after its adversaries left: built with glibc's allocator, one with 450
+/// adversaries on a 140 MiB budget kept 126-130 MiB, over 90%, once they were gone.
 const CALM_READINGS: u32 = 50;
 
 #[derive(Debug)]

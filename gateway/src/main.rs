@@ -6,6 +6,16 @@ use anyhow::Context;
 use clap::Parser;
 use sidestream_gateway::{Config, logging, run, shutdown};
 
+/// mimalloc instead of glibc's malloc in the embedded build: an app message allocates on one
+/// runtime's threads and frees on the other's (sockets, guests), and glibc's arenas made malloc,
+/// free and their locks' futexes a fifth of its CPU; mimalloc took a tenth off (BENCHMARKS.md,
+/// issue 28). Built without transparent huge pages: with them its arenas kept 2 MiB pages
+/// resident for every 4 KiB touched (60 MiB more at idle). The sidecar keeps musl's allocator,
+/// whose memory figures the README gives.
+#[cfg(feature = "wasm-host")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = Config::parse();
     logging::init(config.log_format);

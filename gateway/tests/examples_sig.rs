@@ -5,6 +5,9 @@
 //!
 //! `cargo test -p sidestream-gateway --test examples_sig`, after `make examples`.
 
+// It runs the examples in the embedded host: nothing to test in the sidecar build.
+#![cfg(feature = "wasm-host")]
+
 mod common;
 
 use std::path::Path;

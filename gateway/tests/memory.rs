@@ -217,8 +217,8 @@ async fn echo_adversaries_cost_the_sidecar_at_most_the_documented_worst_case() {
 }
 
 /// Adversaries enough to take the gateway past 90% of the budget below with every one of them at
-/// its own connection's budget: 300 plateau at 119-123 MiB resident (this debug build), under the
-/// 126 MiB where it turns.
+/// its own connection's budget: 300 plateaued at 119-123 MiB resident (the debug build with glibc's
+/// allocator), under the 126 MiB where it turns.
 const BUDGET_ADVERSARIES: usize = 450;
 
 /// What the gateway's resident memory may pass its `--memory-budget` by, at worst: what is
@@ -313,7 +313,7 @@ async fn adversaries_push_the_gateway_to_its_budget_and_it_refuses_sheds_and_sta
     );
     // With the adversaries gone, the gateway is itself again, ready and taking new connections:
     // once its resident memory is under 80% of the budget, or has stayed under 90% without rising
-    // for 5 s (this glibc build's allocator keeps much of what the burst freed).
+    // for 5 s (the allocator keeps some of what the burst freed).
     drop(held);
     eventually_for("ready and taking upgrades again", STEP * 3, async || {
         let ready = common::request(gateway.admin, "GET", "/readyz", &[]).await.status == 200;
