@@ -37,7 +37,9 @@
 //! - [`drain`]: the drain's state and its one budget, and the background [`drain::Tasks`].
 //! - [`budget`]: the gateway-wide memory budget.
 //! - [`redis_conn`]: the Redis connection the brokers and the leases share.
-//! - [`metrics`], [`stages`]: what the gateway counts, and where a component request's time goes.
+//! - [`metrics`]: what every part's metrics share (enum label values, the exposition); each part
+//!   registers its own beside its code (`ws::metrics`, `apps::metrics`, `channels::metrics`, ...),
+//!   and [`stages`] says where a component request's time goes.
 //!
 //! Protocol: parsing and deciding, no I/O and no runtime (besides [`ws::handshake`],
 //! [`apps::session`] and [`channels::filter`], which live with their engines).

@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod exchange;
 pub mod grip;
 pub mod lease;
+pub mod metrics;
 pub mod open;
 pub mod session;
 

@@ -20,9 +20,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
+use crate::backend::Metrics;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body, BoxError};
-use crate::metrics::Metrics;
 use crate::routes;
 
 /// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).

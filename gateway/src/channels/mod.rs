@@ -9,6 +9,7 @@
 pub mod filter;
 pub mod hub;
 pub mod memory;
+pub mod metrics;
 pub mod redis;
 pub mod subscriber;
 
@@ -201,7 +202,7 @@ impl Channels {
     pub fn new(
         config: &crate::config::Config,
         redis: Option<crate::redis_conn::Commands>,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<metrics::Metrics>,
         tasks: &crate::drain::Tasks,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(hub::Hub::new(metrics.clone()));

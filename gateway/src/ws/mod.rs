@@ -6,6 +6,7 @@ pub mod close;
 pub mod conn;
 pub mod handler;
 pub mod handshake;
+pub mod metrics;
 pub mod outbox;
 pub mod push;
 pub mod upgrade;
@@ -73,7 +74,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, budget: Arc<MemoryBudget>) -> Self {
         Settings {
             push: config.pushes_enabled().then_some((config.push_min, config.push_max)),
             seed: config.seed,
@@ -82,7 +83,7 @@ impl Settings {
             close_timeout: CLOSE_TIMEOUT,
             drain_close_timeout: CLOSE_TIMEOUT.min(config.drain_timeout),
             socket_buffer: (config.socket_buffer != 0).then_some(config.socket_buffer),
-            budget: Arc::new(MemoryBudget::from_config(config)),
+            budget,
             protocol: WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)

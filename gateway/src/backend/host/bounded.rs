@@ -17,8 +17,8 @@ use tokio::time::{Instant, Sleep};
 use tracing::warn;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::backend::Metrics;
 use crate::body::BoxError;
-use crate::metrics::Metrics;
 
 pub struct Bounded {
     inner: HyperOutgoingBody,

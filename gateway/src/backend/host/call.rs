@@ -24,10 +24,10 @@ use super::Host;
 use super::bounded::{AbortOnDrop, Bounded};
 use super::limits::InstanceLimiter;
 use super::state::{Outbound, State};
+use crate::backend::Metrics;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body};
 use crate::logging::clip;
-use crate::metrics::Metrics;
 use crate::stages::{self, Stages};
 
 /// How long a request waits for a free instance before the host answers 503: long enough to ride

@@ -26,8 +26,8 @@ use tracing::{info, warn};
 use super::listener::{Requests, Subscribe, recover};
 use super::{Reader, channel_of, parse_payload, topic};
 use crate::channels::hub::Hub;
+use crate::channels::metrics::Metrics;
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 use crate::redis_conn::{COMMAND_TIMEOUT, MAX_RECONNECT_WAIT};
 
 /// What the listener works with.
