@@ -21,7 +21,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
-use crate::config::Config;
 use crate::label_values;
 
 /// What a connection holds for its client before the gateway, over its budget, closes it.
@@ -52,13 +51,12 @@ pub struct MemoryBudget {
 impl MemoryBudget {
     /// `--memory-budget`, or three quarters of the container's limit (the rest for the kernel's
     /// socket buffers and the margin above the budget), or [`FIXED_BUDGET`].
-    pub fn from_config(config: &Config, metrics: Metrics) -> Self {
-        let limit =
-            config.memory_budget.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
-        Self::new(limit, metrics)
+    pub fn new(configured: Option<u64>, metrics: Metrics) -> Self {
+        let limit = configured.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
+        Self::with_limit(limit, metrics)
     }
 
-    fn new(limit: u64, metrics: Metrics) -> Self {
+    fn with_limit(limit: u64, metrics: Metrics) -> Self {
         MemoryBudget { limit, metrics, over: AtomicBool::new(false), settled: AtomicU64::new(0) }
     }
 
@@ -183,7 +181,7 @@ mod tests {
     #[test]
     fn budget_labels_are_lowercase_as_documented() {
         let mut registry = crate::metrics::registry();
-        let budget = MemoryBudget::new(1000, Metrics::register(&mut registry));
+        let budget = MemoryBudget::with_limit(1000, Metrics::register(&mut registry));
         budget.count(BudgetPath::Gateway, BudgetAction::Close);
         budget.count(BudgetPath::App, BudgetAction::Refuse);
         let text = crate::metrics::encode(&registry);
@@ -197,7 +195,7 @@ mod tests {
 
     #[test]
     fn over_from_ninety_percent_and_back_below_eighty() {
-        let budget = MemoryBudget::new(1000, Metrics::default());
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         for (resident, over) in
             [(899, false), (900, true), (850, true), (800, true), (799, false), (850, false)]
         {
@@ -208,7 +206,7 @@ mod tests {
 
     #[test]
     fn over_and_calm_long_enough_is_over_no_more() {
-        let budget = MemoryBudget::new(1000, Metrics::default());
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         budget.update(950, 0);
         budget.update(850, CALM_READINGS - 1);
         assert!(budget.is_over(), "not calm for long enough yet");
@@ -222,7 +220,7 @@ mod tests {
 
     #[test]
     fn calm_above_ninety_percent_is_over_no_more_until_it_rises_again() {
-        let budget = MemoryBudget::new(1000, Metrics::default());
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         budget.update(980, 0);
         budget.update(930, CALM_READINGS);
         assert!(!budget.is_over(), "calm at 93%: the allocator's keepings, not use");

@@ -10,12 +10,13 @@
 //! # The map
 //!
 //! Five layers, each importing only from the layers below it (`python3 scripts/structure.py`
-//! checks that the imports have no cycle). A request meets the modules in this order.
+//! checks that the imports have no cycle, and that nothing imports the wiring's modules, `config`
+//! and `server`). A request meets the modules in this order.
 //!
 //! Wiring and lifecycle: the one place that knows every part.
-//! - [`config`]: the flags, validated before any port is bound (each part's `from_config` reads its
-//!   own slice of it).
-//! - [`server`]: builds every part, binds, accepts, runs the drain.
+//! - [`config`]: the flags, validated before any port is bound.
+//! - [`server`]: builds every part ([`server::settings`] makes each part's settings from the
+//!   flags), binds, accepts, runs the drain.
 //! - [`shutdown`], [`logging`]: the signals, and the log lines' format.
 //!
 //! Surfaces: what each listener answers.
@@ -48,6 +49,7 @@
 //! - [`forwarded`]: which forwarding headers to believe, and the ones the component gets.
 //! - [`routes`]: the route labels.
 //! - [`signing`]: the `Grip-Sig` the gateway signs the component's requests with.
+//! - [`secret`]: a secret read from the file a flag names.
 //! - [`body`]: the one response body type.
 
 pub mod admin;
@@ -70,6 +72,7 @@ pub mod publish;
 pub mod redis_conn;
 pub mod reload;
 pub mod routes;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod signing;

@@ -1,6 +1,7 @@
 //! The two listeners, their accept loops, and the drain when the shutdown trigger fires.
 
 mod metrics;
+pub mod settings;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +22,6 @@ use crate::apps::delivery::LastEvents;
 use crate::apps::lease::{self, Deliver, LeaseTasks, Leases};
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
-use crate::budget::MemoryBudget;
 use crate::channels::Channels;
 use crate::config::Config;
 use crate::connection::{self, ConnError, Listener, Router};
@@ -67,7 +67,8 @@ impl Gateway {
             None => None,
         };
         let drain = Arc::new(Drain::new());
-        let channels = Channels::new(&config, redis.clone(), m.channels, &drain.background)?;
+        let channels =
+            Channels::new(settings::channels(&config), redis.clone(), m.channels, &drain.background)?;
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             config.publish_token()?,
@@ -76,7 +77,9 @@ impl Gateway {
             m.publish,
         ));
         let proxies = Arc::new(TrustedProxies::new(&config.trusted_proxies));
-        let backend = Arc::new(Backend::new(&config, proxies.clone(), publisher.clone(), m.backend).await?);
+        let backend = Arc::new(
+            Backend::new(settings::backend(&config)?, proxies.clone(), publisher.clone(), m.backend).await?,
+        );
         let leases = Arc::new(match redis {
             Some(commands) => Leases::new(commands, config.lease),
             None => Leases::none(),
@@ -87,8 +90,8 @@ impl Gateway {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
-        let budget = Arc::new(MemoryBudget::from_config(&config, m.budget));
-        let ws = Arc::new(ws::Settings::from_config(&config, budget));
+        let budget = Arc::new(settings::budget(&config, m.budget));
+        let ws = Arc::new(settings::ws(&config, budget));
         let (admission, apps, last) =
             connections(&config, (&ws, &drain, (m.ws, m.apps)), proxies, (&backend, &leases), channels);
         let reloads = Arc::new(Reloads { backend: backend.clone(), metrics: m.reload });
@@ -206,7 +209,7 @@ fn connections(
         ws_metrics,
         config.max_connections,
     ));
-    let apps_settings = crate::apps::Settings::from_config(config);
+    let apps_settings = settings::apps(config);
     let last = Arc::new(LastEvents {
         backend: backend.clone(),
         settings: apps_settings.clone(),

@@ -21,6 +21,7 @@ use sidestream_gateway::backend::host::Host;
 use sidestream_gateway::channels::Channels;
 use sidestream_gateway::drain::Tasks;
 use sidestream_gateway::publish::{self, Publisher};
+use sidestream_gateway::server::settings;
 
 const KEY: &str = "the-key-these-tests-sign-with-0123456789";
 
@@ -36,8 +37,8 @@ impl Direct {
         let path = example.path();
         let config = Config::try_parse_from(["sidestream-gateway", "--component", &path]).expect("config");
         let registry = &mut sidestream_gateway::metrics::registry();
-        let channels =
-            Channels::new(&config, None, Arc::default(), &Tasks::default()).expect("the in-memory broker");
+        let channels = Channels::new(settings::channels(&config), None, Arc::default(), &Tasks::default())
+            .expect("the in-memory broker");
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             None,
@@ -46,7 +47,8 @@ impl Direct {
             publish::Metrics::default(),
         ));
         let metrics = Arc::new(Metrics::register(registry));
-        let host = Host::load(Path::new(&path), &config, publisher, KEY).expect("the example loads");
+        let host = Host::load(Path::new(&path), &settings::host(&config), publisher, KEY)
+            .expect("the example loads");
         Direct { host, metrics }
     }
 

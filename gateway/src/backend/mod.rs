@@ -15,12 +15,13 @@ pub mod host;
 mod metrics;
 pub mod outcome;
 pub mod proxy;
+pub mod settings;
 
 pub use metrics::Metrics;
 pub use outcome::{ExchangeError, Reloaded};
+pub use settings::{ComponentSource, HostSettings, Settings};
 
 use crate::body::Body;
-use crate::config::{self, Config};
 use crate::forwarded::TrustedProxies;
 use crate::headers;
 use crate::publish::Publisher;
@@ -46,30 +47,27 @@ enum Target {
 }
 
 impl Backend {
-    /// Loads the component or prepares the upstream client, as the config says.
+    /// Loads the component or prepares the upstream client, as the settings say.
     /// `publisher` serves the embedded component's publishes in-process.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
     pub async fn new(
-        config: &Config,
+        settings: Settings,
         proxies: Arc<TrustedProxies>,
         publisher: Arc<Publisher>,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
-        let backend = config.backend()?;
-        let embedded = matches!(backend, config::ComponentSource::Component(_));
-        let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
-        let target = match backend {
+        let embedded = matches!(settings.source, ComponentSource::Component(_));
+        let signer = Signer::from_file(settings.grip_key_file.as_deref(), embedded)?;
+        let target = match settings.source {
             #[cfg(feature = "wasm-host")]
-            config::ComponentSource::Component(path) => {
-                Target::Host(Host::load(&path, config, publisher, signer.key())?)
+            ComponentSource::Component(path) => {
+                Target::Host(Host::load(&path, &settings.host, publisher, signer.key())?)
             }
             #[cfg(not(feature = "wasm-host"))]
-            config::ComponentSource::Component(_) => {
+            ComponentSource::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            config::ComponentSource::Upstream(uri) => {
-                Target::Upstream(Proxy::new(uri, config.upstream_timeout))
-            }
+            ComponentSource::Upstream(uri) => Target::Upstream(Proxy::new(uri, settings.upstream_timeout)),
         };
         Ok(Backend { target, proxies, signer, metrics: Arc::new(metrics) })
     }
