@@ -78,7 +78,14 @@ impl Gateway {
         ));
         let proxies = Arc::new(TrustedProxies::new(&config.trusted_proxies));
         let backend = Arc::new(
-            Backend::new(settings::backend(&config)?, proxies.clone(), publisher.clone(), m.backend).await?,
+            Backend::new(
+                settings::backend(&config)?,
+                proxies.clone(),
+                publisher.clone(),
+                m.backend,
+                &drain.background,
+            )
+            .await?,
         );
         let leases = Arc::new(match redis {
             Some(commands) => Leases::new(commands, config.lease),

@@ -22,6 +22,7 @@ pub use outcome::{ExchangeError, Reloaded};
 pub use settings::{ComponentSource, HostSettings, Settings};
 
 use crate::body::Body;
+use crate::drain::Tasks;
 use crate::forwarded::TrustedProxies;
 use crate::headers;
 use crate::publish::Publisher;
@@ -48,13 +49,15 @@ enum Target {
 
 impl Backend {
     /// Loads the component or prepares the upstream client, as the settings say.
-    /// `publisher` serves the embedded component's publishes in-process.
+    /// `publisher` serves the embedded component's publishes in-process; an upstream's health
+    /// check runs among `tasks`.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
     pub async fn new(
         settings: Settings,
         proxies: Arc<TrustedProxies>,
         publisher: Arc<Publisher>,
         metrics: Metrics,
+        tasks: &Tasks,
     ) -> anyhow::Result<Self> {
         let embedded = matches!(settings.source, ComponentSource::Component(_));
         let signer = Signer::from_file(settings.grip_key_file.as_deref(), embedded)?;
@@ -67,7 +70,9 @@ impl Backend {
             ComponentSource::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            ComponentSource::Upstream(uri) => Target::Upstream(Proxy::new(uri, settings.upstream_timeout)),
+            ComponentSource::Upstream(uri) => {
+                Target::Upstream(Proxy::new(uri, settings.upstream_timeout, tasks))
+            }
         };
         Ok(Backend { target, proxies, signer, metrics: Arc::new(metrics) })
     }

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::backend::Metrics;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body, BoxError};
+use crate::drain::Tasks;
 use crate::routes;
 
 /// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).
@@ -47,15 +48,18 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Must be called inside the runtime: it starts the background health check.
-    pub fn new(upstream: Uri, timeout: Duration) -> Self {
+    /// Must be called inside the runtime: it starts the background health check, one of the
+    /// drain's `tasks`, so it ends with the gateway's other background work when `serve` returns
+    /// (not whenever the last holder of the backend lets go); a proxy dropped before that ends it
+    /// too.
+    pub fn new(upstream: Uri, timeout: Duration, tasks: &Tasks) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
         let client =
             Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         let healthy = Arc::new(AtomicBool::new(false));
-        let checker = tokio::spawn(check_health(upstream.clone(), healthy.clone()));
+        let checker = tasks.spawn(check_health(upstream.clone(), healthy.clone()));
         Proxy { upstream, client, timeout, healthy, checker }
     }
 
