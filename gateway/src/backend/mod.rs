@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
+pub mod guard;
 #[cfg(feature = "wasm-host")]
 pub mod host;
 mod metrics;
