@@ -24,10 +24,10 @@ use tracing::debug;
 use crate::authority::HostPolicy;
 use crate::body::{self, Body};
 use crate::drain::Drain;
-use crate::label_values;
 use crate::metrics::add;
 use crate::routes::Route;
 use crate::ws::upgrade::ConnIo;
+use crate::{label_set, label_values};
 
 /// Largest request head accepted; beyond it hyper answers 431.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
@@ -175,7 +175,7 @@ impl Drop for HttpConnection {
 pub struct Metrics {
     requests: Family<HttpLabels, Counter>,
     connections_active: Gauge,
-    connection_errors: Family<ConnErrorLabels, Counter>,
+    connection_errors: Family<ConnError, Counter>,
 }
 
 impl Metrics {
@@ -203,7 +203,7 @@ impl Metrics {
 
     /// Counts a connection that ended in an error before a request could be answered.
     pub fn connection_error(&self, kind: ConnError) {
-        self.connection_errors.get_or_create(&ConnErrorLabels { kind }).inc();
+        self.connection_errors.get_or_create(&kind).inc();
     }
 }
 
@@ -220,10 +220,7 @@ label_values! {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConnErrorLabels {
-    kind: ConnError,
-}
+label_set!(ConnError, "kind");
 
 /// One HTTP request: its route (never the raw path, to keep cardinality bounded) and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

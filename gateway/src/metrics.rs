@@ -40,6 +40,25 @@ macro_rules! label_values {
     };
 }
 
+/// Lets a family count by one enum of [`label_values!`] alone, under the label `$key`
+/// (`Family<Reject, Counter>` exposes `{reason="origin"}`), without a struct around it.
+#[macro_export]
+macro_rules! label_set {
+    ($name:ident, $key:literal) => {
+        impl prometheus_client::encoding::EncodeLabelSet for $name {
+            fn encode(&self, encoder: &mut prometheus_client::encoding::LabelSetEncoder) -> std::fmt::Result {
+                use prometheus_client::encoding::{EncodeLabelKey, EncodeLabelValue};
+                let mut label = encoder.encode_label();
+                let mut key = label.encode_label_key()?;
+                EncodeLabelKey::encode(&$key, &mut key)?;
+                let mut value = key.encode_label_value()?;
+                EncodeLabelValue::encode(self, &mut value)?;
+                value.finish()
+            }
+        }
+    };
+}
+
 /// The registry every subsystem registers in: its metrics are exposed as `sidestream_<name>`.
 pub fn registry() -> Registry {
     Registry::with_prefix("sidestream")

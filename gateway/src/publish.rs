@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -26,8 +25,8 @@ use tracing::warn;
 
 use crate::body::{self, Body};
 use crate::channels::{AnyBroker, Broker};
-use crate::label_values;
 use crate::metrics::add;
+use crate::{label_set, label_values};
 
 /// The largest publish body, as Pushpin's.
 pub const MAX_BODY: usize = 1_000_000;
@@ -47,7 +46,7 @@ pub enum Caller {
 /// The publish API's counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Family<ResultLabels, Counter>,
+    requests: Family<Published, Counter>,
     items: Counter,
 }
 
@@ -64,7 +63,7 @@ impl Metrics {
     }
 
     fn publish(&self, result: Published) {
-        self.requests.get_or_create(&ResultLabels { result }).inc();
+        self.requests.get_or_create(&result).inc();
     }
 }
 
@@ -81,10 +80,7 @@ label_values! {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: Published,
-}
+label_set!(Published, "result");
 
 /// Who may publish, and where it goes.
 pub struct Publisher {

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -17,8 +16,8 @@ use tracing::{info, warn};
 
 use crate::backend::{Backend, Reloaded};
 use crate::drain::Tasks;
-use crate::label_values;
 use crate::logging::clip;
+use crate::{label_set, label_values};
 
 /// How often `--watch` looks at the file. A change is taken once the file has held still for one
 /// look, so a build that is still writing it is not compiled half-written.
@@ -33,7 +32,7 @@ pub struct Reloads {
 /// The count of reloads, by result.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    reloads: Family<ResultLabels, Counter>,
+    reloads: Family<ReloadResult, Counter>,
 }
 
 impl Metrics {
@@ -48,7 +47,7 @@ impl Metrics {
     }
 
     fn reload(&self, result: ReloadResult) {
-        self.reloads.get_or_create(&ResultLabels { result }).inc();
+        self.reloads.get_or_create(&result).inc();
     }
 }
 
@@ -64,10 +63,7 @@ label_values! {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: ReloadResult,
-}
+label_set!(ReloadResult, "result");
 
 /// Starts listening for SIGHUP and, with `watch` (`--watch`), watching the component's file,
 /// until `tasks` are stopped.

@@ -8,15 +8,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::label_values;
 use crate::metrics::add;
+use crate::{label_set, label_values};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub app_connections_active: Gauge,
     requests: Family<RequestLabels, Counter>,
-    ignored: Family<IgnoredLabels, Counter>,
-    controls: Family<ControlLabels, Counter>,
+    ignored: Family<Ignored, Counter>,
+    controls: Family<Control, Counter>,
     last_events: Family<LastEventLabels, Counter>,
     pub app_retries: Counter,
     pub app_late_answers: Counter,
@@ -64,11 +64,11 @@ impl Metrics {
     }
 
     pub fn ignored(&self, what: Ignored) {
-        self.ignored.get_or_create(&IgnoredLabels { what }).inc();
+        self.ignored.get_or_create(&what).inc();
     }
 
     pub fn control(&self, what: Control) {
-        self.controls.get_or_create(&ControlLabels { what }).inc();
+        self.controls.get_or_create(&what).inc();
     }
 
     /// A connection's last event: its request counted, and how the delivery ended.
@@ -156,15 +156,8 @@ struct RequestLabels {
     result: RequestResult,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct IgnoredLabels {
-    what: Ignored,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ControlLabels {
-    what: Control,
-}
+label_set!(Ignored, "what");
+label_set!(Control, "what");
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LastEventLabels {

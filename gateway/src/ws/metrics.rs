@@ -6,8 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::label_values;
 use crate::metrics::add;
+use crate::{label_set, label_values};
 
 /// Every WebSocket's counts, `/ws` and the apps alike.
 #[derive(Debug, Default)]
@@ -22,7 +22,7 @@ pub struct Metrics {
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
     pub idle_timeouts: Counter,
-    handshake_rejections: Family<RejectLabels, Counter>,
+    handshake_rejections: Family<Reject, Counter>,
     closes: Family<CloseLabels, Counter>,
     /// An app's messages and a channel's publications are counted by the outbox that sends them,
     /// on the hot path with the echoes, so their counters live here under their own names.
@@ -59,7 +59,7 @@ impl Metrics {
     }
 
     pub fn reject(&self, reason: Reject) {
-        self.handshake_rejections.get_or_create(&RejectLabels { reason }).inc();
+        self.handshake_rejections.get_or_create(&reason).inc();
     }
 
     pub fn closed(&self, by: ClosedBy, code: Option<u16>) {
@@ -92,6 +92,8 @@ label_values! {
     }
 }
 
+label_set!(Reject, "reason");
+
 label_values! {
     /// Who started a WebSocket's close (a stream that just ended counts as the client's).
     pub enum ClosedBy {
@@ -99,11 +101,6 @@ label_values! {
         Server = "server",
         Component = "component",
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RejectLabels {
-    reason: Reject,
 }
 
 /// Who closed a WebSocket and with which code, bucketed by [`close_code_label`].

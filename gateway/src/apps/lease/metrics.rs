@@ -1,16 +1,15 @@
 //! What the leases count: renewals, and the dead gateways and connections this one reaped.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::label_values;
 use crate::metrics::add;
+use crate::{label_set, label_values};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    renewals: Family<RenewalLabels, Counter>,
+    renewals: Family<Renewal, Counter>,
     pub gateways_reaped: Counter,
     pub connections_reaped: Counter,
 }
@@ -37,7 +36,7 @@ impl Metrics {
     }
 
     pub fn renewal(&self, result: Renewal) {
-        self.renewals.get_or_create(&RenewalLabels { result }).inc();
+        self.renewals.get_or_create(&result).inc();
     }
 }
 
@@ -51,7 +50,4 @@ label_values! {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RenewalLabels {
-    result: Renewal,
-}
+label_set!(Renewal, "result");
