@@ -2,7 +2,8 @@
 """The gateway's shape, checked: an import graph with no cycle, files and functions of a size a
 reader takes in at once.
 
-    python3 scripts/structure.py [gateway/src] [--max-file 400] [--max-fn 80]
+    python3 scripts/structure.py [gateway/src] [--max-file 400] [--max-fn 80] [--top config,server]
+    python3 scripts/structure.py --self-test
 
 The graph has one node per file (module) under the source root and an edge from a file to every
 module it names through `crate::` or `super::` paths (in `use` lines and inline). A file's own
@@ -11,7 +12,13 @@ use each other are a cycle like any other. Test modules (`#[cfg(test)]` to the e
 and `tests/` are left out of every count. A function may pass the limit when the line above its
 `fn` says why in a comment that starts `// long:`.
 
-Exits 1 and prints each cycle (strongly connected set of files), each long file and each long
+The top modules (`--top`: the wiring, `config` and `server`, with their children) may import any
+module; no other module may import them, so every part gets its settings and its neighbours
+handed down rather than reaching up for the flags. The crate roots (`lib.rs`, `main.rs`) are
+exempt. `--self-test` runs the checks over small made-up trees, one clean and one per kind of
+problem, and fails unless each problem is found.
+
+Exits 1 and prints each cycle, each import of a top module (strongly connected set of files), each long file and each long
 function; prints the graph's size and exits 0 otherwise.
 """
 
@@ -142,6 +149,18 @@ def cycles(graph: dict) -> list:
     return found
 
 
+def reaching_up(graph: dict, top: set) -> list:
+    """Edges from a module outside the top modules to one inside them."""
+    out = []
+    for module in sorted(graph):
+        if not module or module[0] in top:
+            continue
+        for target in sorted(graph[module]):
+            if target and target[0] in top:
+                out.append((module, target))
+    return out
+
+
 def long_functions(lines: list, limit: int) -> list:
     out = []
     for i, line in enumerate(lines):
@@ -159,33 +178,77 @@ def long_functions(lines: list, limit: int) -> list:
     return out
 
 
+def check(root: Path, max_file: int, max_fn: int, top: set) -> tuple:
+    """Every problem under `root`, and the number of files looked at."""
+    files = {module_path(root, f): f for f in sorted(root.rglob("*.rs"))}
+    graph = edges(root, files)
+    problems = []
+    for group in cycles(graph):
+        names = ", ".join(str(files[m].relative_to(root)) for m in group)
+        problems.append(f"cycle of {len(group)} files: {names}")
+    for module, target in reaching_up(graph, top):
+        problems.append(f"{files[module].relative_to(root)} imports {'::'.join(target)}, part of the wiring "
+                        f"({', '.join(sorted(top))}): the wiring hands a part what it needs")
+    for module, file in sorted(files.items()):
+        lines = without_tests(file.read_text())
+        if len(lines) > max_file:
+            problems.append(f"{file}: {len(lines)} lines (limit {max_file})")
+        for line, name, length in long_functions(lines, max_fn):
+            problems.append(f"{file}:{line}: fn {name} is {length} lines (limit {max_fn})")
+    return problems, len(files)
+
+
+SELF_TEST = {
+    "clean": ({
+        "lib.rs": "pub mod config;\npub mod server;\npub mod ws;\npub use config::Config;\n",
+        "config.rs": "use crate::ws::Kind;\npub struct Config { pub kind: Kind }\n",
+        "server.rs": "use crate::config::Config;\nuse crate::ws;\nfn f(c: &Config) -> ws::Settings { ws::build(c.kind) }\n",
+        "ws.rs": "pub enum Kind { A }\npub struct Settings;\npub fn build(_: Kind) -> Settings { Settings }\n"
+                 "#[cfg(test)]\nmod tests {\n    use crate::config::Config;\n}\n",
+    }, None),
+    "reaching up": ({"push.rs": "use crate::config::Config;\npub fn f(c: &Config) {}\n"}, "push.rs imports config"),
+    "reaching up inline": ({"push.rs": "pub fn f(p: &crate::server::Parts) {}\n"}, "push.rs imports server"),
+    "cycle": ({"ws.rs": "use crate::push::f;\n", "push.rs": "use crate::ws::Kind;\n"}, "cycle of 2 files: push.rs, ws.rs"),
+    "long fn": ({"push.rs": "fn long() {\n" + "    let _ = 1;\n" * 81 + "}\n"}, "fn long is 83 lines"),
+}
+
+
+def self_test() -> int:
+    """The clean made-up tree passes; each other one is caught, for the reason it was made for."""
+    import tempfile
+    failed = 0
+    for name, (changes, expected) in SELF_TEST.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for file, text in {**SELF_TEST["clean"][0], **changes}.items():
+                (root / file).write_text(text)
+            problems, _ = check(root, 400, 80, {"config", "server"})
+        ok = not problems if expected is None else len(problems) == 1 and expected in problems[0]
+        failed += not ok
+        print(f"self-test {name}: {'ok' if ok else 'FAILED'} {problems}")
+    return 1 if failed else 0
+
+
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("root", nargs="?", default="gateway/src")
     args.add_argument("--max-file", type=int, default=400)
     args.add_argument("--max-fn", type=int, default=80)
+    args.add_argument("--top", default="config,server", help="the wiring's modules, comma-separated")
+    args.add_argument("--self-test", action="store_true")
     opts = args.parse_args()
+    if opts.self_test:
+        return self_test()
     root = Path(opts.root)
-    files = {module_path(root, f): f for f in sorted(root.rglob("*.rs"))}
-
-    problems = []
-    for group in cycles(edges(root, files)):
-        names = ", ".join(str(files[m].relative_to(root)) for m in group)
-        problems.append(f"cycle of {len(group)} files: {names}")
-    for module, file in sorted(files.items()):
-        lines = without_tests(file.read_text())
-        if len(lines) > opts.max_file:
-            problems.append(f"{file}: {len(lines)} lines (limit {opts.max_file})")
-        for line, name, length in long_functions(lines, opts.max_fn):
-            problems.append(f"{file}:{line}: fn {name} is {length} lines (limit {opts.max_fn})")
+    problems, count = check(root, opts.max_file, opts.max_fn, set(opts.top.split(",")))
 
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problems in {len(files)} files under {root}")
+        print(f"{len(problems)} problems in {count} files under {root}")
         return 1
-    print(f"{len(files)} files under {root}: no import cycle, none over {opts.max_file} lines, "
-          f"no fn over {opts.max_fn}")
+    print(f"{count} files under {root}: no import cycle, nothing below the wiring ({opts.top}) imports it, "
+          f"none over {opts.max_file} lines, no fn over {opts.max_fn}")
     return 0
 
 

@@ -16,7 +16,7 @@ use clap::{CommandFactory, Parser};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use sidestream_gateway::config::Config;
-use sidestream_gateway::ws::Settings;
+use sidestream_gateway::server::settings;
 use sidestream_gateway::ws::handshake::parse_origin;
 
 /// Every long flag of the real command, read from clap so new flags are fuzzed without edits here.
@@ -87,7 +87,8 @@ fuzz_target!(|args: Vec<Arg>| {
     assert!(!config.ping_interval.is_zero() && !config.idle_timeout.is_zero());
     assert!(config.max_message_size >= 125 && config.max_connections >= 1);
     assert!(config.allowed_origins.iter().all(|o| o == "*" || parse_origin(o).is_some()));
-    let settings = Settings::from_config(&config);
+    let budget = std::sync::Arc::new(settings::budget(&config, Default::default()));
+    let settings = settings::ws(&config, budget);
     assert_eq!(settings.push.is_some(), config.pushes_enabled());
     let now = std::time::Instant::now();
     for (flag, value) in [

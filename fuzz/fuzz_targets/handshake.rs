@@ -9,6 +9,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 use sidestream_gateway::ws::handshake::{OriginPolicy, validate};
+use sidestream_gateway::ws::metrics::Reject;
 
 fuzz_target!(|data: &[u8]| {
     let mut slots = [httparse::EMPTY_HEADER; 64];
@@ -39,12 +40,12 @@ fuzz_target!(|data: &[u8]| {
     }
     for (policy, result) in [("listed", &listed), ("any", &any)] {
         match (&same_host, result) {
-            (Err(a), Err(b)) if a.reason != "origin" => assert_eq!(a, b, "{policy}"),
-            (Err(a), Ok(_)) => assert_eq!(a.reason, "origin", "{policy}"),
+            (Err(a), Err(b)) if a.reason != Reject::Origin => assert_eq!(a, b, "{policy}"),
+            (Err(a), Ok(_)) => assert_eq!(a.reason, Reject::Origin, "{policy}"),
             _ => {}
         }
     }
     if let Err(r) = &any {
-        assert_ne!(r.reason, "origin", "`*` refused an origin");
+        assert_ne!(r.reason, Reject::Origin, "`*` refused an origin");
     }
 });

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use prometheus_client::registry::Registry;
 
 use crate::backend::Backend;
 use crate::body::{self, Body};
 use crate::budget::MemoryBudget;
 use crate::connection::Router;
 use crate::drain::Drain;
-use crate::metrics::Metrics;
 use crate::publish::Publisher;
-use crate::routes;
+use crate::routes::{self, Route};
 
 /// What the admin surface answers from: handles to read readiness from, not the whole gateway.
 pub struct Admin {
@@ -22,17 +22,18 @@ pub struct Admin {
     pub drain: Arc<Drain>,
     pub budget: Arc<MemoryBudget>,
     pub backend: Arc<Backend>,
-    pub metrics: Arc<Metrics>,
+    /// Every subsystem's metrics, registered by each.
+    pub registry: Arc<Registry>,
 }
 
 impl Router for Admin {
-    async fn route(&self, req: Request<Incoming>, _peer: SocketAddr) -> (&'static str, Response<Body>) {
+    async fn route(&self, req: Request<Incoming>, _peer: SocketAddr) -> (Route, Response<Body>) {
         let path = req.uri().path();
-        let label = routes::admin_label(path);
-        if label == routes::PUBLISH {
+        let label = routes::admin_route(path);
+        if label == Route::Publish {
             return (label, crate::publish::route(&self.publisher, req).await);
         }
-        let response = if label == routes::ADMIN_OTHER {
+        let response = if label == Route::AdminOther {
             body::text(
                 StatusCode::NOT_FOUND,
                 "not found: the admin port serves /livez, /readyz, /metrics and /publish/",
@@ -66,7 +67,7 @@ impl Admin {
     }
 
     fn metrics(&self) -> Response<Body> {
-        let mut r = Response::new(body::full(self.metrics.encode()));
+        let mut r = Response::new(body::full(crate::metrics::encode(&self.registry)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -11,11 +11,12 @@ use tokio::sync::oneshot;
 use tracing::{Instrument, Span, debug};
 
 use crate::body::{self, Body};
+use crate::budget::{BudgetAction, BudgetPath};
 use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
-use crate::metrics::{BudgetAction, BudgetPath, Metrics};
 use crate::ws::handler::{End, Handler};
 use crate::ws::handshake::{self, BadHandshake, OriginPolicy};
+use crate::ws::metrics::{Metrics, Reject};
 use crate::ws::upgrade::{switching_protocols, take_socket};
 use crate::ws::websocket::WebSocket;
 use crate::ws::{self, conn};
@@ -107,6 +108,11 @@ impl Admission {
         }
     }
 
+    /// Counts an upgrade refused after admission (a WebSocket app that said no).
+    pub fn reject(&self, reason: Reject) {
+        self.metrics.reject(reason);
+    }
+
     /// Checks the handshake, the drain and the connection limit, in that order.
     pub fn admit(
         self: &Arc<Self>,
@@ -119,24 +125,24 @@ impl Admission {
             .inspect_err(|rejection| metrics.reject(rejection.reason))
             .map_err(TurnedAway::Handshake)?;
         if self.drain.is_draining() {
-            metrics.reject("draining");
+            metrics.reject(Reject::Draining);
             return Err(TurnedAway::Draining);
         }
         if self.ws.budget.is_over() {
-            metrics.reject("memory");
-            metrics.budget(BudgetPath::Gateway, BudgetAction::Refuse);
+            metrics.reject(Reject::Memory);
+            self.ws.budget.count(BudgetPath::Gateway, BudgetAction::Refuse);
             return Err(TurnedAway::Memory);
         }
         if self.active.fetch_add(1, Ordering::SeqCst) >= self.max_connections {
             self.active.fetch_sub(1, Ordering::SeqCst);
-            metrics.reject("capacity");
+            metrics.reject(Reject::Capacity);
             return Err(TurnedAway::Capacity);
         }
         metrics.connections_active.inc();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Slot { admission: self.clone(), id };
         let Some(drain) = self.drain.register(id) else {
-            metrics.reject("draining");
+            metrics.reject(Reject::Draining);
             return Err(TurnedAway::Draining);
         };
         metrics.connections_total.inc();

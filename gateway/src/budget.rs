@@ -15,9 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::label_values;
 
 /// What a connection holds for its client before the gateway, over its budget, closes it.
 pub const SHED_BYTES: usize = 16 * 1024;
@@ -38,6 +42,7 @@ const CALM_READINGS: u32 = 50;
 #[derive(Debug)]
 pub struct MemoryBudget {
     limit: u64,
+    metrics: Metrics,
     over: AtomicBool,
     /// Where the resident memory calmed when the budget was last left that way (0 otherwise).
     settled: AtomicU64,
@@ -46,14 +51,18 @@ pub struct MemoryBudget {
 impl MemoryBudget {
     /// `--memory-budget`, or three quarters of the container's limit (the rest for the kernel's
     /// socket buffers and the margin above the budget), or [`FIXED_BUDGET`].
-    pub fn from_config(config: &Config) -> Self {
-        let limit =
-            config.memory_budget.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
-        Self::new(limit)
+    pub fn new(configured: Option<u64>, metrics: Metrics) -> Self {
+        let limit = configured.or_else(|| cgroup_limit().map(|max| max / 4 * 3)).unwrap_or(FIXED_BUDGET);
+        Self::with_limit(limit, metrics)
     }
 
-    fn new(limit: u64) -> Self {
-        MemoryBudget { limit, over: AtomicBool::new(false), settled: AtomicU64::new(0) }
+    fn with_limit(limit: u64, metrics: Metrics) -> Self {
+        MemoryBudget { limit, metrics, over: AtomicBool::new(false), settled: AtomicU64::new(0) }
+    }
+
+    /// Counts what a budget did, this one or a WebSocket app's connection's.
+    pub fn count(&self, path: BudgetPath, action: BudgetAction) {
+        self.metrics.actions.get_or_create(&BudgetLabels { path, action }).inc();
     }
 
     pub fn limit(&self) -> u64 {
@@ -92,6 +101,50 @@ impl MemoryBudget {
     }
 }
 
+/// What the memory budgets did.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    actions: Family<BudgetLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn register(r: &mut Registry) -> Self {
+        Metrics {
+            actions: crate::metrics::add(
+                r,
+                "memory_budget",
+                "What the memory budgets did, by path (app, gateway) and action (close, refuse); stopped reading shows in ws_outbox_bytes, dropped pushes and publications in their own counters",
+            ),
+        }
+    }
+}
+
+label_values! {
+    /// Which budget acted (issue 23).
+    pub enum BudgetPath {
+        /// A WebSocket app's connection (`--app-connection-budget`).
+        App = "app",
+        /// The whole gateway (`--memory-budget`).
+        Gateway = "gateway",
+    }
+}
+
+label_values! {
+    /// Which of a budget's documented actions it took.
+    pub enum BudgetAction {
+        /// A connection closed (1009 for an answer over its budget, 1008 when the gateway sheds it).
+        Close = "close",
+        /// An upgrade refused with 503.
+        Refuse = "refuse",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    path: BudgetPath,
+    action: BudgetAction,
+}
+
 async fn watch(budget: Weak<MemoryBudget>) {
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -126,8 +179,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn budget_labels_are_lowercase_as_documented() {
+        let mut registry = crate::metrics::registry();
+        let budget = MemoryBudget::with_limit(1000, Metrics::register(&mut registry));
+        budget.count(BudgetPath::Gateway, BudgetAction::Close);
+        budget.count(BudgetPath::App, BudgetAction::Refuse);
+        let text = crate::metrics::encode(&registry);
+        for line in [
+            "sidestream_memory_budget_total{path=\"gateway\",action=\"close\"} 1",
+            "sidestream_memory_budget_total{path=\"app\",action=\"refuse\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn over_from_ninety_percent_and_back_below_eighty() {
-        let budget = MemoryBudget::new(1000);
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         for (resident, over) in
             [(899, false), (900, true), (850, true), (800, true), (799, false), (850, false)]
         {
@@ -138,7 +206,7 @@ mod tests {
 
     #[test]
     fn over_and_calm_long_enough_is_over_no_more() {
-        let budget = MemoryBudget::new(1000);
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         budget.update(950, 0);
         budget.update(850, CALM_READINGS - 1);
         assert!(budget.is_over(), "not calm for long enough yet");
@@ -152,7 +220,7 @@ mod tests {
 
     #[test]
     fn calm_above_ninety_percent_is_over_no_more_until_it_rises_again() {
-        let budget = MemoryBudget::new(1000);
+        let budget = MemoryBudget::with_limit(1000, Metrics::default());
         budget.update(980, 0);
         budget.update(930, CALM_READINGS);
         assert!(!budget.is_over(), "calm at 93%: the allocator's keepings, not use");

@@ -12,6 +12,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
@@ -19,9 +24,10 @@ use tracing::debug;
 use crate::authority::HostPolicy;
 use crate::body::{self, Body};
 use crate::drain::Drain;
-use crate::metrics::{ConnErrorLabels, Metrics};
-use crate::routes;
+use crate::metrics::add;
+use crate::routes::Route;
 use crate::ws::upgrade::ConnIo;
+use crate::{label_set, label_values};
 
 /// Largest request head accepted; beyond it hyper answers 431.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
@@ -29,12 +35,12 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// What answers a listener's requests once their authority has been checked: the public or the
 /// admin surface.
 pub trait Router: Send + Sync + 'static {
-    /// Answers one request; returns the route's metrics label with the response.
+    /// Answers one request; returns the route it is counted under with the response.
     fn route(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-    ) -> impl Future<Output = (&'static str, Response<Body>)> + Send;
+    ) -> impl Future<Output = (Route, Response<Body>)> + Send;
 }
 
 /// One listener's side of every connection it accepts: the names it answers to, what routes its
@@ -118,18 +124,18 @@ pub async fn serve_connection<R: Router>(listener: Arc<Listener<R>>, stream: Tcp
     };
     if let Err(error) = result {
         let kind = if error.is_parse_too_large() {
-            "too_large"
+            ConnError::TooLarge
         } else if error.is_parse() || error.is_parse_status() {
-            "malformed"
+            ConnError::Malformed
         } else if error.is_timeout() {
-            "timeout"
+            ConnError::Timeout
         } else if error.is_incomplete_message() {
-            "incomplete"
+            ConnError::Incomplete
         } else {
-            "io"
+            ConnError::Io
         };
-        listener.metrics.http_connection_errors.get_or_create(&ConnErrorLabels { kind }).inc();
-        debug!(%peer, %error, kind, "http connection ended with an error");
+        listener.metrics.connection_error(kind);
+        debug!(%peer, %error, kind = kind.as_str(), "http connection ended with an error");
     }
 }
 
@@ -141,7 +147,7 @@ async fn answer<R: Router>(
 ) -> Response<Body> {
     let (version, uri) = (req.version(), req.uri().clone());
     let (label, response) = match listener.hosts.check(version, &uri, req.headers_mut()) {
-        Err(refusal) => (routes::REFUSED, body::text(refusal.status, refusal.message)),
+        Err(refusal) => (Route::Refused, body::text(refusal.status, refusal.message)),
         Ok(()) => listener.router.route(req, peer).await,
     };
     listener.metrics.http(label, response.status().as_u16());
@@ -153,13 +159,72 @@ struct HttpConnection(Arc<Metrics>);
 
 impl HttpConnection {
     fn open(metrics: &Arc<Metrics>) -> Self {
-        metrics.http_connections_active.inc();
+        metrics.connections_active.inc();
         HttpConnection(metrics.clone())
     }
 }
 
 impl Drop for HttpConnection {
     fn drop(&mut self) {
-        self.0.http_connections_active.dec();
+        self.0.connections_active.dec();
     }
+}
+
+/// What HTTP serving counts: requests by route and status, connections, and how they failed.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Family<HttpLabels, Counter>,
+    connections_active: Gauge,
+    connection_errors: Family<ConnError, Counter>,
+}
+
+impl Metrics {
+    pub fn register(r: &mut Registry) -> Self {
+        Metrics {
+            requests: add(r, "http_requests", "HTTP requests answered, by route and status"),
+            connections_active: add(
+                r,
+                "http_connections_active",
+                "TCP connections being served as HTTP (upgraded ones count as WebSockets)",
+            ),
+            connection_errors: add(
+                r,
+                "http_connection_errors",
+                "HTTP connections that ended in an error: malformed or oversized requests, timeouts, resets",
+            ),
+        }
+    }
+
+    /// Counts a request answered.
+    pub fn http(&self, route: Route, status: u16) {
+        // Status codes are the server's own (a proxied upstream's too): 100-999, bounded.
+        self.requests.get_or_create(&HttpLabels { route, status }).inc();
+    }
+
+    /// Counts a connection that ended in an error before a request could be answered.
+    pub fn connection_error(&self, kind: ConnError) {
+        self.connection_errors.get_or_create(&kind).inc();
+    }
+}
+
+label_values! {
+    /// Why an HTTP connection ended in error before a request could be answered.
+    pub enum ConnError {
+        TooLarge = "too_large",
+        Malformed = "malformed",
+        Timeout = "timeout",
+        Incomplete = "incomplete",
+        Io = "io",
+        /// The admin listener was at its cap of connections.
+        Busy = "busy",
+    }
+}
+
+label_set!(ConnError, "kind");
+
+/// One HTTP request: its route (never the raw path, to keep cardinality bounded) and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: Route,
+    status: u16,
 }

@@ -10,12 +10,13 @@
 //! # The map
 //!
 //! Five layers, each importing only from the layers below it (`python3 scripts/structure.py`
-//! checks that the imports have no cycle). A request meets the modules in this order.
+//! checks that the imports have no cycle, and that nothing imports the wiring's modules, `config`
+//! and `server`). A request meets the modules in this order.
 //!
 //! Wiring and lifecycle: the one place that knows every part.
-//! - [`config`]: the flags, validated before any port is bound (each part's `from_config` reads its
-//!   own slice of it).
-//! - [`server`]: builds every part, binds, accepts, runs the drain.
+//! - [`config`]: the flags, validated before any port is bound.
+//! - [`server`]: builds every part ([`server::settings`] makes each part's settings from the
+//!   flags), binds, accepts, runs the drain.
 //! - [`shutdown`], [`logging`]: the signals, and the log lines' format.
 //!
 //! Surfaces: what each listener answers.
@@ -37,7 +38,9 @@
 //! - [`drain`]: the drain's state and its one budget, and the background [`drain::Tasks`].
 //! - [`budget`]: the gateway-wide memory budget.
 //! - [`redis_conn`]: the Redis connection the brokers and the leases share.
-//! - [`metrics`], [`stages`]: what the gateway counts, and where a component request's time goes.
+//! - [`metrics`]: what every part's metrics share (enum label values, the exposition); each part
+//!   registers its own beside its code (`ws::metrics`, `apps::metrics`, `channels::metrics`, ...),
+//!   and [`stages`] says where a component request's time goes.
 //!
 //! Protocol: parsing and deciding, no I/O and no runtime (besides [`ws::handshake`],
 //! [`apps::session`] and [`channels::filter`], which live with their engines).
@@ -46,6 +49,7 @@
 //! - [`forwarded`]: which forwarding headers to believe, and the ones the component gets.
 //! - [`routes`]: the route labels.
 //! - [`signing`]: the `Grip-Sig` the gateway signs the component's requests with.
+//! - [`secret`]: a secret read from the file a flag names.
 //! - [`body`]: the one response body type.
 
 pub mod admin;
@@ -68,6 +72,7 @@ pub mod publish;
 pub mod redis_conn;
 pub mod reload;
 pub mod routes;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod signing;

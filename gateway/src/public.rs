@@ -14,8 +14,7 @@ use crate::apps::context::AppContext;
 use crate::backend::Backend;
 use crate::body::Body;
 use crate::connection::Router;
-use crate::metrics::Metrics;
-use crate::routes;
+use crate::routes::{self, Route};
 use crate::ws::builtin::Builtin;
 use crate::ws::handshake;
 use crate::ws::push::Schedule;
@@ -25,18 +24,17 @@ pub struct Public {
     pub admission: Arc<Admission>,
     pub apps: Arc<AppContext>,
     pub backend: Arc<Backend>,
-    pub metrics: Arc<Metrics>,
 }
 
 impl Router for Public {
-    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> (&'static str, Response<Body>) {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr) -> (Route, Response<Body>) {
         if req.uri().path() == routes::WS {
-            return (routes::WS, self.builtin(req, peer));
+            return (Route::Ws, self.builtin(req, peer));
         }
         if handshake::is_upgrade(req.headers()) {
-            return (routes::WEBSOCKET_APP, crate::apps::open::open(&self.apps, req, peer).await);
+            return (Route::WebsocketApp, crate::apps::open::open(&self.apps, req, peer).await);
         }
-        (routes::COMPONENT, self.backend.serve(req, peer, &self.metrics).await)
+        (Route::Component, self.backend.serve(req, peer).await)
     }
 }
 

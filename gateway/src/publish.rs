@@ -17,12 +17,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use sidestream_events::publish::{Limits, parse};
 use tracing::warn;
 
 use crate::body::{self, Body};
 use crate::channels::{AnyBroker, Broker};
-use crate::metrics::Metrics;
+use crate::metrics::add;
+use crate::{label_set, label_values};
 
 /// The largest publish body, as Pushpin's.
 pub const MAX_BODY: usize = 1_000_000;
@@ -39,6 +43,45 @@ pub enum Caller {
     Network,
 }
 
+/// The publish API's counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Family<Published, Counter>,
+    items: Counter,
+}
+
+impl Metrics {
+    pub fn register(r: &mut Registry) -> Self {
+        Metrics {
+            requests: add(
+                r,
+                "publishes",
+                "Publish requests, by result: ok, refused (400, 413), unauthorized (401), unavailable (503)",
+            ),
+            items: add(r, "published_items", "Items published"),
+        }
+    }
+
+    fn publish(&self, result: Published) {
+        self.requests.get_or_create(&result).inc();
+    }
+}
+
+label_values! {
+    /// How a publish request went.
+    pub enum Published {
+        Ok = "ok",
+        /// 400 or 413.
+        Refused = "refused",
+        /// 401.
+        Unauthorized = "unauthorized",
+        /// 503.
+        Unavailable = "unavailable",
+    }
+}
+
+label_set!(Published, "result");
+
 /// Who may publish, and where it goes.
 pub struct Publisher {
     broker: Arc<AnyBroker>,
@@ -46,7 +89,7 @@ pub struct Publisher {
     limits: Limits,
     /// How long a publisher may take to send its body.
     body_deadline: Duration,
-    metrics: Arc<Metrics>,
+    metrics: Metrics,
 }
 
 /// A publish request's answer: the status and a one-line body.
@@ -61,7 +104,7 @@ impl Publisher {
         token: Option<String>,
         max_content: usize,
         body_deadline: Duration,
-        metrics: Arc<Metrics>,
+        metrics: Metrics,
     ) -> Self {
         let limits = Limits { max_items: MAX_ITEMS, max_content };
         Publisher { broker, token, limits, body_deadline, metrics }
@@ -89,13 +132,13 @@ impl Publisher {
         let items = match parse(body, self.limits) {
             Ok(items) => items,
             Err(refusal) => {
-                self.metrics.publish("refused");
+                self.metrics.publish(Published::Refused);
                 return Reply { status: StatusCode::BAD_REQUEST, message: refusal.0 };
             }
         };
         for item in &items {
             if let Err(error) = self.broker.publish(item).await {
-                self.metrics.publish("unavailable");
+                self.metrics.publish(Published::Unavailable);
                 warn!(%error, "a publish the broker could not take");
                 return Reply {
                     status: StatusCode::SERVICE_UNAVAILABLE,
@@ -103,14 +146,14 @@ impl Publisher {
                 };
             }
         }
-        self.metrics.publish("ok");
-        self.metrics.published_items.inc_by(items.len() as u64);
+        self.metrics.publish(Published::Ok);
+        self.metrics.items.inc_by(items.len() as u64);
         Reply { status: StatusCode::OK, message: "Published".into() }
     }
 
     /// The answer to a body over [`MAX_BODY`], counted as refused.
     pub fn too_large(&self) -> Response<Bytes> {
-        self.metrics.publish("refused");
+        self.metrics.publish(Published::Refused);
         let answer =
             Reply { status: StatusCode::PAYLOAD_TOO_LARGE, message: "Request body too large.".into() };
         respond(&answer, &HeaderMap::new())
@@ -139,7 +182,7 @@ impl Publisher {
             });
         }
         if !self.allows(headers, caller) {
-            self.metrics.publish("unauthorized");
+            self.metrics.publish(Published::Unauthorized);
             return Some(Reply {
                 status: StatusCode::UNAUTHORIZED,
                 message: "a bearer token is required (Authorization: Bearer ...)".into(),
@@ -197,7 +240,7 @@ pub async fn route(publisher: &Publisher, req: Request<hyper::body::Incoming>) -
                 return body::text(StatusCode::BAD_REQUEST, "the request body did not arrive whole");
             }
             Err(_) => {
-                publisher.metrics.publish("refused");
+                publisher.metrics.publish(Published::Refused);
                 let mut response =
                     body::text(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -217,11 +260,10 @@ mod tests {
     use crate::drain::Tasks;
 
     fn publisher(token: Option<&str>) -> Publisher {
-        let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(metrics.clone()));
+        let hub = Arc::new(Hub::new(Arc::default()));
         let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
         let broker = Arc::new(AnyBroker::Memory(MemoryBroker::new(hub, retention, &Tasks::default())));
-        Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), metrics)
+        Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), Metrics::default())
     }
 
     async fn status(publisher: &Publisher, caller: Caller, authorization: Option<&str>) -> StatusCode {

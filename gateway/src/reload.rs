@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use crate::backend::{Backend, Reloaded};
 use crate::drain::Tasks;
 use crate::logging::clip;
-use crate::metrics::Metrics;
+use crate::{label_set, label_values};
 
 /// How often `--watch` looks at the file. A change is taken once the file has held still for one
 /// look, so a build that is still writing it is not compiled half-written.
@@ -23,13 +26,48 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// What a reload touches: the component's side, and the count of reloads.
 pub struct Reloads {
     pub backend: Arc<Backend>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
 }
+
+/// The count of reloads, by result.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    reloads: Family<ReloadResult, Counter>,
+}
+
+impl Metrics {
+    pub fn register(r: &mut Registry) -> Self {
+        Metrics {
+            reloads: crate::metrics::add(
+                r,
+                "component_reloads",
+                "Reloads of the embedded component (SIGHUP, --watch), by result: ok, unchanged, failed",
+            ),
+        }
+    }
+
+    fn reload(&self, result: ReloadResult) {
+        self.reloads.get_or_create(&result).inc();
+    }
+}
+
+label_values! {
+    /// How a reload went.
+    pub enum ReloadResult {
+        /// The new version serves from now on.
+        Ok = "ok",
+        /// The same file as the version serving.
+        Unchanged = "unchanged",
+        /// Refused: the version serving keeps serving.
+        Failed = "failed",
+    }
+}
+
+label_set!(ReloadResult, "result");
 
 /// Starts listening for SIGHUP and, with `watch` (`--watch`), watching the component's file,
 /// until `tasks` are stopped.
-pub fn start(reloads: Reloads, watch_file: bool, tasks: &Tasks) {
-    let reloads = Arc::new(reloads);
+pub fn start(reloads: &Arc<Reloads>, watch_file: bool, tasks: &Tasks) {
     tasks.spawn(on_sighup(reloads.clone()));
     if watch_file && let Some(path) = reloads.backend.component_path() {
         tasks.spawn(watch(reloads.clone(), path.to_owned()));
@@ -89,19 +127,19 @@ async fn reload(reloads: &Reloads, why: &'static str) {
     let metrics = &reloads.metrics;
     match reloads.backend.reload().await {
         Ok(Reloaded::Swapped) => {
-            metrics.component_reload("ok");
+            metrics.reload(ReloadResult::Ok);
             info!(
                 why,
                 "component reloaded: requests and WebSocket-app events from now on use the new version"
             );
         }
         Ok(Reloaded::Unchanged) => {
-            metrics.component_reload("unchanged");
+            metrics.reload(ReloadResult::Unchanged);
             info!(why, "component unchanged: the same file as the version serving");
         }
         Ok(Reloaded::Upstream) => info!(why, "nothing to reload: the component runs upstream"),
         Err(error) => {
-            metrics.component_reload("failed");
+            metrics.reload(ReloadResult::Failed);
             let error = format!("{error:#}");
             warn!(why, error = %clip(&error, 512), "component reload refused: the version serving keeps serving");
         }

@@ -14,27 +14,33 @@ pub const PUBLISH: &str = "/publish";
 /// The component's own health endpoint (served by the component, probed by Kubernetes).
 pub const COMPONENT_HEALTH: &str = "/health";
 
-/// Label of the component's paths on the public listener.
-pub const COMPONENT: &str = "component";
-/// Label of WebSocket upgrades to the component's apps.
-pub const WEBSOCKET_APP: &str = "websocket_app";
-/// Label of any admin path the gateway does not serve.
-pub const ADMIN_OTHER: &str = "admin_other";
-/// Label of requests refused before routing (a missing or foreign `Host`).
-pub const REFUSED: &str = "refused";
-
-/// The metrics label of a public path: never the raw path, which a client chooses.
-pub fn public_label(path: &str) -> &'static str {
-    if path == WS { WS } else { COMPONENT }
+crate::label_values! {
+    /// The route a request is counted under (`http_requests`): never the raw path, which a client
+    /// chooses. The gateway's own paths are labelled with the path.
+    pub enum Route {
+        Ws = "/ws",
+        /// The component's paths on the public listener.
+        Component = "component",
+        /// WebSocket upgrades to the component's apps.
+        WebsocketApp = "websocket_app",
+        Livez = "/livez",
+        Readyz = "/readyz",
+        Metrics = "/metrics",
+        Publish = "/publish",
+        /// Any admin path the gateway does not serve.
+        AdminOther = "admin_other",
+        /// Requests refused before routing (a missing or foreign `Host`).
+        Refused = "refused",
+    }
 }
 
-/// The metrics label of an admin path.
-pub fn admin_label(path: &str) -> &'static str {
+/// The route of an admin path.
+pub fn admin_route(path: &str) -> Route {
     match path {
-        LIVEZ => LIVEZ,
-        READYZ => READYZ,
-        METRICS => METRICS,
-        "/publish" | "/publish/" => PUBLISH,
-        _ => ADMIN_OTHER,
+        LIVEZ => Route::Livez,
+        READYZ => Route::Readyz,
+        METRICS => Route::Metrics,
+        "/publish" | "/publish/" => Route::Publish,
+        _ => Route::AdminOther,
     }
 }

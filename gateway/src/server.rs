@@ -1,5 +1,8 @@
 //! The two listeners, their accept loops, and the drain when the shutdown trigger fires.
 
+mod metrics;
+pub mod settings;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,19 +13,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use self::metrics::Registered;
 use crate::admin::Admin;
 use crate::admission::Admission;
+use crate::apps;
 use crate::apps::context::AppContext;
 use crate::apps::delivery::LastEvents;
-use crate::apps::lease::{Deliver, LeaseTasks, Leases};
+use crate::apps::lease::{self, Deliver, LeaseTasks, Leases};
 use crate::authority::HostPolicy;
 use crate::backend::Backend;
 use crate::channels::Channels;
 use crate::config::Config;
-use crate::connection::{self, Listener, Router};
+use crate::connection::{self, ConnError, Listener, Router};
 use crate::drain::Drain;
 use crate::forwarded::TrustedProxies;
-use crate::metrics::{ConnErrorLabels, Metrics};
 use crate::public::Public;
 use crate::publish::Publisher;
 use crate::redis_conn::Commands;
@@ -44,7 +48,8 @@ struct Parts {
     backend: Arc<Backend>,
     leases: Arc<Leases>,
     last: Arc<LastEvents>,
-    metrics: Arc<Metrics>,
+    reloads: Arc<Reloads>,
+    lease_metrics: Arc<lease::Metrics>,
     ws: Arc<ws::Settings>,
     watch: bool,
     drain_spread: Duration,
@@ -55,22 +60,33 @@ impl Gateway {
     /// Validates the config, prepares the backend and binds both ports.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::new());
+        let mut registry = crate::metrics::registry();
+        let m = Registered::new(&mut registry);
         let redis = match config.redis_connection()? {
             Some(info) => Some(Commands::new(info)?),
             None => None,
         };
         let drain = Arc::new(Drain::new());
-        let channels = Channels::new(&config, redis.clone(), metrics.clone(), &drain.background)?;
+        let channels =
+            Channels::new(settings::channels(&config), redis.clone(), m.channels, &drain.background)?;
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             config.publish_token()?,
             config.max_message_size,
             config.header_read_timeout,
-            metrics.clone(),
+            m.publish,
         ));
         let proxies = Arc::new(TrustedProxies::new(&config.trusted_proxies));
-        let backend = Arc::new(Backend::new(&config, proxies.clone(), publisher.clone()).await?);
+        let backend = Arc::new(
+            Backend::new(
+                settings::backend(&config)?,
+                proxies.clone(),
+                publisher.clone(),
+                m.backend,
+                &drain.background,
+            )
+            .await?,
+        );
         let leases = Arc::new(match redis {
             Some(commands) => Leases::new(commands, config.lease),
             None => Leases::none(),
@@ -81,33 +97,37 @@ impl Gateway {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--admin-listen)", config.admin_listen))?;
-        let ws = Arc::new(ws::Settings::from_config(&config));
+        let budget = Arc::new(settings::budget(&config, m.budget));
+        let ws = Arc::new(settings::ws(&config, budget));
         let (admission, apps, last) =
-            connections(&config, (&ws, &drain, &metrics), proxies, (&backend, &leases), channels);
-        let public_router = Public { admission, apps, backend: backend.clone(), metrics: metrics.clone() };
+            connections(&config, (&ws, &drain, (m.ws, m.apps)), proxies, (&backend, &leases), channels);
+        let reloads = Arc::new(Reloads { backend: backend.clone(), metrics: m.reload });
+        let http = m.http;
+        let public_router = Public { admission, apps, backend: backend.clone() };
         let admin_router = Admin {
             publisher,
             drain: drain.clone(),
             budget: ws.budget.clone(),
             backend: backend.clone(),
-            metrics: metrics.clone(),
+            registry: Arc::new(registry),
         };
         let parts = Parts {
             public: Listener::shared(
                 HostPolicy::new(public.local_addr()?, &config.allowed_hosts),
                 public_router,
-                (&drain, &metrics, config.header_read_timeout),
+                (&drain, &http, config.header_read_timeout),
             ),
             admin: Listener::shared(
                 HostPolicy::new(admin.local_addr()?, &config.allowed_hosts),
                 admin_router,
-                (&drain, &metrics, config.header_read_timeout),
+                (&drain, &http, config.header_read_timeout),
             ),
             drain: drain.clone(),
             backend,
             leases,
             last,
-            metrics,
+            reloads,
+            lease_metrics: m.leases,
             ws,
             watch: config.watch,
             drain_spread: config.effective_drain_spread(),
@@ -166,22 +186,24 @@ impl Parts {
     fn start_background(&self) {
         let tasks = &self.drain.background;
         self.ws.budget.start(tasks);
-        let reloads = Reloads { backend: self.backend.clone(), metrics: self.metrics.clone() };
-        reload::start(reloads, self.watch, tasks);
+        reload::start(&self.reloads, self.watch, tasks);
         let last = self.last.clone();
         let deliver: Deliver = Arc::new(move |session| {
             let last = last.clone();
             Box::pin(async move { last.send(&session, None, None).await })
         });
-        self.leases.start(LeaseTasks { metrics: self.metrics.clone(), deliver }, tasks);
+        self.leases.start(LeaseTasks { metrics: self.lease_metrics.clone(), deliver }, tasks);
     }
 }
+
+/// The metrics of WebSockets and of WebSocket apps.
+type Metrics = (Arc<ws::metrics::Metrics>, Arc<apps::metrics::Metrics>);
 
 /// What WebSocket connections are given: admission, shared by `/ws` and the apps; the apps'
 /// context; and what sends an app connection's last event.
 fn connections(
     config: &Config,
-    (ws, drain, metrics): (&Arc<ws::Settings>, &Arc<Drain>, &Arc<Metrics>),
+    (ws, drain, (ws_metrics, metrics)): (&Arc<ws::Settings>, &Arc<Drain>, Metrics),
     proxies: Arc<TrustedProxies>,
     (backend, leases): (&Arc<Backend>, &Arc<Leases>),
     channels: Channels,
@@ -191,10 +213,10 @@ fn connections(
         OriginPolicy::new(&config.allowed_origins),
         proxies,
         drain.clone(),
-        metrics.clone(),
+        ws_metrics,
         config.max_connections,
     ));
-    let apps_settings = crate::apps::Settings::from_config(config);
+    let apps_settings = settings::apps(config);
     let last = Arc::new(LastEvents {
         backend: backend.clone(),
         settings: apps_settings.clone(),
@@ -209,7 +231,7 @@ fn connections(
         last: last.clone(),
         deliveries: drain.deliveries.clone(),
         tasks: drain.background.clone(),
-        metrics: metrics.clone(),
+        metrics,
     });
     (admission, apps, last)
 }
@@ -233,11 +255,7 @@ async fn accept<R: Router>(
             Some(slots) => match slots.clone().try_acquire_owned() {
                 Ok(slot) => Some(slot),
                 Err(_) => {
-                    served
-                        .metrics
-                        .http_connection_errors
-                        .get_or_create(&ConnErrorLabels { kind: "busy" })
-                        .inc();
+                    served.metrics.connection_error(ConnError::Busy);
                     drop(stream);
                     continue;
                 }

@@ -19,6 +19,8 @@ pub fn signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = term.recv() => info!("SIGTERM: draining"),
             _ = interrupt.recv() => info!("SIGINT: draining"),
         }
+        // Not one of the drain's tasks: it exists before the gateway does, and must outlive the
+        // drain it is there to cut short; it ends with the process.
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => {}

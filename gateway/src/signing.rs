@@ -58,7 +58,7 @@ impl Signer {
             let key: [u8; 32] = rand::random();
             return Ok(Signer::new(key.iter().map(|b| format!("{b:02x}")).collect()));
         };
-        let key = crate::config::read_secret("--grip-key-file", path)?;
+        let key = crate::secret::read_secret("--grip-key-file", path)?;
         if key.len() < MIN_KEY_BYTES {
             bail!("--grip-key-file {} holds a key shorter than {MIN_KEY_BYTES} bytes", path.display());
         }

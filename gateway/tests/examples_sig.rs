@@ -19,11 +19,12 @@ use common::examples::{Example, PYTHON, TYPESCRIPT, bad_signatures, now};
 use common::within;
 use sidestream_events::sig;
 use sidestream_gateway::Config;
+use sidestream_gateway::backend::Metrics;
 use sidestream_gateway::backend::host::Host;
 use sidestream_gateway::channels::Channels;
 use sidestream_gateway::drain::Tasks;
-use sidestream_gateway::metrics::Metrics;
-use sidestream_gateway::publish::Publisher;
+use sidestream_gateway::publish::{self, Publisher};
+use sidestream_gateway::server::settings;
 
 const KEY: &str = "the-key-these-tests-sign-with-0123456789";
 
@@ -38,17 +39,19 @@ impl Direct {
     fn load(example: Example) -> Self {
         let path = example.path();
         let config = Config::try_parse_from(["sidestream-gateway", "--component", &path]).expect("config");
-        let metrics = Arc::new(Metrics::new());
-        let channels =
-            Channels::new(&config, None, metrics.clone(), &Tasks::default()).expect("the in-memory broker");
+        let registry = &mut sidestream_gateway::metrics::registry();
+        let channels = Channels::new(settings::channels(&config), None, Arc::default(), &Tasks::default())
+            .expect("the in-memory broker");
         let publisher = Arc::new(Publisher::new(
             channels.broker.clone(),
             None,
             config.max_message_size,
             config.header_read_timeout,
-            metrics.clone(),
+            publish::Metrics::default(),
         ));
-        let host = Host::load(Path::new(&path), &config, publisher, KEY).expect("the example loads");
+        let metrics = Arc::new(Metrics::register(registry));
+        let host = Host::load(Path::new(&path), &settings::host(&config), publisher, KEY)
+            .expect("the example loads");
         Direct { host, metrics }
     }
 

@@ -792,7 +792,7 @@ fn every_connection_slot_taken_by_an_adversary_fits_the_gateways_memory_limit() 
     assert_ne!(config.socket_buffer, 0, "the pod bounds the kernel's socket buffers (--socket-buffer)");
     // The worst of the built-in /ws and a WebSocket app (issue 23: every path).
     let per_connection = sidestream_gateway::ws::memory_bound(config.max_message_size)
-        .max(sidestream_gateway::apps::memory_bound(&config))
+        .max(sidestream_gateway::apps::memory_bound(config.max_message_size, config.app_budget()))
         + 4 * config.socket_buffer;
     // The process besides its WebSockets: runtime, upstream pool, metrics (about 10 MiB measured).
     const REST: u64 = 32 << 20;

@@ -25,10 +25,11 @@ use super::context::AppContext;
 use super::exchange::{AnswerFuture, InFlight, result_label};
 use super::grip::Grip;
 use super::lease::Reaped;
+use super::metrics::{Ignored as IgnoredPart, RequestKind, RequestResult};
 use super::session::{Action, Failure, Ignored, Session};
 use crate::backend::ExchangeError;
+use crate::budget::{BudgetAction, BudgetPath};
 use crate::channels::Publication;
-use crate::metrics::{BudgetAction, BudgetPath};
 use crate::stages;
 use crate::ws::handler::{Closer, End, Flow, Handler};
 use crate::ws::outbox::{Kind, Out};
@@ -48,7 +49,7 @@ pub enum Ready {
 
 /// A request's answer, with what the request carried (for another attempt).
 pub struct Answered {
-    kind: &'static str,
+    kind: RequestKind,
     body: Bytes,
     attempt: u32,
     sent: Instant,
@@ -58,7 +59,7 @@ pub struct Answered {
 /// A request to send again after a wait.
 struct Retry {
     at: Instant,
-    kind: &'static str,
+    kind: RequestKind,
     body: Bytes,
     attempt: u32,
 }
@@ -136,7 +137,7 @@ impl ComponentApp {
     /// Sends a request. Its answer may take what the budget has left beside what is held and a
     /// batch for what the client sends meanwhile: the answer is counted as it arrives, before
     /// anything of it is queued.
-    fn start(&mut self, kind: &'static str, body: Bytes, attempt: u32, queued: usize) {
+    fn start(&mut self, kind: RequestKind, body: Bytes, attempt: u32, queued: usize) {
         let apps = &self.cx.settings;
         let reserve = apps.batch_bytes;
         let held = self.holds(queued) + body.len();
@@ -144,8 +145,7 @@ impl ComponentApp {
         self.answer_room = limit;
         let request = self.session.request(body.clone(), attempt);
         let cx = self.cx.clone();
-        let answer: AnswerFuture =
-            Box::pin(async move { cx.backend.exchange(request, limit, &cx.metrics).await });
+        let answer: AnswerFuture = Box::pin(async move { cx.backend.exchange(request, limit).await });
         self.in_flight = Some(InFlight { kind, body, attempt, answer, sent: Instant::now() });
         self.keep_alive_at = None;
     }
@@ -157,7 +157,7 @@ impl ComponentApp {
         let keeps_up = out.has_room() && out.writer_ready();
         if self.in_flight.is_none() && self.retry.is_none() && self.session.pending() > 0 && keeps_up {
             let events = self.session.take_events();
-            self.start("events", events, 1, out.queued());
+            self.start(RequestKind::Events, events, 1, out.queued());
         }
     }
 
@@ -195,13 +195,12 @@ impl ComponentApp {
 
     pub(super) fn count_ignored(&self, ignored: &[Ignored]) {
         for what in ignored {
-            let what = match what {
-                Ignored::UnknownControl => "unknown_control",
-                Ignored::BadControl => "bad_control",
-                Ignored::Unprefixed => "unprefixed",
-                Ignored::UnknownEvent => "unknown_event",
-            };
-            self.cx.metrics.app_ignored.get_or_create(&crate::metrics::WhatLabels { what }).inc();
+            self.cx.metrics.ignored(match what {
+                Ignored::UnknownControl => IgnoredPart::UnknownControl,
+                Ignored::BadControl => IgnoredPart::BadControl,
+                Ignored::Unprefixed => IgnoredPart::Unprefixed,
+                Ignored::UnknownEvent => IgnoredPart::UnknownEvent,
+            });
         }
     }
 
@@ -215,29 +214,31 @@ impl ComponentApp {
             Err(ExchangeError::Unavailable(why)) if attempt <= self.cx.settings.retries => {
                 metrics.app_retries.inc();
                 let at = now + self.cx.settings.backoff(attempt + 1);
-                debug!(conn = self.conn, kind, attempt, %why, "WebSocket app unavailable; trying again");
+                debug!(conn = self.conn, kind = kind.as_str(), attempt, %why, "WebSocket app unavailable; trying again");
                 self.retry = Some(Retry { at, kind, body, attempt: attempt + 1 });
                 return Flow::Continue;
             }
             Err(ExchangeError::TooLarge(limit)) if limit < self.cx.settings.max_answer_bytes => {
-                metrics.app_request(kind, "too_large");
-                metrics.budget(BudgetPath::App, BudgetAction::Close);
+                metrics.request(kind, RequestResult::TooLarge);
+                self.cx.admission.ws.budget.count(BudgetPath::App, BudgetAction::Close);
                 warn!(
                     conn = self.conn,
-                    kind, limit, "WebSocket app's answer over the connection's budget; closing with 1009"
+                    kind = kind.as_str(),
+                    limit,
+                    "WebSocket app's answer over the connection's budget; closing with 1009"
                 );
                 return Flow::Fail(1009, "the app's answer is over the connection's memory budget".into());
             }
             Err(error) => {
-                metrics.app_request(kind, result_label(&error));
-                warn!(conn = self.conn, kind, attempt, %error, "WebSocket app request failed; closing with 1011");
+                metrics.request(kind, result_label(&error));
+                warn!(conn = self.conn, kind = kind.as_str(), attempt, %error, "WebSocket app request failed; closing with 1011");
                 return Flow::Fail(1011, "the app failed".into());
             }
         };
         let (actions, ignored) = match self.session.apply(&response) {
             Ok(applied) => applied,
             Err(failure) => {
-                metrics.app_request(kind, "bad_answer");
+                metrics.request(kind, RequestResult::BadAnswer);
                 let why = match failure {
                     Failure::Status(status) => {
                         format!("status {status}, not 200 {}", sidestream_events::reply::CONTENT_TYPE)
@@ -245,13 +246,14 @@ impl ComponentApp {
                     Failure::Malformed(error) => error.to_string(),
                     Failure::LateOpen => "an OPEN after the first answer".into(),
                 };
-                warn!(conn = self.conn, kind, %why, "WebSocket app answered badly; closing with 1011");
+                warn!(conn = self.conn, kind = kind.as_str(), %why, "WebSocket app answered badly; closing with 1011");
                 return Flow::Fail(1011, "the app's answer was not usable".into());
             }
         };
-        let stages = &metrics.stages;
+        let backend = self.cx.backend.clone();
+        let stages = backend.stages();
         stages::observe(&stages.parse, now.elapsed());
-        metrics.app_request(kind, "ok");
+        metrics.request(kind, RequestResult::Ok);
         if self.session.take_meta_changed() {
             self.cx.leases.update(&self.session);
         }
@@ -283,7 +285,7 @@ impl Handler for ComponentApp {
         if self.keep_alive_at.is_some_and(|at| at <= now) && self.in_flight.is_none() && self.retry.is_none()
         {
             let events = self.session.take_events();
-            let kind = if events.is_empty() { "keepalive" } else { "events" };
+            let kind = if events.is_empty() { RequestKind::KeepAlive } else { RequestKind::Events };
             self.start(kind, events, 1, out.queued());
         }
         self.grip.on_deadline(now, out);

@@ -8,11 +8,11 @@ use tokio_util::task::TaskTracker;
 use super::Settings;
 use super::delivery::LastEvents;
 use super::lease::Leases;
+use super::metrics::Metrics;
 use crate::admission::Admission;
 use crate::backend::Backend;
 use crate::channels::Channels;
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 
 pub struct AppContext {
     pub settings: Settings,

@@ -14,9 +14,9 @@ use tracing::{debug, warn};
 
 use super::Settings;
 use super::exchange::InFlight;
+use super::metrics::{Delivery, LastEvent, Metrics, RequestResult};
 use super::session::Session;
 use crate::backend::Backend;
-use crate::metrics::Metrics;
 
 /// What sends a connection's last event: the component's side, the retry settings, the counts.
 pub struct LastEvents {
@@ -33,45 +33,33 @@ impl LastEvents {
             let _ = in_flight.finish().await;
             metrics.app_late_answers.inc();
         }
-        let event = if close.is_some() { "close" } else { "disconnect" };
+        let event = if close.is_some() { LastEvent::Close } else { LastEvent::Disconnect };
         let settings = &self.settings;
         let mut attempt = 1;
         loop {
             let request =
                 session.last_request(close.as_ref().map(|(code, reason)| (*code, reason.as_str())), attempt);
-            let problem = match self.backend.exchange(request, settings.max_answer_bytes, metrics).await {
+            let problem = match self.backend.exchange(request, settings.max_answer_bytes).await {
                 Ok(answer) if answer.status().is_success() => {
-                    metrics.app_request("last", "ok");
-                    metrics
-                        .app_last_events
-                        .get_or_create(&crate::metrics::LastEventLabels { event, result: "delivered" })
-                        .inc();
+                    metrics.last_event(event, RequestResult::Ok, Delivery::Delivered);
                     return;
                 }
                 // The component heard it and said no: asking again would not change its mind.
                 Ok(answer) if answer.status().is_client_error() => {
-                    metrics.app_request("last", "refused");
-                    metrics
-                        .app_last_events
-                        .get_or_create(&crate::metrics::LastEventLabels { event, result: "refused" })
-                        .inc();
+                    metrics.last_event(event, RequestResult::Refused, Delivery::Refused);
                     return;
                 }
                 Ok(answer) => format!("status {}", answer.status()),
                 Err(error) => error.to_string(),
             };
             if attempt > settings.retries {
-                metrics.app_request("last", "failed");
-                metrics
-                    .app_last_events
-                    .get_or_create(&crate::metrics::LastEventLabels { event, result: "gave_up" })
-                    .inc();
-                warn!(connection = %session.id, event, attempts = attempt, %problem, "giving up on a connection's last event");
+                metrics.last_event(event, RequestResult::Failed, Delivery::GaveUp);
+                warn!(connection = %session.id, event = event.as_str(), attempts = attempt, %problem, "giving up on a connection's last event");
                 return;
             }
             attempt += 1;
             metrics.app_retries.inc();
-            debug!(connection = %session.id, event, attempt, %problem, "the last event again");
+            debug!(connection = %session.id, event = event.as_str(), attempt, %problem, "the last event again");
             tokio::time::sleep(settings.backoff(attempt)).await;
         }
     }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::Response;
 use tokio::time::Instant;
 
+use super::metrics::{RequestKind, RequestResult};
 use crate::backend::ExchangeError;
 
 /// An answer on its way, as a future the connection polls.
@@ -14,7 +15,7 @@ pub type AnswerFuture = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Exch
 
 /// A request in flight: what it carries (for another attempt) and its answer to come.
 pub struct InFlight {
-    pub kind: &'static str,
+    pub kind: RequestKind,
     pub body: Bytes,
     pub attempt: u32,
     pub answer: AnswerFuture,
@@ -29,11 +30,11 @@ impl InFlight {
     }
 }
 
-/// The metrics label of a failed exchange.
-pub fn result_label(error: &ExchangeError) -> &'static str {
+/// How a failed exchange is counted.
+pub fn result_label(error: &ExchangeError) -> RequestResult {
     match error {
-        ExchangeError::Unavailable(_) => "unavailable",
-        ExchangeError::Timeout => "timeout",
-        ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => "failed",
+        ExchangeError::Unavailable(_) => RequestResult::Unavailable,
+        ExchangeError::Timeout => RequestResult::Timeout,
+        ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => RequestResult::Failed,
     }
 }

@@ -16,10 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
 use super::context::AppContext;
+use super::metrics::{Control as Counted, Ignored};
 use crate::channels::filter::Filters;
 use crate::channels::hub::Mailbox;
 use crate::channels::{Broker, Payload, Publication};
-use crate::metrics::WhatLabels;
 use crate::ws::handler::Flow;
 use crate::ws::outbox::{Kind, Out};
 
@@ -110,17 +110,16 @@ impl Grip {
         now: Instant,
         out: &mut Out<'_>,
     ) -> Option<oneshot::Receiver<()>> {
-        let what = match &control {
-            Control::Subscribe { .. } => "subscribe",
-            Control::Unsubscribe { .. } => "unsubscribe",
-            Control::Detach => "detach",
-            Control::Session { .. } => "session",
-            Control::SetMeta { .. } => "set_meta",
-            Control::KeepAlive(_) => "keep_alive",
-            Control::SendDelayed { .. } => "send_delayed",
-            Control::FlushDelayed => "flush_delayed",
-        };
-        self.cx.metrics.app_controls.get_or_create(&WhatLabels { what }).inc();
+        self.cx.metrics.control(match &control {
+            Control::Subscribe { .. } => Counted::Subscribe,
+            Control::Unsubscribe { .. } => Counted::Unsubscribe,
+            Control::Detach => Counted::Detach,
+            Control::Session { .. } => Counted::Session,
+            Control::SetMeta { .. } => Counted::SetMeta,
+            Control::KeepAlive(_) => Counted::KeepAlive,
+            Control::SendDelayed { .. } => Counted::SendDelayed,
+            Control::FlushDelayed => Counted::FlushDelayed,
+        });
         match control {
             Control::Subscribe { channel, filters, since, gap } => {
                 return self.subscribe(channel, filters, since, gap);
@@ -180,7 +179,7 @@ impl Grip {
     ) -> Option<oneshot::Receiver<()>> {
         let metrics = &self.cx.metrics;
         if !is_channel_name(&channel) {
-            metrics.app_ignored.get_or_create(&WhatLabels { what: "bad_channel" }).inc();
+            metrics.ignored(Ignored::BadChannel);
             return None;
         }
         if let Some(existing) = self.subscriptions.get_mut(&channel) {
@@ -189,7 +188,7 @@ impl Grip {
             return None;
         }
         if self.subscriptions.len() >= self.cx.settings.max_subscriptions {
-            metrics.app_ignored.get_or_create(&WhatLabels { what: "too_many_subscriptions" }).inc();
+            metrics.ignored(Ignored::TooManySubscriptions);
             return None;
         }
         self.subscriptions.insert(channel.clone(), Filters::from_names(&filters));

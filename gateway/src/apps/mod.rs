@@ -17,12 +17,11 @@ pub mod delivery;
 pub mod exchange;
 pub mod grip;
 pub mod lease;
+pub mod metrics;
 pub mod open;
 pub mod session;
 
 use std::time::Duration;
-
-use crate::config::Config;
 
 /// The limits of WebSocket apps, fixed at start-up.
 #[derive(Clone, Debug)]
@@ -55,8 +54,8 @@ pub const MIN_ANSWER: usize = 16 * 1024;
 /// most the message that crossed it and the least answer ([`MIN_ANSWER`]); the answer
 /// once more while its messages are made from it; the writer's buffer plus one message, which an
 /// answer may make as large as the budget. The kernel's socket buffers come on top.
-pub fn memory_bound(config: &Config) -> usize {
-    let (message, budget) = (config.max_message_size, config.app_budget());
+/// `message` is `--max-message-size`, `budget` the connection's budget.
+pub fn memory_bound(message: usize, budget: usize) -> usize {
     crate::ws::CONNECTION_STATE
         + 2 * message
         + (budget + message + MIN_ANSWER)
@@ -71,17 +70,6 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 pub const MAX_REFUSAL_BODY: usize = 100_000;
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Self {
-        Settings {
-            batch_bytes: config.app_batch_bytes.min(config.app_budget() / 8),
-            max_answer_bytes: config.app_max_answer_bytes,
-            budget: config.app_budget(),
-            retries: config.app_retries,
-            retry_delay: config.app_retry_delay,
-            max_subscriptions: config.max_subscriptions,
-        }
-    }
-
     /// The wait before attempt `attempt` (2 is the first retry): the delay doubling each time,
     /// plus up to one delay of jitter so that many connections retrying at once spread out.
     pub fn backoff(&self, attempt: u32) -> Duration {

@@ -15,9 +15,11 @@ use tracing::{debug_span, warn};
 use super::conn::ComponentApp;
 use super::context::AppContext;
 use super::exchange::result_label;
+use super::metrics::{RequestKind, RequestResult};
 use super::session::{Opened, Session};
 use crate::backend::ExchangeError;
 use crate::body::{self, Body};
+use crate::ws::metrics::Reject;
 
 /// Answers a WebSocket upgrade for the component's app at the request's path.
 pub async fn open(cx: &Arc<AppContext>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -32,36 +34,35 @@ pub async fn open(cx: &Arc<AppContext>, mut req: Request<Incoming>, peer: Socket
     cx.backend.proxies().rewrite(&mut headers, peer);
     let mut session = Session::new(req.uri(), &headers);
     let metrics = &cx.metrics;
-    let answer =
-        match cx.backend.exchange(session.open_request(), cx.settings.max_answer_bytes, metrics).await {
-            Ok(answer) => answer,
-            Err(error) => {
-                let status = match error {
-                    ExchangeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    ExchangeError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                    ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => StatusCode::BAD_GATEWAY,
-                };
-                metrics.app_request("open", result_label(&error));
-                metrics.reject("app");
-                warn!(conn = id, %error, "WebSocket app did not answer its OPEN");
-                return body::text(status, "the WebSocket app did not answer");
-            }
-        };
+    let answer = match cx.backend.exchange(session.open_request(), cx.settings.max_answer_bytes).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            let status = match error {
+                ExchangeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ExchangeError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                ExchangeError::Failed(_) | ExchangeError::TooLarge(_) => StatusCode::BAD_GATEWAY,
+            };
+            metrics.request(RequestKind::Open, result_label(&error));
+            cx.admission.reject(Reject::App);
+            warn!(conn = id, %error, "WebSocket app did not answer its OPEN");
+            return body::text(status, "the WebSocket app did not answer");
+        }
+    };
     let (headers, actions, ignored) = match session.open(answer) {
         Ok(Opened::Accepted { headers, actions, ignored }) => (headers, actions, ignored),
         Ok(Opened::Refused(refusal)) => {
-            metrics.app_request("open", "refused");
-            metrics.reject("app");
+            metrics.request(RequestKind::Open, RequestResult::Refused);
+            cx.admission.reject(Reject::App);
             return refused(refusal);
         }
         Err(failure) => {
-            metrics.app_request("open", "bad_answer");
-            metrics.reject("app");
+            metrics.request(RequestKind::Open, RequestResult::BadAnswer);
+            cx.admission.reject(Reject::App);
             warn!(conn = id, ?failure, "WebSocket app answered its OPEN badly");
             return body::text(StatusCode::BAD_GATEWAY, "the WebSocket app answered badly");
         }
     };
-    metrics.app_request("open", "ok");
+    metrics.request(RequestKind::Open, RequestResult::Ok);
 
     let app = ComponentApp::new(cx.clone(), id, session, actions);
     app.count_ignored(&ignored);

@@ -10,18 +10,22 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
+pub mod guard;
 #[cfg(feature = "wasm-host")]
 pub mod host;
+mod metrics;
 pub mod outcome;
 pub mod proxy;
+pub mod settings;
 
+pub use metrics::Metrics;
 pub use outcome::{ExchangeError, Reloaded};
+pub use settings::{ComponentSource, HostSettings, Settings};
 
 use crate::body::Body;
-use crate::config::{self, Config};
+use crate::drain::Tasks;
 use crate::forwarded::TrustedProxies;
 use crate::headers;
-use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::signing::{GRIP_SIG, Signer};
 #[cfg(feature = "wasm-host")]
@@ -33,6 +37,7 @@ pub struct Backend {
     target: Target,
     proxies: Arc<TrustedProxies>,
     signer: Signer,
+    metrics: Arc<Metrics>,
 }
 
 // One per gateway, made once: the size of its variants costs nothing.
@@ -44,48 +49,45 @@ enum Target {
 }
 
 impl Backend {
-    /// Loads the component or prepares the upstream client, as the config says.
-    /// `publisher` serves the embedded component's publishes in-process.
+    /// Loads the component or prepares the upstream client, as the settings say.
+    /// `publisher` serves the embedded component's publishes in-process; an upstream's health
+    /// check runs among `tasks`.
     #[cfg_attr(not(feature = "wasm-host"), allow(unused_variables))]
     pub async fn new(
-        config: &Config,
+        settings: Settings,
         proxies: Arc<TrustedProxies>,
         publisher: Arc<Publisher>,
+        metrics: Metrics,
+        tasks: &Tasks,
     ) -> anyhow::Result<Self> {
-        let backend = config.backend()?;
-        let embedded = matches!(backend, config::ComponentSource::Component(_));
-        let signer = Signer::from_file(config.grip_key_file.as_deref(), embedded)?;
-        let target = match backend {
+        let embedded = matches!(settings.source, ComponentSource::Component(_));
+        let signer = Signer::from_file(settings.grip_key_file.as_deref(), embedded)?;
+        let target = match settings.source {
             #[cfg(feature = "wasm-host")]
-            config::ComponentSource::Component(path) => {
-                Target::Host(Host::load(&path, config, publisher, signer.key())?)
+            ComponentSource::Component(path) => {
+                Target::Host(Host::load(&path, &settings.host, publisher, signer.key())?)
             }
             #[cfg(not(feature = "wasm-host"))]
-            config::ComponentSource::Component(_) => {
+            ComponentSource::Component(_) => {
                 unreachable!("config::backend rejects components without wasm-host")
             }
-            config::ComponentSource::Upstream(uri) => {
-                Target::Upstream(Proxy::new(uri, config.upstream_timeout))
+            ComponentSource::Upstream(uri) => {
+                Target::Upstream(Proxy::new(uri, settings.upstream_timeout, tasks))
             }
         };
-        Ok(Backend { target, proxies, signer })
+        Ok(Backend { target, proxies, signer, metrics: Arc::new(metrics) })
     }
 
     /// Serves a plain HTTP request: what the client sent about its hop and any header only the
     /// gateway may set are removed (see [`Signer::screen`]), forwarding headers rewritten.
-    pub async fn serve(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-        metrics: &Arc<Metrics>,
-    ) -> Response<Body> {
+    pub async fn serve(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         headers::strip_hop_by_hop(req.headers_mut());
         self.proxies.rewrite(req.headers_mut(), peer);
         self.signer.screen(req.headers_mut());
         let mut response = match &self.target {
             #[cfg(feature = "wasm-host")]
-            Target::Host(host) => host.serve(req, metrics).await,
-            Target::Upstream(proxy) => proxy.serve(req, metrics).await,
+            Target::Host(host) => host.serve(req, &self.metrics).await,
+            Target::Upstream(proxy) => proxy.serve(req, &self.metrics).await,
         };
         headers::strip_hop_by_hop(response.headers_mut());
         response
@@ -98,12 +100,11 @@ impl Backend {
         &self,
         mut req: Request<Bytes>,
         limit: usize,
-        metrics: &Arc<Metrics>,
     ) -> Result<Response<Bytes>, ExchangeError> {
         req.headers_mut().insert(GRIP_SIG, self.signer.signature());
         match &self.target {
             #[cfg(feature = "wasm-host")]
-            Target::Host(host) => host.exchange(req, limit, metrics).await,
+            Target::Host(host) => host.exchange(req, limit, &self.metrics).await,
             Target::Upstream(proxy) => proxy.exchange(req, limit).await,
         }
     }
@@ -124,6 +125,11 @@ impl Backend {
             Target::Host(host) => Some(host.path()),
             Target::Upstream(_) => None,
         }
+    }
+
+    /// Where component requests spend their time; WebSocket apps add their own stages.
+    pub fn stages(&self) -> &crate::stages::Stages {
+        &self.metrics.stages
     }
 
     /// The networks whose forwarding headers are believed.

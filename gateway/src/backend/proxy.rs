@@ -1,28 +1,25 @@
 //! `--upstream`: the component's paths proxied to the Spin runtime beside the gateway.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Sleep};
 use tracing::{info, warn};
 
+use crate::backend::Metrics;
+use crate::backend::guard::Guarded;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body, BoxError};
-use crate::metrics::Metrics;
+use crate::drain::Tasks;
 use crate::routes;
 
 /// How often the upstream's `/health` is checked for `/readyz` (probes never wait on it).
@@ -47,15 +44,18 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Must be called inside the runtime: it starts the background health check.
-    pub fn new(upstream: Uri, timeout: Duration) -> Self {
+    /// Must be called inside the runtime: it starts the background health check, one of the
+    /// drain's `tasks`, so it ends with the gateway's other background work when `serve` returns
+    /// (not whenever the last holder of the backend lets go); a proxy dropped before that ends it
+    /// too.
+    pub fn new(upstream: Uri, timeout: Duration, tasks: &Tasks) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
         let client =
             Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         let healthy = Arc::new(AtomicBool::new(false));
-        let checker = tokio::spawn(check_health(upstream.clone(), healthy.clone()));
+        let checker = tasks.spawn(check_health(upstream.clone(), healthy.clone()));
         Proxy { upstream, client, timeout, healthy, checker }
     }
 
@@ -76,7 +76,7 @@ impl Proxy {
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(response)) => {
                 let (parts, incoming) = response.into_parts();
-                let body = StallGuard::new(incoming, self.timeout, self.upstream.clone(), metrics.clone());
+                let body = self.stall_guard(incoming, Some(metrics.clone()));
                 Response::from_parts(parts, body.boxed_unsync())
             }
             Ok(Err(error)) => {
@@ -112,13 +112,28 @@ impl Proxy {
             Err(_) => return Err(ExchangeError::Timeout),
         };
         let (parts, body) = response.into_parts();
-        let body = StallGuard::quiet(body, self.timeout).boxed_unsync();
+        let body = self.stall_guard(body, None).boxed_unsync();
         match body::read_limited(body, limit).await {
             Ok(body) => Ok(Response::from_parts(parts, body)),
             Err(body::ReadError::TooLarge(limit)) => Err(ExchangeError::TooLarge(limit)),
             Err(body::ReadError::Broken(error)) if error.is::<Stalled>() => Err(ExchangeError::Timeout),
             Err(body::ReadError::Broken(error)) => Err(ExchangeError::Failed(error.to_string())),
         }
+    }
+
+    /// The upstream's response body, cut off when the upstream stays silent for the timeout while
+    /// the gateway waits for the next piece of it: a stalled upstream must not hold the client's
+    /// connection (and its slot) forever. With `report`, the cut-off is logged and counted as a
+    /// component error; without, the caller reports it.
+    fn stall_guard(&self, body: Incoming, report: Option<Arc<Metrics>>) -> Guarded<Incoming> {
+        let (upstream, limit) = (self.upstream.clone(), self.timeout);
+        Guarded::stall(body, limit, (), move || {
+            if let Some(metrics) = &report {
+                metrics.component_errors.inc();
+                warn!(%upstream, timeout = ?limit, "upstream body stalled; response cut off");
+            }
+            Stalled(limit).into()
+        })
     }
 
     /// Points the request at the upstream: same method, path, query, headers and body.
@@ -161,21 +176,6 @@ async fn check_health(upstream: Uri, healthy: Arc<AtomicBool>) {
     }
 }
 
-/// The upstream's response body, cut off when the upstream stays silent for `limit` while the
-/// gateway waits for the next piece of it: a stalled upstream must not hold the client's connection
-/// (and its slot) forever. Only time spent waiting on the upstream counts, never time hyper spends
-/// waiting for a slow client. The client sees the response end early, as when the upstream itself
-/// drops the connection, and the cut-off counts as a component error.
-struct StallGuard {
-    inner: Incoming,
-    limit: Duration,
-    /// Armed when a poll finds nothing, disarmed by the next frame.
-    timer: Pin<Box<Sleep>>,
-    waiting: bool,
-    /// Where a cut-off is logged and counted; `None` when the caller reports it itself.
-    report: Option<(Uri, Arc<Metrics>)>,
-}
-
 /// The error a stalled body ends with.
 #[derive(Debug)]
 struct Stalled(Duration);
@@ -187,50 +187,3 @@ impl std::fmt::Display for Stalled {
 }
 
 impl std::error::Error for Stalled {}
-
-impl StallGuard {
-    fn new(inner: Incoming, limit: Duration, upstream: Uri, metrics: Arc<Metrics>) -> Self {
-        let timer = Box::pin(tokio::time::sleep(limit));
-        StallGuard { inner, limit, timer, waiting: false, report: Some((upstream, metrics)) }
-    }
-
-    /// A guard whose caller reports the cut-off.
-    fn quiet(inner: Incoming, limit: Duration) -> Self {
-        let timer = Box::pin(tokio::time::sleep(limit));
-        StallGuard { inner, limit, timer, waiting: false, report: None }
-    }
-}
-
-impl hyper::body::Body for StallGuard {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = false;
-            return Poll::Ready(frame.map(|result| result.map_err(BoxError::from)));
-        }
-        if !this.waiting {
-            this.waiting = true;
-            this.timer.as_mut().reset(Instant::now() + this.limit);
-        }
-        ready!(this.timer.as_mut().poll(cx));
-        if let Some((upstream, metrics)) = &this.report {
-            metrics.component_errors.inc();
-            warn!(%upstream, timeout = ?this.limit, "upstream body stalled; response cut off");
-        }
-        Poll::Ready(Some(Err(Stalled(this.limit).into())))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}

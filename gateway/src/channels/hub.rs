@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::info;
 
 use super::{Position, Publication};
-use crate::metrics::Metrics;
+use crate::channels::metrics::Metrics;
 
 mod give;
 mod mailbox;

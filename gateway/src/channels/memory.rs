@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Payload, Position, Publication, Retention, message, new_epoch};
+use crate::channels::metrics::Metrics;
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 
 /// How long an item id is remembered, to drop a repeated publish (as Pushpin's `id_cache_ttl`).
 pub const DEDUPE: Duration = Duration::from_secs(60);
@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_channels_are_forgotten_and_their_number_is_bounded() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let retention = Retention { size: 10, ttl: Duration::from_millis(200) };
         let broker = MemoryBroker::bounded(hub, retention, 3, &Tasks::default());

@@ -9,6 +9,7 @@
 pub mod filter;
 pub mod hub;
 pub mod memory;
+pub mod metrics;
 pub mod redis;
 pub mod subscriber;
 
@@ -197,20 +198,20 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The in-memory broker, or Redis when the gateway has a connection to one (`--redis`).
+    /// The in-memory broker, or Redis when the gateway has a connection to one (`--redis`), whose
+    /// publishes wait for `wait_replicas` replicas (`--redis-wait-replicas`).
     pub fn new(
-        config: &crate::config::Config,
+        (retention, wait_replicas): (Retention, u32),
         redis: Option<crate::redis_conn::Commands>,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<metrics::Metrics>,
         tasks: &crate::drain::Tasks,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(hub::Hub::new(metrics.clone()));
-        let retention = Retention { size: config.history_size, ttl: config.history_ttl };
         let broker = match redis {
             Some(commands) => AnyBroker::Redis(Box::new(redis::RedisBroker::new(
                 commands,
                 hub.clone(),
-                (retention, config.redis_wait_replicas),
+                (retention, wait_replicas),
                 metrics,
                 tasks,
             )?)),

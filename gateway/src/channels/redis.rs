@@ -35,8 +35,8 @@ use scripts::{PUBLISH_SCRIPT, channel_of, keys, topic};
 
 use super::hub::Hub;
 use super::{Broker, BrokerError, History, Position, Retention, new_epoch};
+use crate::channels::metrics::Metrics;
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 use crate::redis_conn::{COMMAND_TIMEOUT, Commands, Target};
 
 /// How many subscribe and unsubscribe requests wait for the pub/sub task.

@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use http::Uri;
 
+pub use crate::backend::ComponentSource;
 pub use crate::forwarded::Cidr;
+pub use crate::logging::LogFormat;
+pub use crate::secret::read_secret;
 
 /// The conventional path of the release component, relative to the repository root. Used when
 /// neither `--component` nor `--upstream` is given.
@@ -238,22 +241,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Where requests for the component go: [`Config::backend`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ComponentSource {
-    /// The embedded wasmtime host, loading this file.
-    Component(PathBuf),
-    /// A Spin runtime over HTTP.
-    Upstream(Uri),
-}
-
 impl Config {
     /// The least `--app-connection-budget` may be: a batch, the message that crosses it and one
     /// more being read, the outbox's 32 KiB, and 16 KiB left for an answer.
@@ -280,19 +267,6 @@ impl Config {
     pub fn pushes_enabled(&self) -> bool {
         !self.no_push && !self.push_max.is_zero()
     }
-}
-
-/// A secret from the file a `flag` names (a mounted Secret): its surrounding whitespace aside, and
-/// never empty.
-pub fn read_secret(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
-    let secret = std::fs::read_to_string(path)
-        .with_context(|| format!("{flag} {}", path.display()))?
-        .trim()
-        .to_owned();
-    if secret.is_empty() {
-        bail!("{flag} {} is empty", path.display());
-    }
-    Ok(secret)
 }
 
 /// Accepts `http://host[:port]` with nothing after the authority but an optional `/`.

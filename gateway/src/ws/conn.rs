@@ -20,9 +20,10 @@ use tracing::{debug, info};
 use super::Settings;
 use super::close::{log_error, start_close, violation};
 use super::handler::{Closer, End, Flow, Handler};
+use super::metrics::{ClosedBy, Metrics};
 use super::outbox::{Kind, Out, Outbox};
 use super::websocket::WebSocket;
-use crate::metrics::{BudgetAction, BudgetPath, Metrics};
+use crate::budget::{BudgetAction, BudgetPath};
 
 /// What a connection task is given.
 #[derive(Debug)]
@@ -309,7 +310,7 @@ impl<H: Handler> Conn<H> {
         let (flow, origin) = match flow {
             Flow::Fail(code, reason) => (Flow::Close(code, reason), Closer::Gateway),
             Flow::Continue if shed(&self.settings, &self.outbox, &self.handler, &self.closing) => {
-                self.metrics.budget(BudgetPath::Gateway, BudgetAction::Close);
+                self.settings.budget.count(BudgetPath::Gateway, BudgetAction::Close);
                 debug!(conn = self.id, "shed: the gateway is near its memory budget");
                 (Flow::Close(1008, "the gateway is over its memory budget".into()), Closer::Gateway)
             }
@@ -340,12 +341,12 @@ impl<H: Handler> Conn<H> {
             None => (None, None),
         };
         let label = match by {
-            Some(Closer::Client) | None => "client",
-            Some(Closer::Gateway) => "server",
-            Some(Closer::Handler) => "component",
+            Some(Closer::Client) | None => ClosedBy::Client,
+            Some(Closer::Gateway) => ClosedBy::Server,
+            Some(Closer::Handler) => ClosedBy::Component,
         };
         metrics.closed(label, code);
-        debug!(conn = id, by = label, code, "ws closed");
+        debug!(conn = id, by = label.as_str(), code, "ws closed");
         handler.on_end(End { by, client_close: closing.client_close });
     }
 }

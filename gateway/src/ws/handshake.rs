@@ -4,17 +4,19 @@
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode, header};
 
+use super::metrics::Reject;
+
 /// Why an upgrade was refused: the HTTP answer and the metrics label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadHandshake {
     pub status: StatusCode,
     /// `handshake_rejections` label.
-    pub reason: &'static str,
+    pub reason: Reject,
     /// One line for the client.
     pub message: &'static str,
 }
 
-const fn reject(status: StatusCode, reason: &'static str, message: &'static str) -> BadHandshake {
+const fn reject(status: StatusCode, reason: Reject, message: &'static str) -> BadHandshake {
     BadHandshake { status, reason, message }
 }
 
@@ -131,25 +133,27 @@ pub fn validate(
     scheme: &str,
 ) -> Result<String, BadHandshake> {
     if method != Method::GET {
-        return Err(reject(StatusCode::BAD_REQUEST, "method", "WebSocket handshakes use GET"));
+        return Err(reject(StatusCode::BAD_REQUEST, Reject::Method, "WebSocket handshakes use GET"));
     }
     if !has_token(headers, header::UPGRADE, "websocket") {
         return Err(reject(
             StatusCode::UPGRADE_REQUIRED,
-            "upgrade",
+            Reject::Upgrade,
             "this endpoint needs Upgrade: websocket",
         ));
     }
     if !has_token(headers, header::CONNECTION, "upgrade") {
-        return Err(reject(StatusCode::BAD_REQUEST, "connection", "missing Connection: Upgrade"));
+        return Err(reject(StatusCode::BAD_REQUEST, Reject::Connection, "missing Connection: Upgrade"));
     }
     match headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) {
         Some(b"13") => {}
-        None => return Err(reject(StatusCode::BAD_REQUEST, "version", "missing Sec-WebSocket-Version")),
+        None => {
+            return Err(reject(StatusCode::BAD_REQUEST, Reject::Version, "missing Sec-WebSocket-Version"));
+        }
         Some(_) => {
             return Err(reject(
                 StatusCode::UPGRADE_REQUIRED,
-                "version",
+                Reject::Version,
                 "only Sec-WebSocket-Version 13 is supported",
             ));
         }
@@ -157,17 +161,27 @@ pub fn validate(
     let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
     let key = match (keys.next(), keys.next()) {
         (Some(key), None) => key.as_bytes(),
-        _ => return Err(reject(StatusCode::BAD_REQUEST, "key", "exactly one Sec-WebSocket-Key is required")),
+        _ => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                Reject::Key,
+                "exactly one Sec-WebSocket-Key is required",
+            ));
+        }
     };
     // The key is base64 of 16 random bytes (RFC 6455 §4.1).
     let decoded = base64::engine::general_purpose::STANDARD.decode(key.trim_ascii());
     if !decoded.is_ok_and(|k| k.len() == 16) {
-        return Err(reject(StatusCode::BAD_REQUEST, "key", "Sec-WebSocket-Key must be base64 of 16 bytes"));
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            Reject::Key,
+            "Sec-WebSocket-Key must be base64 of 16 bytes",
+        ));
     }
     let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("\u{0}"));
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !origins.allows(origin, host, scheme) {
-        return Err(reject(StatusCode::FORBIDDEN, "origin", "cross-origin WebSocket refused"));
+        return Err(reject(StatusCode::FORBIDDEN, Reject::Origin, "cross-origin WebSocket refused"));
     }
     Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim_ascii()))
 }
@@ -214,9 +228,9 @@ mod tests {
         assert_eq!(without("upgrade").status, StatusCode::UPGRADE_REQUIRED);
         assert_eq!(without("connection").status, StatusCode::BAD_REQUEST);
         assert_eq!(without("sec-websocket-version").status, StatusCode::BAD_REQUEST);
-        assert_eq!(without("sec-websocket-key").reason, "key");
+        assert_eq!(without("sec-websocket-key").reason, Reject::Key);
         let post = validate(&Method::POST, &request(&good()), &OriginPolicy::default(), "http").unwrap_err();
-        assert_eq!(post.reason, "method");
+        assert_eq!(post.reason, Reject::Method);
     }
 
     #[test]
@@ -228,11 +242,11 @@ mod tests {
         };
         assert_eq!(with("sec-websocket-version", "8").unwrap_err().status, StatusCode::UPGRADE_REQUIRED);
         for key in ["", "not base64!", "c2hvcnQ=", "dGhlIHNhbXBsZSBub25jZXg="] {
-            assert_eq!(with("sec-websocket-key", key).unwrap_err().reason, "key", "{key}");
+            assert_eq!(with("sec-websocket-key", key).unwrap_err().reason, Reject::Key, "{key}");
         }
         let mut twice = good();
         twice.push(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="));
-        assert_eq!(check(&twice).unwrap_err().reason, "key");
+        assert_eq!(check(&twice).unwrap_err().reason, Reject::Key);
     }
 
     #[test]

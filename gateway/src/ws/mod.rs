@@ -6,6 +6,7 @@ pub mod close;
 pub mod conn;
 pub mod handler;
 pub mod handshake;
+pub mod metrics;
 pub mod outbox;
 pub mod push;
 pub mod upgrade;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::budget::MemoryBudget;
-use crate::config::Config;
 
 /// Bytes of echoes and pushes a connection may have queued before the server stops reading from it
 /// (echoes) or drops (pushes). Together with the socket writer's buffer and one maximum-size message
@@ -51,7 +51,7 @@ pub const fn memory_bound(max_message_size: usize) -> usize {
 }
 
 /// How long a client gets to answer our Close before the connection is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a connection needs to know, fixed at start-up.
 #[derive(Clone, Debug)]
@@ -72,29 +72,17 @@ pub struct Settings {
     pub budget: Arc<MemoryBudget>,
 }
 
-impl Settings {
-    pub fn from_config(config: &Config) -> Self {
-        Settings {
-            push: config.pushes_enabled().then_some((config.push_min, config.push_max)),
-            seed: config.seed,
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            close_timeout: CLOSE_TIMEOUT,
-            drain_close_timeout: CLOSE_TIMEOUT.min(config.drain_timeout),
-            socket_buffer: (config.socket_buffer != 0).then_some(config.socket_buffer),
-            budget: Arc::new(MemoryBudget::from_config(config)),
-            protocol: WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(WRITE_BUFFER)
-                // The writer never holds more than its buffer plus one message: the connection
-                // loop only hands it a frame once it has flushed. An app's message may be as
-                // large as its connection's budget lets an answer be; a larger frame would be
-                // refused by the writer and end the connection.
-                .max_write_buffer_size(
-                    WRITE_BUFFER + config.max_message_size.max(config.app_budget()) + OUTBOX_BUDGET,
-                )
-                .max_message_size(Some(config.max_message_size))
-                .max_frame_size(Some(config.max_message_size)),
-        }
-    }
+/// tungstenite's settings for messages of at most `max_message_size` bytes from clients, and
+/// messages to them as large as `app_budget` (`--app-connection-budget`) lets an app's answer be.
+pub fn protocol(max_message_size: usize, app_budget: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        // The writer never holds more than its buffer plus one message: the connection loop only
+        // hands it a frame once it has flushed. An app's message may be as large as its
+        // connection's budget lets an answer be; a larger frame would be refused by the writer and
+        // end the connection.
+        .max_write_buffer_size(WRITE_BUFFER + max_message_size.max(app_budget) + OUTBOX_BUDGET)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
 }

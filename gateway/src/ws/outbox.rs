@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 
 use super::OUTBOX_BUDGET;
+use super::metrics::Metrics;
 use super::websocket::WebSocket;
-use crate::metrics::Metrics;
 
 /// What a message is, for the counters and for whether it may be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

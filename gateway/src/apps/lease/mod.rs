@@ -20,6 +20,7 @@
 //! (it counts as not written). A gateway whose drain finishes removes its lease and records itself;
 //! one whose drain runs out of time leaves them to a reaper.
 
+mod metrics;
 mod state;
 mod tasks;
 
@@ -36,6 +37,7 @@ use super::session::Session;
 use crate::drain::Tasks;
 use crate::redis_conn::Commands;
 
+pub use self::metrics::{Metrics, Renewal};
 pub use self::state::Reaped;
 pub use self::tasks::{Deliver, LeaseTasks};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
 use tracing::warn;
 
-use crate::metrics::Metrics;
+use super::metrics::{Metrics, Renewal};
 use crate::redis_conn::Commands;
 
 /// The sorted set of every gateway's id, scored by when its lease runs out (Unix ms): the small
@@ -141,7 +141,7 @@ impl Inner {
         warn!(gateway = %old, now = %state.id, connections = connections.len(), unrecorded,
             "this gateway lost its lease and was reaped; closing its app connections with 1012");
         drop(state);
-        metrics.lease_renewal("reaped");
+        metrics.renewal(Renewal::Reaped);
         for Live { tx, recorded } in connections {
             let _ = tx.send(if recorded { Reaped::Ended } else { Reaped::Unrecorded });
         }

@@ -11,9 +11,9 @@ use ::redis::AsyncCommands;
 use futures_util::StreamExt;
 use tracing::{info, warn};
 
+use super::metrics::{Metrics, Renewal};
 use super::state::{BATCH, Change, GATEWAYS, Inner, Keys, now_ms};
 use crate::apps::session::Session;
-use crate::metrics::Metrics;
 
 /// What sends a dead gateway's connection its `DISCONNECT` (with the usual retries): given to the
 /// leases by the wiring, so they need not know how.
@@ -114,25 +114,25 @@ pub(super) async fn renew(inner: Arc<Inner>, cx: LeaseTasks) {
                 inner.written(&changes);
             }
             let result = match (renewed, listed) {
-                (Ok(1), Ok(())) => "ok",
+                (Ok(1), Ok(())) => Renewal::Ok,
                 (Ok(1), Err(error)) | (Err(error), _) => {
                     inner.commands.failed(&error);
                     if !failing {
                         warn!(%error, "cannot renew this gateway's lease in Redis; trying again");
                     }
                     inner.give_back(changes);
-                    "failed"
+                    Renewal::Failed
                 }
                 (Ok(_), _) => {
                     inner.reaped(&cx.metrics);
                     break;
                 }
             };
-            cx.metrics.lease_renewal(result);
-            if failing && result == "ok" {
+            cx.metrics.renewal(result);
+            if failing && result == Renewal::Ok {
                 info!("renewed this gateway's lease in Redis again");
             }
-            failing = result == "failed";
+            failing = result == Renewal::Failed;
             if failing {
                 // Keep trying at the renewal pace, not in a tight loop.
                 next = next.min(tokio::time::Instant::now() + Duration::from_millis(200));

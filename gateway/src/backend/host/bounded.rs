@@ -6,31 +6,20 @@
 //! upstream drops the connection), the guest is stopped, and the cut-off counts as a component
 //! error. The body also owns the guest's task, so a client that leaves mid-body stops the guest.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tracing::warn;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::body::BoxError;
-use crate::metrics::Metrics;
+use crate::backend::Metrics;
+use crate::backend::guard::Guarded;
 
-pub struct Bounded {
-    inner: HyperOutgoingBody,
-    deadline: Pin<Box<Sleep>>,
-    /// Dropped with the body: stops the guest if it is still running.
-    _guest: AbortOnDrop,
-    metrics: Arc<Metrics>,
-    /// The request, for the log line (already clipped).
-    target: String,
-}
+/// The guest's body, cut off at the deadline; it keeps the guest's task.
+pub type Bounded = Guarded<HyperOutgoingBody, AbortOnDrop>;
 
-impl Bounded {
+impl Guarded<HyperOutgoingBody, AbortOnDrop> {
+    /// `target` is the request, for the log line (already clipped).
     pub(super) fn new(
         inner: HyperOutgoingBody,
         deadline: Instant,
@@ -38,45 +27,16 @@ impl Bounded {
         metrics: Arc<Metrics>,
         target: String,
     ) -> Self {
-        Bounded {
-            inner,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            _guest: guest,
-            metrics,
-            target,
-        }
-    }
-}
-
-impl hyper::body::Body for Bounded {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|result| result.map_err(BoxError::from)));
-        }
-        ready!(this.deadline.as_mut().poll(cx));
-        this.metrics.component_errors.inc();
-        warn!(uri = %this.target, "component response body ran past its deadline; cut off");
-        Poll::Ready(Some(Err("the component's response ran past its deadline".into())))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        Guarded::deadline(inner, deadline, guest, move || {
+            metrics.component_errors.inc();
+            warn!(uri = %target, "component response body ran past its deadline; cut off");
+            "the component's response ran past its deadline".into()
+        })
     }
 }
 
 /// Aborts the guest's task when dropped.
-pub(super) struct AbortOnDrop(pub Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
+pub struct AbortOnDrop(pub Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
 
 impl AbortOnDrop {
     pub async fn join(&mut self) -> Result<wasmtime::Result<()>, tokio::task::JoinError> {

@@ -24,10 +24,10 @@ use super::Host;
 use super::bounded::{AbortOnDrop, Bounded};
 use super::limits::InstanceLimiter;
 use super::state::{Outbound, State};
+use crate::backend::Metrics;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body};
 use crate::logging::clip;
-use crate::metrics::Metrics;
 use crate::stages::{self, Stages};
 
 /// How long a request waits for a free instance before the host answers 503: long enough to ride
@@ -35,29 +35,32 @@ use crate::stages::{self, Stages};
 /// without bound.
 const SLOT_WAIT: Duration = Duration::from_millis(500);
 
-/// The guest ran past its deadline.
-#[derive(Debug)]
-struct DeadlineExceeded;
+/// Why a call failed, when the caller answers differently for it: carried in the `anyhow::Error`
+/// (as its error or as a context) and found again with [`CallError::of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallError {
+    /// Every instance was busy for the whole of [`SLOT_WAIT`].
+    Busy,
+    /// The guest ran past its deadline.
+    DeadlineExceeded,
+}
 
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request deadline exceeded")
+impl CallError {
+    fn of(error: &anyhow::Error) -> Option<Self> {
+        error.downcast_ref().copied()
     }
 }
 
-impl std::error::Error for DeadlineExceeded {}
-
-/// Every instance was busy for the whole of [`SLOT_WAIT`].
-#[derive(Debug)]
-struct Busy;
-
-impl std::fmt::Display for Busy {
+impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("every component instance is busy")
+        f.write_str(match self {
+            CallError::Busy => "every component instance is busy",
+            CallError::DeadlineExceeded => "request deadline exceeded",
+        })
     }
 }
 
-impl std::error::Error for Busy {}
+impl std::error::Error for CallError {}
 
 impl Host {
     /// Runs the component on one request. A guest that traps, exceeds its memory or never answers
@@ -70,7 +73,7 @@ impl Host {
         let target = clip(target, 256).into_owned();
         match self.call(req, metrics, &target, Arc::default()).await {
             Ok(response) => response,
-            Err(error) if error.is::<Busy>() => {
+            Err(error) if CallError::of(&error) == Some(CallError::Busy) => {
                 metrics.component_busy.inc();
                 let mut r = body::text(StatusCode::SERVICE_UNAVAILABLE, "every component instance is busy");
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -78,8 +81,8 @@ impl Host {
             }
             Err(error) => {
                 metrics.component_errors.inc();
-                // `is` sees a context too, where a deadline that interrupted the guest is recorded.
-                let deadline = error.is::<DeadlineExceeded>();
+                // `of` sees a context too, where a deadline that interrupted the guest is recorded.
+                let deadline = CallError::of(&error) == Some(CallError::DeadlineExceeded);
                 let error = format!("{error:#}");
                 warn!(%method, uri = %target, error = %clip(&error, 512), "component request failed");
                 if deadline {
@@ -106,11 +109,13 @@ impl Host {
         let returned = Arc::new(OnceLock::new());
         let response = match self.call(req.map(Full::new), metrics, &target, returned.clone()).await {
             Ok(response) => response,
-            Err(error) if error.is::<Busy>() => {
+            Err(error) if CallError::of(&error) == Some(CallError::Busy) => {
                 metrics.component_busy.inc();
                 return Err(ExchangeError::Unavailable("every component instance is busy".into()));
             }
-            Err(error) if error.is::<DeadlineExceeded>() => return Err(ExchangeError::Timeout),
+            Err(error) if CallError::of(&error) == Some(CallError::DeadlineExceeded) => {
+                return Err(ExchangeError::Timeout);
+            }
             Err(error) => return Err(ExchangeError::Failed(clip(&format!("{error:#}"), 512).into_owned())),
         };
         let (parts, body) = response.into_parts();
@@ -145,7 +150,7 @@ impl Host {
         let slot =
             match timeout_at((arrived + SLOT_WAIT).min(deadline), self.slots.clone().acquire_owned()).await {
                 Ok(slot) => slot.context("the wasm host is shutting down")?,
-                Err(_) => return Err(Busy.into()),
+                Err(_) => return Err(CallError::Busy.into()),
             };
         let stages = metrics.stages.clone();
         stages::observe(&stages.queue, arrived.elapsed());
@@ -193,12 +198,12 @@ impl Host {
             Ok(Err(_)) => match task.join().await {
                 Ok(Ok(())) => anyhow::bail!("the component returned without setting a response"),
                 Ok(Err(error)) if deadline_hit.load(Ordering::Relaxed) => {
-                    Err(anyhow::Error::from(error).context(DeadlineExceeded))
+                    Err(anyhow::Error::from(error).context(CallError::DeadlineExceeded))
                 }
                 Ok(Err(error)) => Err(anyhow::Error::from(error).context("the component trapped")),
                 Err(join) => Err(anyhow::Error::from(join).context("the component task failed")),
             },
-            Err(_) => Err(anyhow::Error::new(DeadlineExceeded)),
+            Err(_) => Err(anyhow::Error::new(CallError::DeadlineExceeded)),
         }
     }
 

@@ -34,7 +34,7 @@ use self::engine::{Version, digest, engine, keep_resident, prepare};
 use self::state::State;
 use self::variables::Variables;
 use crate::backend::outcome::Reloaded;
-use crate::config::Config;
+use crate::backend::settings::HostSettings;
 use crate::publish::Publisher;
 
 pub use self::state::{PUBLISH_ORIGIN, PUBLISH_URL};
@@ -77,13 +77,13 @@ impl Host {
     /// it as its Spin variable of that name.
     pub fn load(
         path: &Path,
-        config: &Config,
+        settings: &HostSettings,
         publisher: Arc<Publisher>,
         grip_key: &str,
     ) -> anyhow::Result<Self> {
-        let memory_bytes = usize::try_from(config.component_memory_mib * 1024 * 1024)?;
-        let keep = keep_resident(config.component_pool_resident_mib, config.component_instances);
-        let engine = engine(memory_bytes, config.component_instances, keep)?;
+        let memory_bytes = usize::try_from(settings.memory_mib * 1024 * 1024)?;
+        let keep = keep_resident(settings.pool_resident_mib, settings.instances);
+        let engine = engine(memory_bytes, settings.instances, keep)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -112,8 +112,8 @@ impl Host {
             current: RwLock::new(Arc::new(version)),
             reloading: Mutex::new(()),
             memory_bytes,
-            timeout: config.component_timeout,
-            slots: Arc::new(Semaphore::new(config.component_instances as usize)),
+            timeout: settings.timeout,
+            slots: Arc::new(Semaphore::new(settings.instances as usize)),
             publisher,
             variables: Variables::embedded(grip_key, PUBLISH_URL),
             ticker,

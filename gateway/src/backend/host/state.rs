@@ -72,7 +72,7 @@ impl WasiHttpHooks for Outbound {
         Box::new(async move {
             let to_publish = request.uri().scheme_str() == Some("http")
                 && request.uri().authority().is_some_and(|a| a.as_str() == PUBLISH_ORIGIN)
-                && crate::routes::admin_label(request.uri().path()) == crate::routes::PUBLISH;
+                && crate::routes::admin_route(request.uri().path()) == crate::routes::Route::Publish;
             if !to_publish {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }

@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::seen::Seen;
 use super::{HELD, Mailbox, newer};
+use crate::channels::metrics::Metrics;
 use crate::channels::{Position, Publication};
-use crate::metrics::Metrics;
 
 pub(super) struct Subscriber {
     pub(super) mailbox: Mailbox,

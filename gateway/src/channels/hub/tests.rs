@@ -21,7 +21,7 @@ fn publication(n: u64, text: &str) -> Arc<Publication> {
 
 /// A hub with one subscriber of "room" whose history is read, and what it receives.
 fn subscribed() -> (Hub, mpsc::Receiver<Arc<Publication>>) {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (tx, rx) = Mailbox::new();
     hub.join("room", 1, tx, gap());
     hub.recovered("room", 1, None);
@@ -39,7 +39,7 @@ fn texts(rx: &mut mpsc::Receiver<Arc<Publication>>) -> Vec<String> {
 
 #[test]
 fn fans_out_once_in_order_and_drops_repeats() {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (a, mut rx_a) = Mailbox::new();
     let (b, mut rx_b) = Mailbox::new();
     assert!(hub.join("room", 1, a, gap()), "the first subscriber");
@@ -70,7 +70,7 @@ fn a_publication_of_another_epoch_comes_after_a_gap_notice() {
 
 #[test]
 fn a_live_publication_past_the_next_position_is_a_skip() {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (tx, _rx) = Mailbox::new();
     hub.join("room", 1, tx, gap());
     hub.recovered("room", 1, None);
@@ -99,7 +99,7 @@ fn a_second_loss_during_a_recovery_holds_the_live_ones_until_both_recoveries_are
 
 #[test]
 fn a_recovering_subscriber_gets_what_was_held_back_after_its_history_without_repeats() {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (tx, mut rx) = Mailbox::new();
     hub.join("room", 1, tx.clone(), gap());
     hub.deliver(publication(5, "live 5"));
@@ -144,7 +144,7 @@ fn a_channel_that_held_back_too_much_while_recovering_tells_of_the_gap_before_wh
 
 #[test]
 fn a_full_mailbox_drops_and_counts() {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(metrics.clone());
     let (tx, mut rx) = mpsc::channel(2);
     let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)), bytes: Default::default() };
@@ -164,7 +164,7 @@ fn a_full_mailbox_drops_and_counts() {
 
 #[test]
 fn a_mailbox_holds_at_most_its_bytes_and_an_empty_one_takes_any_publication() {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(metrics.clone());
     let (mailbox, mut rx) = Mailbox::new();
     hub.join("room", 1, mailbox.clone(), gap());
@@ -183,7 +183,7 @@ fn a_mailbox_holds_at_most_its_bytes_and_an_empty_one_takes_any_publication() {
 
 #[test]
 fn a_lost_subscriber_is_told_before_the_next_publication_even_unasked() {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (tx, mut rx) = mpsc::channel(2);
     let mailbox = Mailbox { tx, lost: Arc::new(AtomicBool::new(false)), bytes: Default::default() };
     hub.join("room", 1, mailbox, gap());
@@ -198,7 +198,7 @@ fn a_lost_subscriber_is_told_before_the_next_publication_even_unasked() {
 
 #[test]
 fn a_starting_subscriber_holds_a_bounded_number_then_is_told_of_the_gap() {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(metrics.clone());
     let (tx, mut rx) = Mailbox::new();
     hub.join("room", 1, tx, gap());
@@ -237,7 +237,7 @@ fn a_publication_where_another_was_delivered_comes_after_a_gap_notice_not_droppe
 
 #[test]
 fn a_subscriber_that_started_on_the_new_history_gets_no_repeat_and_no_dead_one() {
-    let hub = Hub::new(Arc::new(Metrics::new()));
+    let hub = Hub::new(Arc::new(Metrics::default()));
     let (a, mut rx_a) = Mailbox::new();
     hub.join("room", 1, a, gap());
     hub.recovered("room", 1, None);

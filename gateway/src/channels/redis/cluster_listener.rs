@@ -26,8 +26,8 @@ use tracing::{info, warn};
 use super::listener::{Requests, Subscribe, recover};
 use super::{Reader, channel_of, parse_payload, topic};
 use crate::channels::hub::Hub;
+use crate::channels::metrics::Metrics;
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 use crate::redis_conn::{COMMAND_TIMEOUT, MAX_RECONNECT_WAIT};
 
 /// What the listener works with.
@@ -108,7 +108,9 @@ pub(in crate::channels) async fn listen(
     connected.store(true, Ordering::Relaxed);
     parts.metrics.broker_connected.set(1);
     let (stuck_tx, mut stuck) = mpsc::channel(64);
-    let watcher = tokio::spawn(super::watch::watch(parts.hub.clone(), parts.reader.clone(), stuck_tx));
+    // Among the drain's tasks, so its stop waits for the watcher too; and ended with this listener,
+    // its owner, when the broker goes first.
+    let watcher = parts.tasks.spawn(super::watch::watch(parts.hub.clone(), parts.reader.clone(), stuck_tx));
     let _stop = AbortOnDrop(watcher);
     loop {
         tokio::select! {

@@ -13,9 +13,9 @@ use tracing::{info, warn};
 
 use super::{Reader, channel_of, parse_payload, topic};
 use crate::channels::hub::Hub;
+use crate::channels::metrics::Metrics;
 use crate::channels::{History, Position};
 use crate::drain::Tasks;
-use crate::metrics::Metrics;
 use crate::redis_conn::MAX_RECONNECT_WAIT;
 
 /// A subscriber waiting for its channel's subscription: the channel, where it stood before the
