@@ -137,6 +137,7 @@ impl Hub {
             }
             if channel.seen.delivered(position) {
                 info!(channel = %crate::logging::clip(&publication.channel, 64), n = position.n, "the channel's history diverged (a failover); its subscribers are told of a gap");
+                metrics.channel_divergences.inc();
                 channel.last = Some(position.clone());
             } else if newer(position, channel.last.as_ref()) {
                 channel.last = Some(position.clone());

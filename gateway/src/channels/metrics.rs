@@ -1,5 +1,5 @@
 //! What the channels count: subscriptions, publications dropped for slow clients, channels the
-//! in-memory broker forgot, and the Redis broker's connection. (Publications sent are counted by
+//! in-memory broker forgot, histories that diverged, and the Redis broker's connection. (Publications sent are counted by
 //! the outbox that sends them: [`crate::ws::metrics`].)
 
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +12,7 @@ use crate::metrics::add;
 pub struct Metrics {
     pub publications_dropped: Counter,
     pub channels_evicted: Counter,
+    pub channel_divergences: Counter,
     pub channel_subscriptions: Gauge,
     pub broker_connected: Gauge,
     pub broker_reconnects: Counter,
@@ -29,6 +30,11 @@ impl Metrics {
                 r,
                 "channels_evicted",
                 "Channels the in-memory broker forgot, history and all, to stay within its bound on channels",
+            ),
+            channel_divergences: add(
+                r,
+                "channel_divergences",
+                "Times a channel's live history diverged under this gateway's subscribers (a failover's promoted replica reused a position): those given the lost publication were told of a gap",
             ),
             channel_subscriptions: add(
                 r,

@@ -232,6 +232,11 @@ fn a_publication_where_another_was_delivered_comes_after_a_gap_notice_not_droppe
     hub.deliver(tagged(4, "dead"));
     hub.deliver(tagged(4, "b"));
     assert_eq!(texts(&mut rx), ["gap", "b3", "b4"], "a late copy of the dead history goes nowhere");
+    assert_eq!(
+        hub.metrics().channel_divergences.get(),
+        1,
+        "one divergence counted; repeats and late copies are not"
+    );
     assert_eq!(hub.interest()[0].1, tagged(4, "b").position.clone(), "recovered from the new history");
 }
 
@@ -264,4 +269,5 @@ fn a_divergence_at_an_older_position_tells_those_given_the_dead_ones_after_it() 
     hub.deliver(tagged(3, "b"));
     hub.deliver(tagged(4, "b"));
     assert_eq!(texts(&mut rx), ["a1", "dead2", "dead3", "gap", "b2", "b3", "b4"]);
+    assert_eq!(hub.metrics().channel_divergences.get(), 1);
 }
