@@ -14,6 +14,7 @@ mod assets;
 mod fault;
 #[cfg(feature = "fault-injection")]
 mod fault_app;
+mod incoming;
 mod negotiate;
 mod query;
 mod respond;
@@ -22,9 +23,9 @@ pub use respond::{Reply, RequestHead, respond};
 
 #[allow(unsafe_code)] // the SDK's export macro generates the ABI glue
 mod export {
-    use spin_sdk::http::conversions::TryFromIncomingRequest;
     use spin_sdk::http::{IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam};
 
+    use super::incoming::Head;
     use super::{RequestHead, respond};
 
     /// The raw wasi-http form of the handler (request and response out-parameter), so a response
@@ -35,84 +36,84 @@ mod export {
         if let Some(fault) = super::fault::parse(&req.path_with_query().unwrap_or_default()) {
             return super::fault::inject(fault, out).await;
         }
-        let response = match Request::try_from_incoming_request(req).await {
-            Ok(req) => match app(&req).await {
-                Some(response) => response,
-                None => reply(&req),
-            },
-            Err(_) => Response::new(400, "cannot read the request\n"),
+        let head = Head::of(&req);
+        let response = if super::apps::is_websocket_events(&head.method, head.header("content-type")) {
+            match req.into_body().await {
+                Ok(body) => app(&head, &body).await.unwrap_or_else(|| reply(&head)),
+                Err(_) => Response::new(400, "cannot read the request\n"),
+            }
+        } else {
+            reply(&head)
         };
         send(out, response).await;
     }
 
     /// A WebSocket-over-HTTP request for one of the apps, answered by it (after its publish), if
     /// the gateway signed it.
-    async fn app(req: &Request) -> Option<Response> {
-        let content_type = req.header("content-type").and_then(|v| v.as_str());
-        if !super::apps::is_websocket_events(&req.method().to_string(), content_type) {
-            return None;
-        }
-        let settings = match settings() {
-            Ok(settings) => settings,
+    async fn app(req: &Head, body: &[u8]) -> Option<Response> {
+        let keys = match keys() {
+            Ok(keys) => keys,
             Err(error) => {
                 eprintln!("the component's variables are not set: {error}");
                 return Some(Response::new(500, "the component is not configured\n"));
             }
         };
-        let signature = req.header(sidestream_events::sig::HEADER).and_then(|v| v.as_str());
-        if let Err(refusal) = super::apps::authenticate(signature, &settings.keys, now_ms() / 1000) {
+        let signature = req.header(sidestream_events::sig::HEADER);
+        if let Err(refusal) = super::apps::authenticate(signature, &keys, now_ms() / 1000) {
             return Some(build(refusal.answer));
         }
-        let meta = sidestream_events::meta_of(
-            req.headers().filter_map(|(name, value)| Some((name, value.as_str()?))),
-        );
+        let meta = sidestream_events::meta_of(req.headers());
         #[cfg(feature = "fault-injection")]
         if req.path() == super::fault_app::PATH {
-            let attempt = req.header("sidestream-attempt").and_then(|v| v.as_str()?.parse().ok());
-            return Some(build(super::fault_app::handle(
-                req.query(),
-                attempt.unwrap_or(1),
-                meta,
-                req.body(),
-            )));
+            let attempt = req.header("sidestream-attempt").and_then(|v| v.parse().ok());
+            return Some(build(super::fault_app::handle(req.query(), attempt.unwrap_or(1), meta, body)));
         }
         let request = super::apps::Request {
             path: req.path(),
             query: req.query(),
-            connection_id: req.header("connection-id").and_then(|v| v.as_str()).unwrap_or(""),
+            connection_id: req.header("connection-id").unwrap_or(""),
             meta,
-            body: req.body(),
+            body,
         };
         let super::apps::Outcome { mut answer, publish } = super::apps::handle(request, now_ms())?;
         if let Some(publish) = publish
-            && !published(&settings, publish.body).await
+            && !published(publish.body).await
         {
             answer.body.extend_from_slice(&publish.if_failed);
         }
         Some(build(answer))
     }
 
-    /// The component's Spin variables (see [`super::apps::Settings`]).
-    fn settings() -> Result<super::apps::Settings, spin_sdk::variables::Error> {
+    /// The keys a request may be signed with: the Spin variables `grip_key` and, during a
+    /// rotation, `grip_key_previous`.
+    fn keys() -> Result<Vec<String>, spin_sdk::variables::Error> {
         use spin_sdk::variables::get;
         let previous = get("grip_key_previous")?;
-        let keys = std::iter::once(get("grip_key")?).chain((!previous.is_empty()).then_some(previous));
-        Ok(super::apps::Settings {
-            keys: keys.collect(),
-            publish_url: get("publish_url")?,
-            publish_token: get("publish_token")?,
-        })
+        Ok(std::iter::once(get("grip_key")?).chain((!previous.is_empty()).then_some(previous)).collect())
+    }
+
+    /// Where to publish (see [`super::apps::Publishing`]).
+    fn publishing() -> Result<super::apps::Publishing, spin_sdk::variables::Error> {
+        use spin_sdk::variables::get;
+        Ok(super::apps::Publishing { url: get("publish_url")?, token: get("publish_token")? })
     }
 
     /// Posts a publish body to the gateway; whether it took it.
-    async fn published(settings: &super::apps::Settings, body: String) -> bool {
+    async fn published(body: String) -> bool {
+        let publishing = match publishing() {
+            Ok(publishing) => publishing,
+            Err(error) => {
+                eprintln!("the component's publish variables are not set: {error}");
+                return false;
+            }
+        };
         let mut request = Request::builder();
         request
             .method(spin_sdk::http::Method::Post)
-            .uri(settings.publish_url.as_str())
+            .uri(publishing.url.as_str())
             .header("content-type", "application/json");
-        if !settings.publish_token.is_empty() {
-            request.header("authorization", format!("Bearer {}", settings.publish_token));
+        if !publishing.token.is_empty() {
+            request.header("authorization", format!("Bearer {}", publishing.token));
         }
         let request = request.body(body).build();
         match spin_sdk::http::send::<_, Response>(request).await {
@@ -141,14 +142,12 @@ mod export {
         builder.body(answer.body).build()
     }
 
-    fn reply(req: &Request) -> Response {
-        let method = req.method().to_string();
-        let header = |name: &str| req.header(name).and_then(|v| v.as_str());
+    fn reply(req: &Head) -> Response {
         let head = RequestHead {
-            method: &method,
+            method: &req.method,
             path: req.path(),
-            accept_encoding: header("accept-encoding"),
-            if_none_match: header("if-none-match"),
+            accept_encoding: req.header("accept-encoding"),
+            if_none_match: req.header("if-none-match"),
         };
         let reply = respond(&head);
         let mut builder = Response::builder();

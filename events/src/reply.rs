@@ -44,9 +44,11 @@ pub fn meta_of<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTr
     headers
         .into_iter()
         .filter_map(|(name, value)| {
-            let name = name.to_ascii_lowercase();
-            let rest = name.strip_prefix(META_PREFIX)?;
-            (!rest.is_empty()).then(|| (rest.to_owned(), value.to_owned()))
+            // Compared in place: every header of every request passes here, and few are meta.
+            let prefix = name.get(..META_PREFIX.len())?;
+            let rest = &name[META_PREFIX.len()..];
+            (prefix.eq_ignore_ascii_case(META_PREFIX) && !rest.is_empty())
+                .then(|| (rest.to_ascii_lowercase(), value.to_owned()))
         })
         .collect()
 }

@@ -11,16 +11,15 @@ use std::collections::BTreeMap;
 /// The paths where an app lives.
 pub const PATHS: [&str; 2] = [echo::PATH, room::PATH];
 
-/// The component's settings, from its Spin variables (`spin.toml`'s `[variables]`): never
-/// constants in its code, so the same `.wasm` runs embedded, beside the gateway and as a SpinApp.
-pub struct Settings {
-    /// `grip_key`, and during a rotation `grip_key_previous`: the keys a request's `Grip-Sig` may
-    /// be signed with.
-    pub keys: Vec<String>,
+/// Where the component publishes, from its Spin variables (`spin.toml`'s `[variables]`), as the
+/// keys a request's `Grip-Sig` may be signed with (`grip_key`, and during a rotation
+/// `grip_key_previous`) are: never constants in its code, so the same `.wasm` runs embedded,
+/// beside the gateway and as a SpinApp. Read only when an app publishes.
+pub struct Publishing {
     /// `publish_url`: the gateway's publish API (`spin.toml` allows its origin).
-    pub publish_url: String,
+    pub url: String,
     /// `publish_token`: the publish API's bearer token (empty: none is sent).
-    pub publish_token: String,
+    pub token: String,
 }
 
 /// Checks that a WebSocket-over-HTTP request came from the gateway: its `Grip-Sig` signed with
