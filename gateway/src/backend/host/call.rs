@@ -14,16 +14,11 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tracing::warn;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::Host;
 use super::bounded::{AbortOnDrop, Bounded};
-use super::limits::InstanceLimiter;
-use super::state::{Outbound, State};
 use crate::backend::Metrics;
 use crate::backend::outcome::ExchangeError;
 use crate::body::{self, Body};
@@ -152,26 +147,25 @@ impl Host {
                 Ok(slot) => slot.context("the wasm host is shutting down")?,
                 Err(_) => return Err(CallError::Busy.into()),
             };
-        let stages = metrics.stages.clone();
-        stages::observe(&stages.queue, arrived.elapsed());
-        let (mut store, deadline_hit) = self.store(&stages, deadline);
+        stages::observe(&metrics.stages.queue, arrived.elapsed());
+        let deadline_hit = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
         // This request's version, to its end: a reload meanwhile does not change it.
         let pre = version.pre.clone();
         let guests = self.guests.as_ref().context("the wasm host is shutting down")?;
+        let (fresh, guest_metrics, hit) = (self.fresh.clone(), metrics.clone(), deadline_hit.clone());
         // The guest runs in its own task so it can keep streaming the body after the head is sent.
         let guest_end = returned.clone();
         let spawned = Instant::now();
         let task = guests.spawn(async move {
             let _slot = slot;
-            let _running = Running::start(&stages);
+            let stages = &guest_metrics.stages;
+            let _running = Running::start(stages);
             let started = Instant::now();
             stages::observe(&stages.schedule, started - spawned);
-            // One tick from now, not from when the request was made: a guest that waited for its
-            // turn across a tick would otherwise yield at its first instruction and queue again.
-            store.set_epoch_deadline(1);
+            let mut store = fresh.store(deadline, hit, stages.guest_yields.clone());
+            let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
             let proxy = pre.instantiate_async(&mut store).await?;
             let instantiated = Instant::now();
             stages::observe(&stages.instantiate, instantiated - started);
@@ -206,57 +200,20 @@ impl Host {
             Err(_) => Err(anyhow::Error::new(CallError::DeadlineExceeded)),
         }
     }
-
-    /// A fresh Store for one request, with its memory cap and its deadline; the flag says whether
-    /// the deadline stopped the guest.
-    fn store(&self, stages: &Stages, deadline: Instant) -> (Store<State>, Arc<AtomicBool>) {
-        let wasi = WasiCtx::builder()
-            .inherit_stderr()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = State {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            limits: InstanceLimiter::new(self.memory_bytes),
-            hooks: Outbound { publisher: self.publisher.clone() },
-            variables: self.variables.clone(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        // Epoch ticks interrupt the guest while it runs wasm: each tick it yields (so a spinning
-        // guest holds a worker for one tick at a time), and past the deadline it is stopped. The
-        // deadline itself is wall-clock time, so time spent in host calls counts as well.
-        let deadline_hit = Arc::new(AtomicBool::new(false));
-        let hit = deadline_hit.clone();
-        let wall_deadline = deadline.into_std();
-        let yields = stages.guest_yields.clone();
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() < wall_deadline {
-                yields.inc();
-                return Ok(UpdateDeadline::Yield(1));
-            }
-            hit.store(true, Ordering::Relaxed);
-            Ok(UpdateDeadline::Interrupt)
-        });
-        (store, deadline_hit)
-    }
 }
 
 /// Counts a guest on the guests' runtime while it lives (an aborted one too).
-struct Running(Stages);
+struct Running<'a>(&'a Stages);
 
-impl Running {
-    fn start(stages: &Stages) -> Self {
+impl<'a> Running<'a> {
+    fn start(stages: &'a Stages) -> Self {
         stages.guests_running.inc();
         stages.guests_in_flight.observe(stages.guests_running.get() as f64);
-        Running(stages.clone())
+        Running(stages)
     }
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.guests_running.dec();
     }

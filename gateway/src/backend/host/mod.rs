@@ -13,6 +13,7 @@
 mod bounded;
 mod call;
 mod engine;
+mod fresh;
 mod guests;
 mod limits;
 mod missing;
@@ -31,6 +32,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use self::engine::{Version, digest, engine, keep_resident, prepare};
+use self::fresh::Fresh;
 use self::state::State;
 use self::variables::Variables;
 use crate::backend::outcome::Reloaded;
@@ -51,11 +53,10 @@ pub struct Host {
     current: RwLock<Arc<Version>>,
     /// One reload at a time (SIGHUP and the file watch may both ask).
     reloading: Mutex<()>,
-    memory_bytes: usize,
     timeout: Duration,
     slots: Arc<Semaphore>,
-    publisher: Arc<Publisher>,
-    variables: Variables,
+    /// What each request's Store is made from.
+    fresh: Arc<Fresh>,
     ticker: Arc<AtomicBool>,
     /// Guests run on their own runtime ([`guests`]). (Always `Some` until drop.)
     guests: Option<Runtime>,
@@ -107,15 +108,18 @@ impl Host {
 
         Ok(Host {
             path: path.to_owned(),
-            engine,
+            engine: engine.clone(),
             linker,
             current: RwLock::new(Arc::new(version)),
             reloading: Mutex::new(()),
-            memory_bytes,
+            fresh: Arc::new(Fresh {
+                engine,
+                memory_bytes,
+                publisher,
+                variables: Variables::embedded(grip_key, PUBLISH_URL),
+            }),
             timeout: settings.timeout,
             slots: Arc::new(Semaphore::new(settings.instances as usize)),
-            publisher,
-            variables: Variables::embedded(grip_key, PUBLISH_URL),
             ticker,
             guests: Some(guests),
         })

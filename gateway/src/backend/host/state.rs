@@ -55,6 +55,12 @@ pub(super) struct Outbound {
 }
 
 impl WasiHttpHooks for Outbound {
+    /// wasmtime-wasi-http's own list, checked in place: its default makes a new closure (one
+    /// allocation) for every header of every request and response.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<wasmtime_wasi_http::WasiBody>,
