@@ -65,11 +65,11 @@ pub fn respond(req: &RequestHead<'_>) -> Reply {
         };
     }
     if crate::apps::is_app(req.path) {
-        // A WebSocket app: reached through the gateway's upgrade, never as a page.
+        // A WebSocket app: reached through the gateway's upgrade, never as a page. (`wasi:http`
+        // forbids a guest's `Upgrade` header: the gateway adds it to a 426.)
         return Reply {
             status: 426,
             headers: vec![
-                ("upgrade", "websocket".into()),
                 ("content-type", "text/plain; charset=utf-8".into()),
                 ("x-content-type-options", "nosniff".into()),
             ],

@@ -75,8 +75,7 @@ impl TurnedAway {
                 if rejection.status == StatusCode::UPGRADE_REQUIRED {
                     let headers = r.headers_mut();
                     headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-                    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-                    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+                    crate::headers::offer_websocket(headers);
                 }
                 r
             }

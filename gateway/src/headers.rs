@@ -1,7 +1,7 @@
 //! Header rules every hop applies, whoever the hop is (the proxy, the embedded host, a WebSocket
 //! app's requests): no I/O.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1, and `Upgrade` §7.8, which only
 /// means something on the hop that negotiates it).
@@ -30,4 +30,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
+}
+
+/// What a `426 Upgrade Required` says on this hop (RFC 9110 §15.5.22: it must name the protocol to
+/// upgrade to): WebSocket. The gateway's own 426s and the component's get it here, the component's
+/// because `Upgrade` is hop-by-hop, and `wasi:http` does not let a guest send it at all.
+pub fn offer_websocket(headers: &mut HeaderMap) {
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{Reply, STEP, TestGateway, Ws, fault_component, next_echo, request, send, within};
+use common::{Reply, STEP, TestGateway, Ws, fault_component, next_echo, post, request, send, within};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -219,6 +219,17 @@ async fn other_methods_are_405_and_unknown_paths_404() {
     }
     // An unknown path stays 404 whatever the method.
     assert_eq!(request(gw.addr, "POST", "/nope", &[]).await.status, 404);
+    // A body changes nothing: the component answers from the head alone (only app events are read),
+    // and the connection serves the next request.
+    for (path, status) in [("/", 405), ("/nope", 404), ("/echo", 426)] {
+        let reply = post(gw.addr, path, &[("content-type", "text/plain")], vec![b'x'; 256 << 10]).await;
+        assert_eq!(reply.status, status, "POST {path} with a body");
+    }
+    assert_eq!(gw.get("/health").await.status, 200);
+    // A page request to an app: 426, saying what to upgrade to.
+    let reply = gw.get("/echo").await;
+    assert_eq!((reply.status, reply.header("upgrade")), (426, Some("websocket")));
+    assert_eq!(reply.text(), "a WebSocket app: open it with a WebSocket\n");
     gw.stop().await;
 }
 

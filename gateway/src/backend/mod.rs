@@ -90,6 +90,10 @@ impl Backend {
             Target::Upstream(proxy) => proxy.serve(req, &self.metrics).await,
         };
         headers::strip_hop_by_hop(response.headers_mut());
+        if response.status() == http::StatusCode::UPGRADE_REQUIRED {
+            // A plain request to one of the component's WebSocket apps.
+            headers::offer_websocket(response.headers_mut());
+        }
         response
     }
 
