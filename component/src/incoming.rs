@@ -9,6 +9,7 @@ use spin_sdk::http::IncomingRequest;
 
 /// The head of one incoming request.
 pub struct Head {
+    /// `GET`, `POST`, ... as the client sent it.
     pub method: String,
     /// The path and the query, as the client sent them.
     target: String,
@@ -41,7 +42,8 @@ impl Head {
         std::str::from_utf8(value).ok()
     }
 
-    /// Every header whose value is text, in the order they came.
+    /// Every header whose value is text, in the order they came (a repeated name each time:
+    /// `meta_of` keeps the last of a repeated meta header, and the gateway sends none twice).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers
             .iter()

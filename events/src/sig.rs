@@ -177,6 +177,19 @@ mod tests {
     }
 
     #[test]
+    fn any_hs256_header_verifies_not_only_the_usual_one() {
+        // Another GRIP library may order or space its header differently, or drop `typ`.
+        let claims = r#"{"iss":"pushpin","exp":100}"#;
+        for header in [r#"{"typ":"JWT","alg":"HS256"}"#, r#"{"alg": "HS256"}"#, r#"{"alg":"HS256"}"#] {
+            assert_eq!(verify(Some(&token_with(header, claims, KEY)), &[KEY], 0), Ok(()), "{header}");
+        }
+        assert_eq!(
+            verify(Some(&token_with(r#"{"typ":"JWT","alg":"HS384"}"#, claims, KEY)), &[KEY], 0),
+            Err(Refusal::Algorithm)
+        );
+    }
+
+    #[test]
     fn either_key_of_a_rotation_verifies() {
         let old = sign(b"old", ISSUER, 100);
         let new = sign(b"new", ISSUER, 100);

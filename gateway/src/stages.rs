@@ -41,6 +41,7 @@ pub struct Stages {
     pub queue: Histogram,
     /// From handing the guest to its runtime to its first poll there: the runtime's run queue.
     pub schedule: Histogram,
+    /// Making the request's fresh Store and instantiating the component in it.
     pub instantiate: Histogram,
     /// The guest's handler, from its call to its return (host calls and yields included).
     pub guest: Histogram,

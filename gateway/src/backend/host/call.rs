@@ -153,7 +153,7 @@ impl Host {
         // This request's version, to its end: a reload meanwhile does not change it.
         let pre = version.pre.clone();
         let guests = self.guests.as_ref().context("the wasm host is shutting down")?;
-        let (fresh, guest_metrics, hit) = (self.fresh.clone(), metrics.clone(), deadline_hit.clone());
+        let (stores, guest_metrics, hit) = (self.stores.clone(), metrics.clone(), deadline_hit.clone());
         // The guest runs in its own task so it can keep streaming the body after the head is sent.
         let guest_end = returned.clone();
         let spawned = Instant::now();
@@ -163,9 +163,15 @@ impl Host {
             let _running = Running::start(stages);
             let started = Instant::now();
             stages::observe(&stages.schedule, started - spawned);
-            let mut store = fresh.store(deadline, hit, stages.guest_yields.clone());
-            let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
-            let out = store.data_mut().http().new_response_outparam(sender)?;
+            let mut store = stores.fresh(deadline, hit, stages.guest_yields.clone());
+            let handing = "cannot hand the request to the component";
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req)
+                .map_err(|e| e.context(handing))?;
+            let out =
+                store.data_mut().http().new_response_outparam(sender).map_err(|e| e.context(handing))?;
             let proxy = pre.instantiate_async(&mut store).await?;
             let instantiated = Instant::now();
             stages::observe(&stages.instantiate, instantiated - started);
@@ -187,8 +193,8 @@ impl Host {
                 Ok(Response::from_parts(parts, body.boxed_unsync()))
             }
             Ok(Ok(Err(code))) => anyhow::bail!("the component answered with an error: {code:?}"),
-            // The sender was dropped without an answer: the guest returned or trapped. Its own
-            // error is the one worth reporting.
+            // The sender was dropped without an answer: the guest returned or trapped (or the
+            // request could not be handed to it). Its own error is the one worth reporting.
             Ok(Err(_)) => match task.join().await {
                 Ok(Ok(())) => anyhow::bail!("the component returned without setting a response"),
                 Ok(Err(error)) if deadline_hit.load(Ordering::Relaxed) => {

@@ -13,11 +13,11 @@
 mod bounded;
 mod call;
 mod engine;
-mod fresh;
 mod guests;
 mod limits;
 mod missing;
 mod state;
+mod store;
 mod variables;
 
 use std::path::{Path, PathBuf};
@@ -28,12 +28,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Semaphore};
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use self::engine::{Version, digest, engine, keep_resident, prepare};
-use self::fresh::Fresh;
 use self::state::State;
+use self::store::Stores;
 use self::variables::Variables;
 use crate::backend::outcome::Reloaded;
 use crate::backend::settings::HostSettings;
@@ -48,15 +47,14 @@ const TICK: Duration = Duration::from_millis(10);
 /// The loaded component, ready to serve.
 pub struct Host {
     path: PathBuf,
-    engine: Engine,
     linker: Linker<State>,
     current: RwLock<Arc<Version>>,
     /// One reload at a time (SIGHUP and the file watch may both ask).
     reloading: Mutex<()>,
     timeout: Duration,
     slots: Arc<Semaphore>,
-    /// What each request's Store is made from.
-    fresh: Arc<Fresh>,
+    /// What each request's Store is made from (the engine among it).
+    stores: Arc<Stores>,
     ticker: Arc<AtomicBool>,
     /// Guests run on their own runtime ([`guests`]). (Always `Some` until drop.)
     guests: Option<Runtime>,
@@ -108,11 +106,10 @@ impl Host {
 
         Ok(Host {
             path: path.to_owned(),
-            engine: engine.clone(),
             linker,
             current: RwLock::new(Arc::new(version)),
             reloading: Mutex::new(()),
-            fresh: Arc::new(Fresh {
+            stores: Arc::new(Stores {
                 engine,
                 memory_bytes,
                 publisher,
@@ -140,7 +137,7 @@ impl Host {
     pub async fn reload(&self) -> anyhow::Result<Reloaded> {
         let _one = self.reloading.lock().await;
         let serving = self.current().digest;
-        let (engine, linker, path) = (self.engine.clone(), self.linker.clone(), self.path.clone());
+        let (engine, linker, path) = (self.stores.engine.clone(), self.linker.clone(), self.path.clone());
         let version = tokio::task::spawn_blocking(move || {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading component {}", path.display()))?;

@@ -54,11 +54,23 @@ pub(super) struct Outbound {
     pub publisher: Arc<Publisher>,
 }
 
+/// The headers a guest never sees and never sends: wasmtime-wasi-http's own list.
+fn forbidden(name: &http::HeaderName) -> bool {
+    static FORBIDDEN: [http::HeaderName; 9] = wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS;
+    FORBIDDEN.contains(name)
+}
+
 impl WasiHttpHooks for Outbound {
-    /// wasmtime-wasi-http's own list, checked in place: its default makes a new closure (one
-    /// allocation) for every header of every request and response.
+    /// [`forbidden`], checked in place: the crate's default makes a new closure (one allocation)
+    /// for every header of every request and response.
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+        forbidden(name)
+    }
+
+    /// The same check as a closure, for the paths that take one (`wasi:http` 0.3's trailers), so
+    /// the two can never disagree.
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        Arc::new(forbidden)
     }
 
     fn send_request(
@@ -99,5 +111,22 @@ impl WasiHttpHooks for Outbound {
                 Box::new(async { Ok(()) });
             Ok((response, done))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderName;
+
+    use super::*;
+
+    #[test]
+    fn the_forbidden_headers_are_the_crates_and_only_those() {
+        for name in wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS {
+            assert!(forbidden(&name), "{name} is forbidden");
+        }
+        for name in ["content-type", "grip-sig", "connection-id", "meta-user", "accept", "authorization"] {
+            assert!(!forbidden(&HeaderName::from_static(name)), "{name} reaches the guest");
+        }
     }
 }

@@ -21,17 +21,21 @@ use super::variables::Variables;
 use crate::publish::Publisher;
 
 /// The parts every request's Store shares: one `Arc` for a request to take along.
-pub(super) struct Fresh {
+pub(super) struct Stores {
+    /// The one engine: every version of the component is compiled for it.
     pub engine: Engine,
+    /// `--component-memory-mib`: the most linear memory and tables one instance may have.
     pub memory_bytes: usize,
+    /// The in-process publish API, the guest's one outbound request.
     pub publisher: Arc<Publisher>,
+    /// The component's Spin variables.
     pub variables: Variables,
 }
 
-impl Fresh {
+impl Stores {
     /// A fresh Store for one request, with its memory cap and its deadline. `deadline_hit` is set
     /// when the deadline stops the guest; `yields` counts the guest's yields at epoch ticks.
-    pub fn store(&self, deadline: Instant, deadline_hit: Arc<AtomicBool>, yields: Counter) -> Store<State> {
+    pub fn fresh(&self, deadline: Instant, deadline_hit: Arc<AtomicBool>, yields: Counter) -> Store<State> {
         let wasi = WasiCtx::builder()
             .inherit_stderr()
             .allow_tcp(false)
