@@ -110,6 +110,17 @@ impl Publisher {
         Publisher { broker, token, limits, body_deadline, metrics }
     }
 
+    /// A publisher on an in-memory broker of its own, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(token: Option<&str>) -> Self {
+        use crate::channels::{Retention, hub::Hub, memory::MemoryBroker};
+        let hub = Arc::new(Hub::new(Arc::default()));
+        let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
+        let tasks = crate::drain::Tasks::default();
+        let broker = Arc::new(AnyBroker::Memory(MemoryBroker::new(hub, retention, &tasks)));
+        Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), Metrics::default())
+    }
+
     /// Whether `caller`, with these headers, may publish.
     pub fn allows(&self, headers: &HeaderMap, caller: Caller) -> bool {
         let Some(token) = &self.token else { return true };
@@ -253,17 +264,10 @@ pub async fn route(publisher: &Publisher, req: Request<hyper::body::Incoming>) -
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::channels::{Retention, hub::Hub, memory::MemoryBroker};
-    use crate::drain::Tasks;
 
     fn publisher(token: Option<&str>) -> Publisher {
-        let hub = Arc::new(Hub::new(Arc::default()));
-        let retention = Retention { size: 10, ttl: Duration::from_secs(60) };
-        let broker = Arc::new(AnyBroker::Memory(MemoryBroker::new(hub, retention, &Tasks::default())));
-        Publisher::new(broker, token.map(str::to_owned), 1024, Duration::from_secs(10), Metrics::default())
+        Publisher::in_memory(token)
     }
 
     async fn status(publisher: &Publisher, caller: Caller, authorization: Option<&str>) -> StatusCode {
